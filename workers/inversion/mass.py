@@ -1,0 +1,57 @@
+"""Mass profiles and ray tracing (fp64).
+
+Isothermal (SIE), in its profile frame (geometry.py), with b = θE/(1+q), s = √(1−q²),
+ψ = √(q²x'² + y'² + 1e-16):
+    α_x' = (2bq/s)·arctan(s·x'/ψ),   α_y' = (2bq/s)·arctanh(s·y'/ψ).
+Near q = 1 (s² < 1e-4) the series to O(s²),
+    α_x' = (2bq·x'/ψ)(1 − s²x'²/3ψ²),   α_y' = (2bq·y'/ψ)(1 + s²y'²/3ψ²),
+keeps the round limit α = θE·r̂ finite and differentiable.
+ExternalShear (γ1, γ2) about the origin: α_x = γ1·x + γ2·y, α_y = γ2·x − γ1·y.
+Ray tracing with one lens plane: β = θ − Σ α(θ).
+"""
+
+from __future__ import annotations
+
+from . import jax_setup  # noqa: F401  (x64 before any array is made)
+import jax.numpy as jnp
+
+from .geometry import axis_ratio_and_angle, from_profile_frame, to_profile_frame
+from .parameters import MassParameters
+
+_ROUND_LIMIT = 1e-4
+
+
+def isothermal_deflections(
+    points: jnp.ndarray, centre: jnp.ndarray, ell_comps: jnp.ndarray, einstein_radius: jnp.ndarray
+) -> jnp.ndarray:
+    """Deflection angles (…, 2) of an Isothermal at points (…, 2), arcsec."""
+    q, phi = axis_ratio_and_angle(ell_comps)
+    y, x = to_profile_frame(points, centre, phi)
+    b = einstein_radius / (1.0 + q)
+    s2 = 1.0 - q**2
+    psi = jnp.sqrt(q**2 * x**2 + y**2 + 1e-16)
+    round_ = s2 < _ROUND_LIMIT
+    s = jnp.sqrt(jnp.where(round_, 1.0, s2))
+    exact_x = (2.0 * b * q / s) * jnp.arctan(s * x / psi)
+    exact_y = (2.0 * b * q / s) * jnp.arctanh(s * y / psi)
+    series_x = (2.0 * b * q * x / psi) * (1.0 - s2 * x**2 / (3.0 * psi**2))
+    series_y = (2.0 * b * q * y / psi) * (1.0 + s2 * y**2 / (3.0 * psi**2))
+    a_x = jnp.where(round_, series_x, exact_x)
+    a_y = jnp.where(round_, series_y, exact_y)
+    return from_profile_frame(a_y, a_x, phi)
+
+
+def shear_deflections(points: jnp.ndarray, shear: jnp.ndarray) -> jnp.ndarray:
+    """Deflection angles (…, 2) of an ExternalShear (γ1, γ2) centred on the origin."""
+    y, x = points[..., 0], points[..., 1]
+    g1, g2 = shear[0], shear[1]
+    return jnp.stack([g2 * x - g1 * y, g1 * x + g2 * y], axis=-1)
+
+
+def ray_trace(points: jnp.ndarray, mass: MassParameters) -> jnp.ndarray:
+    """Source-plane positions β = θ − α(θ) of image-plane points (…, 2)."""
+    alpha = isothermal_deflections(points, mass.centre, mass.ell_comps, mass.einstein_radius)
+    if mass.shear is not None:
+        alpha = alpha + shear_deflections(points, mass.shear)
+    return points - alpha
+
