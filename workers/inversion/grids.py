@@ -68,6 +68,18 @@ def radial_bin_sub_sizes(
 
 
 @dataclass(frozen=True)
+class RadialOverSampling:
+    """Adaptive over-sampling: sub_sizes[i] for pixels within radii[i] of a centre (last size beyond)."""
+
+    sub_sizes: tuple[int, ...]
+    radii: tuple[float, ...]
+    centres: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
+
+
+OverSampling = int | RadialOverSampling
+
+
+@dataclass(frozen=True)
 class SubGrid:
     """Over-sampled grid of the used pixels.
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from .settings import Settings
 
 
+class ParameterError(ValueError):
+    """A parameter the model needs is missing or malformed in a params mapping."""
+
+
 @dataclass(frozen=True)
 class MGEBasis:
     """A multi-Gaussian expansion: `gaussians` linear Gaussians sharing one centre and ell_comps, with σ

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .model import MGEBasis, Model
+from .model import MGEBasis, Model, ParameterError
 
 
 @jax.tree_util.register_dataclass
@@ -88,25 +88,18 @@ def unpack(model: Model, vector: jax.Array) -> LensParameters:
     return LensParameters(mass, light, source)
 
 
-class MissingParameterError(KeyError):
-    """A parameter the model needs is absent from a params mapping."""
-
-    def __str__(self) -> str:
-        return f"missing parameter {self.args[0]}"
-
-
 def vector_from_params(model: Model, params: dict) -> np.ndarray:
-    """Flat vector from a nested params.json-style dict; raises MissingParameterError naming the path."""
+    """Flat vector from a nested params.json-style dict; raises ParameterError naming the path."""
     out = []
     for path, size in _entries(model):
         node = params
         for key in path.split("."):
             if not isinstance(node, dict) or key not in node:
-                raise MissingParameterError(path)
+                raise ParameterError(f"missing parameter {path}")
             node = node[key]
         values = np.atleast_1d(np.asarray(node, dtype=float))
         if values.size != max(size, 1):
-            raise MissingParameterError(f"{path} (expected {max(size, 1)} values, got {values.size})")
+            raise ParameterError(f"parameter {path}: expected {max(size, 1)} values, got {values.size}")
         out.extend(values.tolist())
     return np.asarray(out, dtype=np.float64)
 

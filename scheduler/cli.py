@@ -1,0 +1,119 @@
+"""The `lensfleet` command line. The driver process never imports JAX: commands that run the engine in this
+process (evaluate, bench, demo) import it inside the command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from storage.errors import CatalogError, DatasetError, StoreError
+from workers.config import ConfigError, load_config
+from workers.inversion.model import ParameterError
+
+USER_ERRORS = (ConfigError, DatasetError, CatalogError, StoreError, ParameterError)
+
+
+def _read_params(path: str) -> dict:
+    try:
+        params = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: params file not found") from None
+    except json.JSONDecodeError as e:
+        raise ParameterError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(params, dict):
+        raise ParameterError(f"{path}: must hold a JSON object")
+    return params
+
+
+def _load_dataset(args: argparse.Namespace):
+    from storage.datasets import load_imaging
+
+    return load_imaging(args.dataset, dataset_id=Path(args.dataset).name or args.dataset,
+                        pixel_scale=args.pixel_scale)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    params = _read_params(args.params)
+    data = _load_dataset(args)
+    from workers.datasets import fit_mask
+    from workers.evaluate import fit_lens, plot_lens_fit, result_record
+
+    fit = fit_lens(data, config, params)
+    record = result_record(fit)
+    if args.out:
+        Path(args.out).write_text(json.dumps(record, indent=1))
+    if args.plot:
+        radius = config.dataset.mask_radius
+        plot_lens_fit(fit, config.model, data, fit_mask(data, radius), data.dataset_id, args.plot)
+    summary = {k: v for k, v in record.items() if not isinstance(v, list)}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    params = _read_params(args.params)
+    data = _load_dataset(args)
+    from workers.evaluate import benchmark
+
+    result = benchmark(data, config, params, batch=args.batch)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"device            {result['device']}")
+        print(f"single call       {result['single_ms']:.3f} ms")
+        print(f"vmap({result['batch']})          {result['batched_ms_per_eval']:.3f} ms per evaluation")
+        print(f"compile           {result['compile_s']:.2f} s")
+        print(f"peak memory       {result['peak_memory_mb']:.0f} MB")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workers.demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lensfleet", description="Survey-scale strong-lens modelling.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def single_lens(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("dataset", help="folder with image.fits, noise_map.fits, psf.fits, or a multi-extension FITS")
+        p.add_argument("--config", required=True, help="fit.toml")
+        p.add_argument("--params", required=True, help="params.json (PyAutoLens names)")
+        p.add_argument("--pixel-scale", type=float, default=None, help="arcsec per pixel (default: header)")
+        return p
+
+    p = single_lens("evaluate", "fit one dataset at given parameters")
+    p.add_argument("--out", help="write result.json here")
+    p.add_argument("--plot", help="write the fit picture here (PNG)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = single_lens("bench", "time the likelihood of one dataset")
+    p.add_argument("--batch", type=int, default=64, help="parameter vectors per vmap call")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="simulate a lens, fit it, print the result")
+    p.add_argument("--out", default="demo_output", help="output folder")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        print(f"lensfleet: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

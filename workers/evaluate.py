@@ -1,0 +1,132 @@
+"""Single-lens commands: evaluate a model on one dataset, and time its likelihood the way a search calls it."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from storage.datasets import ImagingData
+
+from .config import FitConfig
+from .datasets import masked_imaging
+from .inversion.batch import evaluate
+from .inversion.fit import TERMS, FitResult
+from .inversion.imaging import MaskedImaging
+from .inversion.light import gaussian_basis, mge_sigmas
+from .inversion.mass import ray_trace
+from .inversion.model import Model
+from .inversion.parameters import unpack, vector_from_params
+from .plot import SourcePicture, native, plot_fit
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class LensFit:
+    """One evaluated lens: its masked dataset, the parameter vector and the fit (arrays included)."""
+
+    imaging: MaskedImaging
+    vector: np.ndarray
+    result: FitResult
+
+
+def fit_lens(data: ImagingData, config: FitConfig, params: dict) -> LensFit:
+    """Validate and fit one loaded dataset with params.json-style `params`."""
+    imaging = masked_imaging(data, config.dataset, config.model)
+    vector = vector_from_params(config.model, params)
+    batched = evaluate(imaging, vector[None, :], config.model, with_arrays=True)
+    return LensFit(imaging, vector, jax.tree.map(lambda a: np.asarray(a[0]), batched))
+
+
+def result_record(fit: LensFit) -> dict:
+    """result.json: every term (PyAutoLens's names), the reconstruction and the slim model image."""
+    r = fit.result
+    record = {name: float(getattr(r, name)) for name in TERMS}
+    record["reconstruction"] = np.asarray(r.reconstruction).tolist()
+    record["model_image"] = np.asarray(r.model_image)[: fit.imaging.bucket.pixels].tolist()
+    return record
+
+
+def benchmark(data: ImagingData, config: FitConfig, params: dict, batch: int = 64, repeats: int = 20) -> dict:
+    """ms per evaluation single-call and under vmap(batch), compile seconds, peak memory, device."""
+    imaging = masked_imaging(data, config.dataset, config.model)
+    vector = vector_from_params(config.model, params)
+    rng = np.random.default_rng(0)
+    vectors = vector + 1e-3 * rng.standard_normal((batch, vector.size))
+    model = config.model
+
+    start = time.perf_counter()
+    jax.block_until_ready(evaluate(imaging, vectors, model))
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(evaluate(imaging, vectors[:1], model))
+
+    def best_ms(vs: np.ndarray) -> float:
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            jax.block_until_ready(evaluate(imaging, vs, model).figure_of_merit)
+            times.append(time.perf_counter() - t)
+        return 1e3 * float(np.median(times))
+
+    single = best_ms(vectors[:1])
+    batched = best_ms(vectors) / batch
+    return {
+        "single_ms": single,
+        "batched_ms_per_eval": batched,
+        "batch": batch,
+        "compile_s": compile_s,
+        "peak_memory_mb": peak_memory_mb(),
+        "device": device_name(),
+    }
+
+
+def peak_memory_mb() -> float:
+    """Peak device memory on an accelerator, else the process's peak resident memory (MB)."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def device_name() -> str:
+    """The JAX device the engine runs on, e.g. 'cpu' or 'gpu: NVIDIA H100 80GB HBM3'."""
+    device = jax.devices()[0]
+    return device.platform if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
+
+
+def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePicture:
+    """The source plane of a fit: the MGE evaluated on a grid around the traced pixels, or the mesh."""
+    r = fit.result
+    if model.pixelized:
+        ny, nx = model.source.shape
+        centres = np.asarray(r.mesh_centres)
+        dy = (centres[:, 0].max() - centres[:, 0].min()) / max(ny - 1, 1)
+        dx = (centres[:, 1].max() - centres[:, 1].min()) / max(nx - 1, 1)
+        extent = (centres[:, 1].min() - dx / 2, centres[:, 1].max() + dx / 2,
+                  centres[:, 0].min() - dy / 2, centres[:, 0].max() + dy / 2)
+        return SourcePicture(np.asarray(r.reconstruction)[-ny * nx:].reshape(ny, nx), extent, mesh=True)
+    params = unpack(model, fit.vector)
+    traced = np.asarray(ray_trace(jnp.asarray(fit.imaging.lp_points), params.mass))
+    (y0, x0), (y1, x1) = traced.min(0), traced.max(0)
+    ys, xs = np.linspace(y1, y0, pixels), np.linspace(x0, x1, pixels)
+    grid = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
+    sigmas = mge_sigmas(model.source.gaussians, model.source.sigma_min, fit.imaging.mask_radius)
+    basis = gaussian_basis(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
+    amplitudes = np.asarray(r.reconstruction)[-model.source.gaussians:]
+    image = (np.asarray(basis) @ amplitudes).reshape(pixels, pixels)
+    return SourcePicture(image, (x0, x1, y0, y1), mesh=False)
+
+
+def plot_lens_fit(fit: LensFit, model: Model, data: ImagingData, mask: np.ndarray, title: str, path: str) -> None:
+    """Draw data / model / normalised residuals / source of a single-lens fit."""
+    n = fit.imaging.bucket.pixels
+    model_slim = np.asarray(fit.result.model_image)[:n]
+    residuals = (data.image[~mask] - model_slim) / data.noise_map[~mask]
+    plot_fit(
+        native(data.image[~mask], mask), native(model_slim, mask), native(residuals, mask),
+        source_picture(fit, model), data.pixel_scale, title, path,
+    )
