@@ -18,19 +18,15 @@ from . import jax_setup  # noqa: F401
 import jax
 import numpy as np
 
-from .grids import blurring_mask, circular_mask, pixel_centres, radial_bin_sub_sizes, sub_grid
-
-
-@dataclass(frozen=True)
-class RadialOverSampling:
-    """Adaptive over-sampling: sub_sizes[i] for pixels within radii[i] of a centre (last size beyond)."""
-
-    sub_sizes: tuple[int, ...]
-    radii: tuple[float, ...]
-    centres: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
-
-
-OverSampling = int | RadialOverSampling
+from .grids import (
+    OverSampling,
+    RadialOverSampling,
+    blurring_mask,
+    circular_mask,
+    pixel_centres,
+    radial_bin_sub_sizes,
+    sub_grid,
+)
 
 
 @dataclass(frozen=True)
