@@ -1,0 +1,320 @@
+"""The result store: one Zarr v3 group per run, committed block by block.
+
+Layout (`url` is a local folder or an s3:// / gs:// URL):
+
+    zarr.json                    root group; its attributes are the run metadata (see schema.py)
+    lease.json                   the driver's lease (lease.py); not a Zarr object
+    NAME/zarr.json               one array per ArraySpec: shape (N, *trailing), chunks (B, *trailing),
+    NAME/c/K[/0...]              dimension_names ("dataset", *dims): block K of an array is one stored object
+
+Protocol
+- Only the driver creates the store, its arrays and its attributes (`create`), and checks a resumed one (`open`).
+- A worker commits block k with `write_block`: every data chunk of the block, then its attempts, error and
+  wall_time, then its status chunk LAST. A block whose status was never written reads PENDING, however much of its
+  data landed, and is redone; redoing rewrites every chunk of the block (arrays left out are rewritten with their
+  fill), so the result never depends on what a dead writer left. Writes are whole chunks: rewriting a block with
+  the same inputs writes the same bytes, and writers of different blocks never touch the same object.
+- Resume: `pending_blocks()` lists the blocks holding any PENDING dataset, i.e. never committed. FAILED datasets
+  were committed (by a worker, or by the driver's `mark_block` after it gave up); retrying them is the driver's
+  choice (`blocks_with(Status.FAILED)`).
+"""
+
+import asyncio
+import json
+import posixpath
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import zarr
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore
+
+from storage.errors import StoreError
+from storage.lease import LEASE_FILE
+from storage.locations import filesystem, is_url
+from storage.schema import BOOKKEEPING, DATASET_DIM, SCHEMA_VERSION, ArraySpec, Status
+
+COMMIT_ARRAYS = ("attempts", "error", "wall_time", "status")  # written by write_block's own arguments, status last
+RUN_ATTRIBUTES = ("schema_version", "lensfleet_version", "config", "catalog_hash", "block_size", "n_datasets", "created")
+COMMITTED = (Status.DONE, Status.FAILED, Status.INVALID)
+
+
+class ResultStore:
+    """A run's result store. Make one with `create`, `open` (driver) or `open_existing` (workers, readers)."""
+
+    def __init__(self, url: str, group: zarr.Group, storage_options: dict | None):
+        self.url = url
+        self.storage_options = storage_options
+        self.group = group
+        self.attrs: dict = group.attrs.asdict()
+        self.block_size: int = int(self.attrs["block_size"])
+        self.n_datasets: int = int(self.attrs["n_datasets"])
+        self.n_blocks: int = -(-self.n_datasets // self.block_size)
+        with warnings.catch_warnings():  # lease.json beside the arrays is not a Zarr object, by design
+            warnings.filterwarnings("ignore", message=f"Object at {LEASE_FILE} is not recognized")
+            self._arrays: dict[str, zarr.Array] = dict(group.arrays())
+        self.names: tuple[str, ...] = tuple(sorted(self._arrays))
+        self.data_names: tuple[str, ...] = tuple(n for n in self.names if n not in ("id", *COMMIT_ARRAYS))
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        ids: Sequence[str],
+        block_size: int,
+        specs: Sequence[ArraySpec],
+        config: Mapping,
+        catalog_hash: str,
+        attrs: Mapping | None = None,
+        storage_options: dict | None = None,
+    ) -> "ResultStore":
+        """Create the store with every array at its final shape and write the ids. Driver only."""
+        ids = [str(i) for i in ids]
+        if not ids or len(set(ids)) != len(ids) or "" in ids:
+            raise ValueError("ids must be non-empty, unique and not blank")
+        if block_size < 1:
+            raise ValueError(f"block_size {block_size} must be >= 1")
+        all_specs = [*BOOKKEEPING, *specs]
+        names = [spec.name for spec in all_specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"array names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        clash = set(attrs or {}) & set(RUN_ATTRIBUTES)
+        if clash:
+            raise ValueError(f"attrs may not override run attributes {sorted(clash)}")
+        fs, root = filesystem(url, storage_options)
+        fs.invalidate_cache()
+        if fs.exists(posixpath.join(root, "zarr.json")):
+            raise StoreError(f"store {url} already exists; resume it, or start over with restart")
+        if fs.exists(root) and any(_basename(p) != LEASE_FILE for p in fs.ls(root, detail=False)):
+            raise StoreError(f"{url} exists and is not empty; refusing to create a store over it")
+
+        run_attrs = {
+            "schema_version": SCHEMA_VERSION,
+            "lensfleet_version": _lensfleet_version(),
+            "config": _json(config),
+            "catalog_hash": catalog_hash,
+            "block_size": int(block_size),
+            "n_datasets": len(ids),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **_json(attrs or {}),
+        }
+        group = zarr.create_group(_zarr_store(url, storage_options, read_only=False), zarr_format=3, attributes=run_attrs)
+        for spec in all_specs:
+            group.create_array(
+                spec.name,
+                shape=(len(ids), *spec.shape),
+                chunks=(block_size, *spec.shape),
+                dtype=str if spec.dtype == "str" else spec.dtype,
+                fill_value=spec.fill,
+                dimension_names=(DATASET_DIM, *spec.dims),
+            )
+        group["id"][:] = np.asarray(ids, dtype=str)
+        return cls(url, group, storage_options)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        config: Mapping,
+        catalog_hash: str,
+        restart: bool = False,
+        storage_options: dict | None = None,
+    ) -> "ResultStore | None":
+        """Open a store to resume it; None when there is none (or `restart` deleted it): then `create` one.
+
+        Raises StoreError saying what differs when the store was made with another schema, config or catalog.
+        `restart` deletes the store's contents (but not the lease) whatever they hold.
+        """
+        fs, root = filesystem(url, storage_options)
+        fs.invalidate_cache()
+        if not fs.exists(posixpath.join(root, "zarr.json")):
+            return None
+        group = zarr.open_group(_zarr_store(url, storage_options, read_only=False), mode="r+", zarr_format=3)
+        stored = group.attrs.asdict()
+        if "schema_version" not in stored:
+            raise StoreError(f"{url} is a Zarr group but not a lensfleet store; refusing to touch it")
+        if restart:
+            _delete_contents(fs, root)
+            return None
+        differences = []
+        if stored["schema_version"] != SCHEMA_VERSION:
+            differences.append(f"schema version {stored['schema_version']} (store) != {SCHEMA_VERSION} (this code)")
+        if stored["catalog_hash"] != catalog_hash:
+            differences.append(f"catalog hash {stored['catalog_hash'][:12]}… (store) != {catalog_hash[:12]}… (this run)")
+        differences += [f"config {d}" for d in config_differences(stored["config"], _json(config))]
+        if differences:
+            raise StoreError(
+                f"store {url} belongs to another run: {'; '.join(differences)}. "
+                "Resume with the same catalog and config, or start over with restart"
+            )
+        return cls(url, group, storage_options)
+
+    @classmethod
+    def open_existing(cls, url: str, writable: bool = False, storage_options: dict | None = None) -> "ResultStore":
+        """Open a store without checks: read-only for readers, writable for workers committing blocks."""
+        try:
+            group = zarr.open_group(
+                _zarr_store(url, storage_options, read_only=not writable),
+                mode="r+" if writable else "r",
+                zarr_format=3,
+            )
+        except FileNotFoundError:
+            raise StoreError(f"no result store at {url}") from None
+        if "schema_version" not in group.attrs:
+            raise StoreError(f"{url} is a Zarr group but not a lensfleet store")
+        return cls(url, group, storage_options)
+
+    def array(self, name: str) -> zarr.Array:
+        """The Zarr array `name` (lazy)."""
+        if name not in self._arrays:
+            raise KeyError(f"no array {name!r} in store {self.url}; arrays are {list(self.names)}")
+        return self._arrays[name]
+
+    def read_array(self, name: str) -> np.ndarray:
+        """All of array `name`, as numpy (text as numpy's StringDType)."""
+        return self.array(name)[...]
+
+    def block_slice(self, k: int) -> slice:
+        """The datasets of block k (the last block may be short)."""
+        if not 0 <= k < self.n_blocks:
+            raise IndexError(f"block {k} out of range 0..{self.n_blocks - 1}")
+        return slice(k * self.block_size, min((k + 1) * self.block_size, self.n_datasets))
+
+    def block_status(self, k: int) -> np.ndarray:
+        """The status codes (see `Status`) of block k's datasets."""
+        return self.array("status")[self.block_slice(k)]
+
+    def blocks_with(self, *statuses: Status) -> list[int]:
+        """Blocks holding at least one dataset with one of `statuses`."""
+        hit = np.isin(self.read_array("status"), [int(s) for s in statuses])
+        return sorted({int(k) for k in np.flatnonzero(hit) // self.block_size})
+
+    def pending_blocks(self) -> list[int]:
+        """Blocks never committed (any dataset PENDING): what a resumed run must do."""
+        return self.blocks_with(Status.PENDING)
+
+    def status_counts(self) -> dict[Status, int]:
+        """How many datasets are in each status."""
+        counts = np.bincount(self.read_array("status").astype(np.int64), minlength=len(Status))
+        return {status: int(counts[status]) for status in Status}
+
+    def write_block(
+        self,
+        k: int,
+        results: Mapping[str, np.ndarray],
+        status: np.ndarray,
+        attempts: np.ndarray,
+        error: Sequence[str],
+        wall_time: np.ndarray,
+    ) -> None:
+        """Commit block k: every data array's chunk, then attempts, error and wall_time, then status last.
+
+        `results` maps data-array names (`data_names`: results, image_shape, shape_bucket) to arrays of shape
+        (block length, *trailing); arrays left out are written with their fill. `status` holds DONE, FAILED or
+        INVALID for each dataset. Everything is checked before the first write.
+        """
+        chunks = self._prepare(k, results, status, attempts, error, wall_time)
+        status_chunk = chunks.pop("status")
+        self._write(k, chunks)
+        self._write(k, {"status": status_chunk})
+
+    def mark_block(self, k: int, status: Status, error: str, attempts: int) -> None:
+        """Commit a block that produced no results (the driver gave up on it): fills, then one status for all."""
+        n = self._block_length(k)
+        self.write_block(k, {}, np.full(n, status), np.full(n, attempts), [error] * n, np.full(n, np.nan))
+
+    def _block_length(self, k: int) -> int:
+        block = self.block_slice(k)
+        return block.stop - block.start
+
+    def _prepare(self, k, results, status, attempts, error, wall_time) -> dict[str, np.ndarray]:
+        """Every chunk of block k, checked and cast to its array's dtype."""
+        n = self._block_length(k)
+        unknown = set(results) - set(self.data_names)
+        if unknown:
+            raise ValueError(f"block {k}: cannot write {sorted(unknown)}; data arrays are {list(self.data_names)}")
+        chunks = {}
+        for name in self.data_names:
+            a = self.array(name)
+            shape = (n, *a.shape[1:])
+            if name in results:
+                chunks[name] = _cast(name, results[name], a.dtype, shape)
+            else:
+                chunks[name] = np.full(shape, a.fill_value, dtype=a.dtype)
+        chunks["attempts"] = _cast("attempts", attempts, np.dtype(np.int32), (n,))
+        chunks["error"] = _cast("error", np.asarray(list(error), dtype=str), np.dtype(str), (n,))
+        chunks["wall_time"] = _cast("wall_time", wall_time, np.dtype(np.float64), (n,))
+        chunks["status"] = _cast("status", status, np.dtype(np.int8), (n,))
+        if not np.isin(chunks["status"], [int(s) for s in COMMITTED]).all():
+            raise ValueError(f"block {k}: status must be DONE, FAILED or INVALID, got {chunks['status'].tolist()}")
+        return chunks
+
+    def _write(self, k: int, chunks: Mapping[str, np.ndarray]) -> None:
+        """Write block k's chunk of each named array, concurrently."""
+        block = self.block_slice(k)
+
+        async def write_all():
+            await asyncio.gather(*(self.array(name).async_array.setitem(block, c) for name, c in chunks.items()))
+
+        sync(write_all())
+
+
+def config_differences(stored: Mapping, given: Mapping, prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested configs, as `key.path: stored (store) != given (this run)`."""
+    differences = []
+    for key in sorted(set(stored) | set(given)):
+        name = f"{prefix}{key}"
+        if key not in given:
+            differences.append(f"{name}: only in the store ({stored[key]!r})")
+        elif key not in stored:
+            differences.append(f"{name}: only in this run ({given[key]!r})")
+        elif isinstance(stored[key], Mapping) and isinstance(given[key], Mapping):
+            differences += config_differences(stored[key], given[key], f"{name}.")
+        elif stored[key] != given[key]:
+            differences.append(f"{name}: {stored[key]!r} (store) != {given[key]!r} (this run)")
+    return differences
+
+
+def _cast(name: str, value, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(value)
+    if array.shape != shape:
+        raise ValueError(f"{name}: shape {array.shape}, expected {shape}")
+    if dtype.kind in "TUO":
+        return array.astype(str)
+    return array.astype(dtype, casting="same_kind")
+
+
+def _zarr_store(url: str, storage_options: dict | None, read_only: bool) -> Store:
+    if url.startswith("file://"):
+        url = url.removeprefix("file://")
+    if is_url(url):
+        return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+    return LocalStore(url, read_only=read_only)
+
+
+def _delete_contents(fs, root: str) -> None:
+    """Delete a store but its lease; the root zarr.json goes last, so an interrupted delete can be redone."""
+    for path in fs.ls(root, detail=False):
+        if _basename(path) not in (LEASE_FILE, "zarr.json"):
+            fs.rm(path, recursive=True)
+    fs.rm(posixpath.join(root, "zarr.json"))
+
+
+def _basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+def _json(value: Mapping) -> dict:
+    """`value` as JSON would store it (tuples become lists), so stored and given configs compare equal."""
+    return json.loads(json.dumps(value))
+
+
+def _lensfleet_version() -> str:
+    try:
+        return version("lensfleet")
+    except PackageNotFoundError:
+        return "unknown"
