@@ -2,12 +2,27 @@
 
 Linear objects are laid out as [lens-light Gaussians | source Gaussians or mesh cells]. Unregularized
 objects (MGE) get no_regularization_add_to_curvature_diag_value on F's diagonal; a mesh gets its
-regularization matrix H. Then A = F + H, s solves A s = D, the model is m = M̃s, and
+regularization matrix H (regularization.py). Then A = F + H, s solves A s = D, the model is m = M̃s, and
     χ² = Σ((d − m)/σ)²,  N = Σ ln(2πσ²),  G = sᵀHs (mesh block),
     log_likelihood = −½(χ² + N),
     log_evidence = −½(χ² + G + ln det A_mesh − ln det H + N),
-with ln det over the mesh block only (both log-det terms and G are 0 without a mesh). figure_of_merit =
-log_evidence whenever there is an inversion, which is always here.
+with ln det over the mesh block only: A_mesh = A restricted to the mesh cells (edge cells included, the MGE
+block and its floor excluded). Both log-det terms and G are 0 without a mesh. figure_of_merit = log_evidence
+whenever there is an inversion, which is always here.
+
+Pixelized source (RectangularUniform + Constant, mesh.py): the pixelization sub-grid (pix_points) is traced,
+optionally relocated onto the border ellipse (use_border_relocator, border.py), the mesh is laid over it and
+its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix: "fft" or "sparse", chosen by
+convolution.mapping_route unless `convolution` names one). Mapping-matrix columns have no blurring region.
+Edge cells are fixed at 0 only in the positive-only solve with use_edge_zeroed_pixels (PyAutoArray scopes edge
+zeroing to that solver; the Cholesky solve always solves the full system).
+
+Degenerate input. Host side, check_model_fits raises before anything is compiled: a mesh below 3×3 (ValueError)
+or fewer used pixels than mesh cells (ImagingError). Inside a compiled fit nothing can raise, so a traced grid
+that is non-finite or collapses onto a point or a line (mesh.MIN_EXTENT) gives figure_of_merit = log_evidence
+= log_likelihood = DEGENERATE_FIGURE_OF_MERIT, a very negative finite number a search simply rejects (its
+gradient is 0); the fit then runs on the untraced grid so every other number stays finite, but they mean
+nothing.
 """
 
 from __future__ import annotations
@@ -17,15 +32,21 @@ from dataclasses import dataclass
 from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .convolution import convolve_columns
-from .imaging import MaskedImaging
+from .border import relocate_to_border
+from .convolution import convolve_columns, convolve_mapping_matrix
+from .imaging import ImagingError, MaskedImaging
 from .light import gaussian_basis, mge_sigmas
 from .linear_algebra import data_vector_and_curvature, hold_at_zero, log_det, solve_cholesky, solve_positive_only
 from .mass import ray_trace
-from .model import MGEBasis, Model
-from .parameters import BasisParameters, unpack
+from .mesh import MeshGeometry, edge_cells, mapping_entries, mesh_centres, overlay, validate_shape
+from .model import MGEBasis, Model, RectangularSource
+from .parameters import BasisParameters, MassParameters, unpack
 from .precision import ConvolutionPrecision, precision_for
+from .regularization import constant_log_det, constant_regularization_matrix, constant_regularization_term
+
+DEGENERATE_FIGURE_OF_MERIT = -1e100  # finite, and its square and sums of many stay finite too
 
 
 TERMS = (
@@ -76,8 +97,55 @@ def _mge_columns(
     return convolve_columns(imaging, columns, blurring, precision).astype(jnp.float64)
 
 
-def fit(imaging: MaskedImaging, vector: jax.Array, model: Model, with_arrays: bool = False) -> FitResult:
-    """Evaluate the model at a flat parameter vector (parameters.parameter_names order)."""
+def check_model_fits(imaging: MaskedImaging, model: Model) -> None:
+    """Host-side check, before compiling, that `model` can be fitted to `imaging` (one dataset or a stack):
+    ValueError for a mesh below 3×3, ImagingError for a mask with fewer used pixels than mesh cells."""
+    if not model.pixelized:
+        return
+    validate_shape(model.source.shape)
+    valid = np.asarray(imaging.valid)
+    used = int(valid.reshape(-1, valid.shape[-1]).sum(axis=-1).min())
+    if used < model.source.pixels:
+        ny, nx = model.source.shape
+        raise ImagingError(
+            f"the mask leaves {used} used pixels, fewer than the {ny}×{nx} = {model.source.pixels} source "
+            "pixels of the mesh: use a bigger mask or a smaller mesh"
+        )
+
+
+def _mapper_columns(
+    imaging: MaskedImaging,
+    mass: MassParameters,
+    source: RectangularSource,
+    use_border_relocator: bool,
+    precision: ConvolutionPrecision,
+    route: str,
+) -> tuple[jax.Array, MeshGeometry]:
+    """Blurred mapping matrix (P, K) of a rectangular mesh over the traced pixelization sub-grid, and the
+    mesh. For a degenerate traced grid (mesh.overlay) the mesh is laid over the untraced grid instead."""
+    traced = ray_trace(imaging.pix_points, mass)
+    if use_border_relocator:
+        traced = relocate_to_border(traced, ray_trace(imaging.pixel_centres, mass), imaging.border)
+    degenerate = overlay(traced, imaging.pix_weight, source.shape).degenerate
+    points = jnp.where(degenerate, imaging.pix_points, traced)
+    geometry = overlay(points, imaging.pix_weight, source.shape)
+    geometry = MeshGeometry(geometry.origin, geometry.pixel_scales, degenerate, geometry.shape)
+    cells, weights = mapping_entries(points, imaging.pix_weight, geometry)
+    blurred = convolve_mapping_matrix(imaging, cells, weights, source.pixels, precision, route)
+    return blurred.astype(jnp.float64), geometry
+
+
+def fit(
+    imaging: MaskedImaging,
+    vector: jax.Array,
+    model: Model,
+    with_arrays: bool = False,
+    *,
+    convolution: str = "auto",
+) -> FitResult:
+    """Evaluate the model at a flat parameter vector (parameters.parameter_names order). `convolution` picks
+    the mapping-matrix convolution route of a pixelized source ("auto": convolution.mapping_route, a static
+    choice from the shapes and the backend; or "fft", "sparse")."""
     params = unpack(model, vector)
     precision = precision_for(model.settings.use_mixed_precision)
     settings = model.settings
@@ -90,41 +158,75 @@ def fit(imaging: MaskedImaging, vector: jax.Array, model: Model, with_arrays: bo
                 precision.linear_light,
             )
         )
+    n_light = model.lens_light.gaussians if model.lens_light is not None else 0
+    geometry = None
     if model.pixelized:
-        raise NotImplementedError("pixelized sources arrive with the pixelization module")
-    blocks.append(
-        _mge_columns(
-            imaging,
-            ray_trace(imaging.lp_points, params.mass),
-            ray_trace(imaging.blurring_points, params.mass),
-            model.source,
-            params.source,
-            precision.linear_light,
+        source_columns, geometry = _mapper_columns(
+            imaging, params.mass, model.source, settings.use_border_relocator, precision.mapping_matrix, convolution
         )
-    )
+        blocks.append(source_columns)
+    else:
+        blocks.append(
+            _mge_columns(
+                imaging,
+                ray_trace(imaging.lp_points, params.mass),
+                ray_trace(imaging.blurring_points, params.mass),
+                model.source,
+                params.source,
+                precision.linear_light,
+            )
+        )
     blurred = jnp.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
 
     data_vector, curvature = data_vector_and_curvature(blurred, imaging.data, imaging.weight)
     n = curvature.shape[0]
     floor = settings.no_regularization_add_to_curvature_diag_value
-    curvature_reg = curvature + floor * jnp.eye(n)
-    fixed_zero = jnp.zeros(n, dtype=bool)
-    matrix, vector_d = hold_at_zero(curvature_reg, data_vector, fixed_zero)
-    if settings.use_positive_only_solver:
-        reconstruction = solve_positive_only(matrix, vector_d)
+    zero = jnp.zeros((), jnp.float64)
+    regularization_term, log_det_curvature, log_det_regularization = zero, zero, zero
+    if model.pixelized:
+        shape, coefficient = model.source.shape, model.source.regularization
+        regularization = constant_regularization_matrix(shape, coefficient)
+        curvature_reg = curvature.at[n_light:, n_light:].add(regularization)
+        if n_light:
+            curvature_reg = curvature_reg.at[jnp.arange(n_light), jnp.arange(n_light)].add(floor)
+        edge_zeroed = settings.use_positive_only_solver and settings.use_edge_zeroed_pixels
+        fixed_zero = np.zeros(n, dtype=bool)
+        if edge_zeroed:
+            fixed_zero[n_light:] = edge_cells(shape)
+        fixed_zero = jnp.asarray(fixed_zero)
+        if settings.use_positive_only_solver:
+            matrix, vector_d = hold_at_zero(curvature_reg, data_vector, fixed_zero)
+            reconstruction = jnp.where(fixed_zero, 0.0, solve_positive_only(matrix, vector_d))
+            log_det_curvature = log_det(curvature_reg[n_light:, n_light:])
+        elif n_light == 0:
+            factor = jnp.linalg.cholesky(curvature_reg)
+            reconstruction = jax.scipy.linalg.cho_solve((factor, True), data_vector)
+            log_det_curvature = 2.0 * jnp.sum(jnp.log(jnp.diag(factor)))
+        else:
+            reconstruction = solve_cholesky(curvature_reg, data_vector)
+            log_det_curvature = log_det(curvature_reg[n_light:, n_light:])
+        regularization_term = constant_regularization_term(shape, coefficient, reconstruction[n_light:])
+        log_det_regularization = constant_log_det(shape, coefficient)
     else:
-        reconstruction = solve_cholesky(matrix, vector_d)
+        curvature_reg = curvature + floor * jnp.eye(n)
+        fixed_zero = jnp.zeros(n, dtype=bool)
+        matrix, vector_d = hold_at_zero(curvature_reg, data_vector, fixed_zero)
+        if settings.use_positive_only_solver:
+            reconstruction = solve_positive_only(matrix, vector_d)
+        else:
+            reconstruction = solve_cholesky(matrix, vector_d)
 
     model_image = blurred @ reconstruction
     residual = (imaging.data - model_image) * imaging.valid
     chi_squared = jnp.sum(residual**2 * imaging.weight)
     noise_normalization = jnp.sum(imaging.valid * jnp.log(2.0 * jnp.pi * imaging.noise_map**2))
-    zero = jnp.zeros((), jnp.float64)
-    regularization_term, log_det_curvature, log_det_regularization = zero, zero, zero
     log_likelihood = -0.5 * (chi_squared + noise_normalization)
     log_evidence = -0.5 * (
         chi_squared + regularization_term + log_det_curvature - log_det_regularization + noise_normalization
     )
+    if geometry is not None:
+        log_likelihood = jnp.where(geometry.degenerate, DEGENERATE_FIGURE_OF_MERIT, log_likelihood)
+        log_evidence = jnp.where(geometry.degenerate, DEGENERATE_FIGURE_OF_MERIT, log_evidence)
     return FitResult(
         figure_of_merit=log_evidence,
         log_evidence=log_evidence,
@@ -136,4 +238,5 @@ def fit(imaging: MaskedImaging, vector: jax.Array, model: Model, with_arrays: bo
         log_det_regularization_matrix_term=log_det_regularization,
         reconstruction=reconstruction if with_arrays else None,
         model_image=model_image * imaging.valid if with_arrays else None,
+        mesh_centres=mesh_centres(geometry) if with_arrays and geometry is not None else None,
     )

@@ -4,10 +4,10 @@ Built once per dataset in numpy (`prepare_imaging`), then passed to compiled fun
 Everything lives on the "canvas": the smallest box holding the used and blurring pixels, into which
 columns are scattered for the PSF convolution.
 
-Padding rule (zero weight, changes no number): padded used pixels have data 0, noise 1, weight 1/σ² = 0 and
-valid 0; padded sub-pixels have sub-weight 0 and repeat the first real point (so every value stays
-finite); padded blurring pixels have blurring_valid 0. A bigger canvas or PSF box only adds zeros to a linear
-convolution.
+Padding rule (zero weight, changes no number): padded used pixels have data 0, noise 1, weight 1/σ² = 0,
+valid 0, border 0 and repeat the first pixel centre; padded sub-pixels have sub-weight 0 and repeat the first
+real point (so every value stays finite); padded blurring pixels have blurring_valid 0. A bigger canvas or PSF
+box only adds zeros to a linear convolution.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from . import jax_setup  # noqa: F401
 import jax
 import numpy as np
 
+from .border import border_pixels
 from .grids import (
     OverSampling,
     RadialOverSampling,
@@ -77,6 +78,8 @@ class MaskedImaging:
     lp_points / pix_points: (Q, 2) sub-pixel positions (arcsec) of the light-profile / pixelization grids;
     lp_pixel / pix_pixel: (Q,) their used pixel; lp_weight / pix_weight: (Q,) 1/s² (0 on padding).
     blurring_points: (B, 2) blurring-pixel centres; blurring_index: (B,) canvas index; blurring_valid: (B,).
+    pixel_centres: (P, 2) used-pixel centres (arcsec); border: (P,) 1 on the mask's border pixels
+    (border.border_pixels, used by border relocation), 0 elsewhere and on padding.
     psf: (ky, kx) the PSF divided by its sum, centred; psf_fft: its rfft2 on the FFT shape (complex128).
     mask_radius: () arcsec, the largest σ of MGE bases. Static: bucket.
     """
@@ -95,6 +98,8 @@ class MaskedImaging:
     blurring_points: jax.Array
     blurring_index: jax.Array
     blurring_valid: jax.Array
+    pixel_centres: jax.Array
+    border: jax.Array
     psf: jax.Array
     psf_fft: jax.Array
     mask_radius: jax.Array
@@ -187,6 +192,8 @@ def prepare_imaging(
         blurring_points=centres_native[blur],
         blurring_index=canvas_index(blur),
         blurring_valid=np.ones(bucket.blurring),
+        pixel_centres=centres,
+        border=border_pixels(mask).astype(np.float64),
         psf=kernel,
         psf_fft=np.fft.rfft2(kernel, s=bucket.fft),
         mask_radius=np.float64(mask_radius),
@@ -233,6 +240,8 @@ def pad_to_bucket(imaging: MaskedImaging, bucket: Bucket) -> MaskedImaging:
         blurring_points=_pad(np.asarray(imaging.blurring_points), bucket.blurring, "first"),
         blurring_index=_pad(reindex(imaging.blurring_index), bucket.blurring, 0),
         blurring_valid=_pad(np.asarray(imaging.blurring_valid), bucket.blurring, 0.0),
+        pixel_centres=_pad(np.asarray(imaging.pixel_centres), bucket.pixels, "first"),
+        border=_pad(np.asarray(imaging.border), bucket.pixels, 0.0),
         psf=kernel,
         psf_fft=np.fft.rfft2(kernel, s=bucket.fft),
         bucket=bucket,
