@@ -71,7 +71,7 @@ def read_catalog(path: str, storage_options: dict | None = None) -> Catalog:
     except FileNotFoundError:
         raise CatalogError(path, "file not found") from None
     try:
-        table = Table.read(io.BytesIO(raw) if fmt == "fits" else io.StringIO(raw.decode()), format=fmt)
+        table = Table.read(io.BytesIO(raw) if fmt == "fits" else raw.decode().splitlines(), format=fmt)
     except Exception as e:  # astropy's readers raise many types for malformed input
         raise CatalogError(path, f"unreadable {fmt} table ({type(e).__name__}: {e})") from e
 
@@ -221,7 +221,7 @@ def _number(row, column: str, catalog: str, where: str) -> float | None:
     try:
         value = float(row[column])
     except (TypeError, ValueError):
-        raise CatalogError(catalog, f"{where}: {column} {row[column]!r} is not a number") from None
+        raise CatalogError(catalog, f"{where}: {column} {_text(row[column])!r} is not a number") from None
     return None if math.isnan(value) else value
 
 
