@@ -16,9 +16,13 @@ def axis_ratio_and_angle(ell_comps: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarr
     """(q, φ in radians) from ell_comps. The 180° wrap PyAutoLens applies to φ below −45° does not change
     any profile value or deflection (it flips both frame axes), so it is omitted."""
     e0, e1 = ell_comps[0], ell_comps[1]
-    f = jnp.minimum(jnp.sqrt(e0**2 + e1**2), 0.999)
+    r2 = e0**2 + e1**2
+    # Exactly round (e0 = e1 = 0): sqrt and atan2 have no derivative there; safe inputs keep gradients finite.
+    elliptical = r2 > 0.0
+    f = jnp.where(elliptical, jnp.sqrt(jnp.where(elliptical, r2, 1.0)), 0.0)
+    f = jnp.minimum(f, 0.999)
     q = (1.0 - f) / (1.0 + f)
-    phi = 0.5 * jnp.arctan2(e0, e1)
+    phi = jnp.where(elliptical, 0.5 * jnp.arctan2(e0, jnp.where(elliptical, e1, 1.0)), 0.0)
     return q, phi
 
 

@@ -1,0 +1,60 @@
+"""Grid, mask, over-sampling and blurring-region conventions (CONVENTIONS.md, Grids and masks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workers.inversion.grids import (
+    blurring_mask, circular_mask, pixel_centres, radial_bin_sub_sizes, sub_grid, sub_pixel_offsets,
+)
+from workers.inversion.imaging import prepare_imaging
+from workers.inversion.grids import RadialOverSampling
+
+
+def test_pixel_centres_are_y_up_about_the_image_centre():
+    c = pixel_centres((4, 3), 0.5)
+    np.testing.assert_allclose(c[0, 0], [0.75, -0.5])
+    np.testing.assert_allclose(c[3, 2], [-0.75, 0.5])
+
+
+def test_circular_mask_is_strict_and_true_means_masked():
+    mask = circular_mask((5, 5), 1.0, radius=1.0)
+    # the 4 neighbours of the centre lie exactly at r = 1.0: masked (strict <)
+    assert mask.sum() == 24 and not mask[2, 2]
+
+
+def test_sub_pixels_run_down_in_y_then_across_in_x():
+    off = sub_pixel_offsets(2, 1.0)
+    np.testing.assert_allclose(off, [[0.25, -0.25], [0.25, 0.25], [-0.25, -0.25], [-0.25, 0.25]])
+
+
+def test_radial_bins_pick_the_first_radius_reached():
+    centres = np.array([[0.0, 0.1], [0.0, 0.5], [0.0, 2.0]])
+    np.testing.assert_array_equal(radial_bin_sub_sizes(centres, [8, 4, 2], [0.3, 1.0]), [8, 4, 2])
+
+
+def test_adaptive_sub_grid_means_each_pixel_over_its_own_sub_pixels():
+    centres = np.array([[0.0, 0.0], [0.0, 1.0]])
+    grid = sub_grid(centres, np.array([3, 1]), 1.0)
+    assert len(grid.points) == 10
+    np.testing.assert_array_equal(grid.pixel, [0] * 9 + [1])
+    np.testing.assert_allclose(np.bincount(grid.pixel, grid.weight), [1.0, 1.0])
+    np.testing.assert_allclose(np.bincount(grid.pixel, grid.weight * grid.points[:, 1]), [0.0, 1.0], atol=1e-15)
+
+
+def test_blurring_pixels_are_masked_pixels_within_the_psf_box_of_a_used_pixel():
+    mask = np.ones((7, 7), bool)
+    mask[3, 3] = False
+    blur = blurring_mask(mask, (3, 3))
+    assert blur.sum() == 8 and blur[2:5, 2:5].sum() == 8 and not blur[3, 3]
+
+
+def test_prepared_imaging_counts_match_the_mask_and_over_sampling():
+    image = np.ones((20, 20))
+    psf = np.ones((3, 3))
+    imaging = prepare_imaging(image, image, psf, 0.1, mask_radius=0.6,
+                              over_sample_size_lp=RadialOverSampling((4, 2), (0.3,)), over_sample_size_pixelization=3)
+    used = (~circular_mask((20, 20), 0.1, 0.6)).sum()
+    assert imaging.bucket.pixels == used
+    assert imaging.bucket.pix_sub == 9 * used
+    np.testing.assert_allclose(np.bincount(imaging.lp_pixel, imaging.lp_weight), np.ones(used))

@@ -1,0 +1,59 @@
+"""The flat parameter layout a search hands the engine, with PyAutoLens's names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workers.inversion.model import MGEBasis, Model, ParameterError, RectangularSource
+from workers.inversion.parameters import parameter_names, params_from_vector, unpack, vector_from_params
+
+PARAMS = {
+    "lens": {
+        "mass": {"centre": [0.1, -0.2], "ell_comps": [0.05, 0.1], "einstein_radius": 1.6},
+        "shear": {"gamma_1": 0.01, "gamma_2": -0.02},
+        "light": {"centre": [0.0, 0.01], "ell_comps": [0.1, 0.2]},
+    },
+    "source": {"centre": [0.3, 0.4], "ell_comps": [-0.1, 0.05]},
+}
+
+
+def test_names_follow_pyautolens_paths_in_vector_order():
+    model = Model(source=MGEBasis(), lens_light=MGEBasis())
+    assert parameter_names(model) == (
+        "lens.mass.centre.0", "lens.mass.centre.1", "lens.mass.ell_comps.0", "lens.mass.ell_comps.1",
+        "lens.mass.einstein_radius", "lens.shear.gamma_1", "lens.shear.gamma_2",
+        "lens.light.centre.0", "lens.light.centre.1", "lens.light.ell_comps.0", "lens.light.ell_comps.1",
+        "source.centre.0", "source.centre.1", "source.ell_comps.0", "source.ell_comps.1",
+    )
+
+
+def test_pixelized_source_without_shear_has_only_mass_parameters():
+    model = Model(source=RectangularSource(), shear=False)
+    assert parameter_names(model) == (
+        "lens.mass.centre.0", "lens.mass.centre.1", "lens.mass.ell_comps.0", "lens.mass.ell_comps.1",
+        "lens.mass.einstein_radius",
+    )
+
+
+def test_dict_vector_round_trip_and_unpack():
+    model = Model(source=MGEBasis(), lens_light=MGEBasis())
+    vector = vector_from_params(model, PARAMS)
+    assert params_from_vector(model, vector) == PARAMS
+    unpacked = unpack(model, vector)
+    assert float(unpacked.mass.einstein_radius) == 1.6
+    np.testing.assert_array_equal(unpacked.mass.shear, [0.01, -0.02])
+    np.testing.assert_array_equal(unpacked.source.centre, [0.3, 0.4])
+    np.testing.assert_array_equal(unpacked.lens_light.ell_comps, [0.1, 0.2])
+
+
+def test_missing_parameter_is_named():
+    model = Model(source=MGEBasis())
+    params = {"lens": {"mass": {"centre": [0, 0], "ell_comps": [0, 0]}, "shear": {"gamma_1": 0, "gamma_2": 0}},
+              "source": {"centre": [0, 0], "ell_comps": [0, 0]}}
+    with pytest.raises(ParameterError, match="missing parameter lens.mass.einstein_radius"):
+        vector_from_params(model, params)
+    params["lens"]["mass"]["einstein_radius"] = 1.0
+    params["source"]["centre"] = [0.0]
+    with pytest.raises(ParameterError, match="source.centre: expected 2 values, got 1"):
+        vector_from_params(model, params)

@@ -1,0 +1,90 @@
+"""fit.toml: every key documented in the README parses; every mistake names the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.config import ConfigError, load_config, parse_config
+from workers.inversion.grids import RadialOverSampling
+from workers.inversion.model import MGEBasis, RectangularSource
+
+FULL = """
+[dataset]
+mask_radius = 2.5
+over_sample_size_lp = { sub_sizes = [8, 4, 2], radii = [0.3, 0.6] }
+over_sample_size_pixelization = 2
+
+[lens.mass]
+type = "isothermal"
+
+[lens.shear]
+
+[lens.light]
+type = "mge"
+gaussians = 10
+sigma_min = 0.02
+
+[source]
+type = "rectangular"
+shape = [24, 20]
+regularization = 2.5
+
+[settings]
+use_mixed_precision = true
+use_positive_only_solver = false
+use_border_relocator = true
+use_edge_zeroed_pixels = false
+no_regularization_add_to_curvature_diag_value = 1e-4
+"""
+
+
+def test_every_key_parses(tmp_path):
+    path = tmp_path / "fit.toml"
+    path.write_text(FULL)
+    config = load_config(path)
+    assert config.dataset.mask_radius == 2.5
+    assert config.dataset.over_sample_size_lp == RadialOverSampling((8, 4, 2), (0.3, 0.6))
+    assert config.dataset.over_sample_size_pixelization == 2
+    model = config.model
+    assert model.shear and model.lens_light == MGEBasis(10, 0.02)
+    assert model.source == RectangularSource((24, 20), 2.5)
+    s = model.settings
+    assert (s.use_mixed_precision, s.use_positive_only_solver, s.use_border_relocator, s.use_edge_zeroed_pixels) == (
+        True, False, True, False)
+    assert s.no_regularization_add_to_curvature_diag_value == 1e-4
+    assert parse_config(config.to_dict()).model == model
+
+
+def test_defaults_are_pyautolens_defaults():
+    config = parse_config({})
+    assert config.model.source == MGEBasis(gaussians=30, sigma_min=1e-4)
+    s = config.model.settings
+    assert (s.use_mixed_precision, s.use_positive_only_solver, s.use_border_relocator, s.use_edge_zeroed_pixels) == (
+        False, True, False, True)
+    assert s.no_regularization_add_to_curvature_diag_value == 1e-3
+    assert not config.model.shear
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[settings]\nuse_mixed_precison = true", "fit.toml: settings.use_mixed_precison: unknown key"),
+        ("[dataset]\nmask_radius = -1", "fit.toml: dataset.mask_radius: must be > 0"),
+        ("[source]\ntype = \"delaunay\"", "fit.toml: source.type: must be \"mge\" or \"rectangular\""),
+        ("[source]\ntype = \"rectangular\"\nshape = [2, 20]", "fit.toml: source.shape: a rectangular mesh needs at least 3×3"),
+        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: only \"isothermal\""),
+        ("[settings]\nuse_positive_only_solver = 1", "fit.toml: settings.use_positive_only_solver: must be true or false"),
+        ("[dataset\n", "fit.toml: not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "fit.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert message in str(error.value).replace(str(tmp_path) + "/", "")
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
