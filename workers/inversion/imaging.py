@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from .border import border_pixels
+from .buckets import Bucket
 from .grids import (
     OverSampling,
     RadialOverSampling,
@@ -28,44 +29,6 @@ from .grids import (
     radial_bin_sub_sizes,
     sub_grid,
 )
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """Static shapes a compiled function is keyed by: canvas (Cy, Cx), PSF box (ky, kx), FFT shape, and the
-    padded counts of used pixels, light-profile sub-pixels, pixelization sub-pixels and blurring pixels."""
-
-    canvas: tuple[int, int]
-    psf: tuple[int, int]
-    pixels: int
-    lp_sub: int
-    pix_sub: int
-    blurring: int
-
-    @property
-    def fft(self) -> tuple[int, int]:
-        return tuple(_fast_len(c + k - 1) for c, k in zip(self.canvas, self.psf))
-
-    def covers(self, other: "Bucket") -> bool:
-        """True if data of bucket `other` fits in this one."""
-        return all(a >= b for a, b in zip(_flat(self), _flat(other)))
-
-
-def _flat(b: Bucket) -> tuple[int, ...]:
-    return (*b.canvas, *b.psf, b.pixels, b.lp_sub, b.pix_sub, b.blurring)
-
-
-def _fast_len(n: int) -> int:
-    """Smallest 2^a·3^b·5^c >= n."""
-    m = n
-    while True:
-        k = m
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return m
-        m += 1
 
 
 @jax.tree_util.register_dataclass

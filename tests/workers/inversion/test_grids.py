@@ -58,3 +58,14 @@ def test_prepared_imaging_counts_match_the_mask_and_over_sampling():
     assert imaging.bucket.pixels == used
     assert imaging.bucket.pix_sub == 9 * used
     np.testing.assert_allclose(np.bincount(imaging.lp_pixel, imaging.lp_weight), np.ones(used))
+
+
+def test_bucket_predicted_from_shapes_equals_the_prepared_datasets():
+    from workers.inversion.buckets import bucket_for_shapes
+
+    image = np.ones((40, 36))
+    psf = np.ones((5, 7))
+    over_lp = RadialOverSampling((4, 2), (0.5,))
+    imaging = prepare_imaging(image, image, psf, 0.1, mask_radius=1.4, over_sample_size_lp=over_lp,
+                              over_sample_size_pixelization=3)
+    assert bucket_for_shapes((40, 36), (5, 7), 0.1, 1.4, over_lp, 3) == imaging.bucket
