@@ -134,11 +134,15 @@ def main() -> None:
 
         on_disk = stored_bytes(url) / 1e6
 
-    print(f"store benchmark: {args.n} lenses, blocks of {args.block_size} ({n_blocks} blocks), "
-          f"{args.image}x{args.image} images, {args.source}-parameter reconstruction, {args.writers} writer(s)")
+    print(
+        f"store benchmark: {args.n} lenses, blocks of {args.block_size} ({n_blocks} blocks), "
+        f"{args.image}x{args.image} images, {args.source}-parameter reconstruction, {args.writers} writer(s)"
+    )
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
-    print(f"create (arrays + ids): {create_s:.2f} s; {mb_per_block:.2f} MB per block uncompressed, "
-          f"{total_mb:.0f} MB in all, {on_disk:.0f} MB stored")
+    print(
+        f"create (arrays + ids): {create_s:.2f} s; {mb_per_block:.2f} MB per block uncompressed, "
+        f"{total_mb:.0f} MB in all, {on_disk:.0f} MB stored"
+    )
     print(f"{'phase':<14}{'seconds':>10}{'blocks/s':>12}{'lenses/s':>12}{'MB/s':>10}")
     rows = [
         ("write", write_s, n_blocks, total_mb),

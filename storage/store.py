@@ -8,7 +8,9 @@ Layout (`url` is a local folder or an s3:// / gs:// URL):
     NAME/c/K[/0...]              dimension_names ("dataset", *dims): block K of an array is one stored object
 
 Protocol
-- Only the driver creates the store, its arrays and its attributes (`create`), and checks a resumed one (`open`).
+- Only the driver creates the store, its arrays and its attributes (`create`; the `created` attribute is written
+  last, so a store whose creation was interrupted is refused), and checks a resumed one (`open`). The driver
+  holds the lease (lease.py) before it opens, restarts or creates the store.
 - A worker commits block k with `write_block`: every data chunk of the block, then its attempts, error and
   wall_time, then its status chunk LAST. A block whose status was never written reads PENDING, however much of its
   data landed, and is redone; redoing rewrites every chunk of the block (arrays left out are rewritten with their
@@ -39,7 +41,15 @@ from storage.locations import filesystem, is_url
 from storage.schema import BOOKKEEPING, DATASET_DIM, SCHEMA_VERSION, ArraySpec, Status
 
 COMMIT_ARRAYS = ("attempts", "error", "wall_time", "status")  # written by write_block's own arguments, status last
-RUN_ATTRIBUTES = ("schema_version", "lensfleet_version", "config", "catalog_hash", "block_size", "n_datasets", "created")
+RUN_ATTRIBUTES = (
+    "schema_version",
+    "lensfleet_version",
+    "config",
+    "catalog_hash",
+    "block_size",
+    "n_datasets",
+    "created",
+)
 COMMITTED = (Status.DONE, Status.FAILED, Status.INVALID)
 
 
@@ -51,6 +61,8 @@ class ResultStore:
         self.storage_options = storage_options
         self.group = group
         self.attrs: dict = group.attrs.asdict()
+        if "created" not in self.attrs:
+            raise StoreError(f"store {url} is incomplete (its creation was interrupted); start over with restart")
         self.block_size: int = int(self.attrs["block_size"])
         self.n_datasets: int = int(self.attrs["n_datasets"])
         self.n_blocks: int = -(-self.n_datasets // self.block_size)
@@ -99,10 +111,11 @@ class ResultStore:
             "catalog_hash": catalog_hash,
             "block_size": int(block_size),
             "n_datasets": len(ids),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **_json(attrs or {}),
         }
-        group = zarr.create_group(_zarr_store(url, storage_options, read_only=False), zarr_format=3, attributes=run_attrs)
+        group = zarr.create_group(
+            _zarr_store(url, storage_options, read_only=False), zarr_format=3, attributes=run_attrs
+        )
         for spec in all_specs:
             group.create_array(
                 spec.name,
@@ -113,6 +126,7 @@ class ResultStore:
                 dimension_names=(DATASET_DIM, *spec.dims),
             )
         group["id"][:] = np.asarray(ids, dtype=str)
+        group.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")  # last: the store is complete
         return cls(url, group, storage_options)
 
     @classmethod
@@ -127,7 +141,7 @@ class ResultStore:
         """Open a store to resume it; None when there is none (or `restart` deleted it): then `create` one.
 
         Raises StoreError saying what differs when the store was made with another schema, config or catalog.
-        `restart` deletes the store's contents (but not the lease) whatever they hold.
+        `restart` deletes the store (all of it but the lease), without checks.
         """
         fs, root = filesystem(url, storage_options)
         fs.invalidate_cache()
@@ -140,18 +154,21 @@ class ResultStore:
         if restart:
             _delete_contents(fs, root)
             return None
+        store = cls(url, group, storage_options)
         differences = []
         if stored["schema_version"] != SCHEMA_VERSION:
             differences.append(f"schema version {stored['schema_version']} (store) != {SCHEMA_VERSION} (this code)")
         if stored["catalog_hash"] != catalog_hash:
-            differences.append(f"catalog hash {stored['catalog_hash'][:12]}… (store) != {catalog_hash[:12]}… (this run)")
+            differences.append(
+                f"catalog hash {stored['catalog_hash'][:12]}… (store) != {catalog_hash[:12]}… (this run)"
+            )
         differences += [f"config {d}" for d in config_differences(stored["config"], _json(config))]
         if differences:
             raise StoreError(
                 f"store {url} belongs to another run: {'; '.join(differences)}. "
                 "Resume with the same catalog and config, or start over with restart"
             )
-        return cls(url, group, storage_options)
+        return store
 
     @classmethod
     def open_existing(cls, url: str, writable: bool = False, storage_options: dict | None = None) -> "ResultStore":

@@ -71,7 +71,9 @@ def test_a_params_column_names_params_json_files_relative_or_absolute(tmp_path):
     (tmp_path / "params" / "A0.json").write_text(json.dumps(PARAMS))
     absolute = tmp_path / "shared_params.json"
     absolute.write_text(json.dumps({"lens": {"mass": {"einstein_radius": 1.2}}}))
-    table = Table({"id": ["A0", "B0", "C0"], "path": ["A0", "B0", "C0"], "params": ["params/A0.json", str(absolute), ""]})
+    table = Table(
+        {"id": ["A0", "B0", "C0"], "path": ["A0", "B0", "C0"], "params": ["params/A0.json", str(absolute), ""]}
+    )
     table.write(tmp_path / "survey.ecsv")
 
     entries = read_catalog(str(tmp_path / "survey.ecsv")).entries
@@ -123,7 +125,17 @@ def test_write_catalog_round_trips_and_writes_local_paths_relative(tmp_path, suf
         ({"id": ["A"], "path": ["a"], "params": ["missing.json"]}, "row 1 (id 'A'): params file"),
         ({"id": [], "path": []}, "no rows"),
     ],
-    ids=["duplicate", "empty id", "empty path", "missing column", "bad number", "index gap", "both", "no params file", "empty"],
+    ids=[
+        "duplicate",
+        "empty id",
+        "empty path",
+        "missing column",
+        "bad number",
+        "index gap",
+        "both",
+        "no params file",
+        "empty",
+    ],
 )
 def test_catalog_problems_stop_everything_before_any_work(tmp_path, columns, message):
     path = tmp_path / "survey.ecsv"

@@ -38,7 +38,18 @@ def rotated_cd(scale_deg: float, angle_deg: float) -> dict:
         ({"PIXSCALE": 0.1}, None, 0.1),
         (celestial(0.05 / 3600), None, 0.05),
         (rotated_cd(0.03 / 3600, 37.0), None, 0.03),
-        ({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -0.2, "CDELT2": 0.2, "CUNIT1": "arcsec", "CUNIT2": "arcsec"}, None, 0.2),
+        (
+            {
+                "CTYPE1": "RA---TAN",
+                "CTYPE2": "DEC--TAN",
+                "CDELT1": -0.2,
+                "CDELT2": 0.2,
+                "CUNIT1": "arcsec",
+                "CUNIT2": "arcsec",
+            },
+            None,
+            0.2,
+        ),
         ({"PIXSCALE": 0.1, **celestial(0.10004 / 3600)}, None, 0.1),  # 0.04% apart: PIXSCALE wins
         ({"PIXSCALE": 0.1}, 0.10008, 0.10008),  # the catalog wins
     ],

@@ -193,6 +193,17 @@ def test_create_refuses_an_existing_store_or_a_folder_with_other_files(store, tm
         make_store(str(tmp_path / "notes"))
 
 
+def test_a_store_whose_creation_was_interrupted_is_refused_until_restart(tmp_path):
+    url = str(tmp_path / "run.zarr")
+    # What a driver killed inside create() leaves: run attributes, some arrays, no `created`.
+    group = zarr.create_group(url, zarr_format=3, attributes={"schema_version": 1, "block_size": 4, "n_datasets": 9})
+    group.create_array("id", shape=(9,), chunks=(4,), dtype=str, fill_value="", dimension_names=("dataset",))
+    with pytest.raises(StoreError, match="is incomplete"):
+        ResultStore.open(url, CONFIG, CATALOG_HASH)
+    assert ResultStore.open(url, CONFIG, CATALOG_HASH, restart=True) is None
+    make_store(url)
+
+
 def test_a_zarr_group_that_is_not_a_lensfleet_store_is_never_deleted(tmp_path):
     url = str(tmp_path / "someone_elses.zarr")
     zarr.create_group(url, zarr_format=3).create_array("data", shape=(3,), dtype="f8")

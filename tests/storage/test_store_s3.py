@@ -73,9 +73,16 @@ def make_store_on(url, options):
 
 def test_a_catalog_and_its_datasets_on_s3(s3, arrays):
     bucket, options = s3
-    write_imaging(f"{bucket}/survey/lenses/A0", arrays["image"], arrays["noise_map"], arrays["psf"], 0.1, storage_options=options)
+    write_imaging(
+        f"{bucket}/survey/lenses/A0", arrays["image"], arrays["noise_map"], arrays["psf"], 0.1, storage_options=options
+    )
     write_imaging_mef(
-        f"{bucket}/survey/lenses/B0.fits", arrays["image"], arrays["noise_map"], arrays["psf"], 0.05, storage_options=options
+        f"{bucket}/survey/lenses/B0.fits",
+        arrays["image"],
+        arrays["noise_map"],
+        arrays["psf"],
+        0.05,
+        storage_options=options,
     )
     fs, _ = filesystem(bucket, options)
     local_catalog = f"/tmp/catalog-{uuid.uuid4().hex}.ecsv"
