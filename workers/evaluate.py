@@ -17,8 +17,8 @@ from .inversion.fit import TERMS, FitResult
 from .inversion.imaging import MaskedImaging
 from .inversion.light import gaussian_basis, mge_sigmas
 from .inversion.mass import ray_trace
-from .inversion.model import Model
-from .inversion.parameters import unpack, vector_from_params
+from .inversion.model import Model, vector_from_params
+from .inversion.parameters import unpack
 from .plot import SourcePicture, native, plot_fit
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,8 @@
-"""The static description of a lens model: which profiles, which source, which solver settings.
+"""The static description of a lens model (profiles, source, solver settings) and its parameter layout.
+
+The flat layout a search hands the engine uses PyAutoLens's model paths with an index suffix for vectors:
+`lens.mass.centre.0` (y), `lens.mass.centre.1` (x), `lens.mass.ell_comps.0`, `lens.mass.einstein_radius`,
+`lens.shear.gamma_1`, `lens.light.centre.0`, `source.ell_comps.1`.
 
 Pure Python (no JAX): the driver and the config file use it too. A compiled likelihood is keyed by a Model
 (it is hashable), the shape bucket of the data and the batch size.
@@ -7,6 +11,8 @@ Pure Python (no JAX): the driver and the config file use it too. A compiled like
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .settings import Settings
 
@@ -55,3 +61,57 @@ class Model:
         light = self.lens_light.gaussians if self.lens_light else 0
         source = self.source.pixels if self.pixelized else self.source.gaussians
         return light + source
+
+
+def _entries(model: Model) -> list[tuple[str, int]]:
+    """(nested path, size) of every parameter in vector order; size 0 marks a scalar."""
+    entries = [("lens.mass.centre", 2), ("lens.mass.ell_comps", 2), ("lens.mass.einstein_radius", 0)]
+    if model.shear:
+        entries += [("lens.shear.gamma_1", 0), ("lens.shear.gamma_2", 0)]
+    if model.lens_light is not None:
+        entries += [("lens.light.centre", 2), ("lens.light.ell_comps", 2)]
+    if not model.pixelized:
+        entries += [("source.centre", 2), ("source.ell_comps", 2)]
+    return entries
+
+
+def parameter_names(model: Model) -> tuple[str, ...]:
+    """Flattened parameter names in vector order."""
+    names: list[str] = []
+    for path, size in _entries(model):
+        names += [f"{path}.{i}" for i in range(size)] if size else [path]
+    return tuple(names)
+
+
+def vector_from_params(model: Model, params: dict) -> np.ndarray:
+    """Flat vector from a nested params.json-style dict; raises ParameterError naming the path."""
+    out = []
+    for path, size in _entries(model):
+        node = params
+        for key in path.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise ParameterError(f"missing parameter {path}")
+            node = node[key]
+        values = np.atleast_1d(np.asarray(node, dtype=float))
+        if values.size != max(size, 1):
+            raise ParameterError(f"parameter {path}: expected {max(size, 1)} values, got {values.size}")
+        out.extend(values.tolist())
+    return np.asarray(out, dtype=np.float64)
+
+
+def params_from_vector(model: Model, vector: np.ndarray) -> dict:
+    """Nested params.json-style dict from a flat vector."""
+    nested: dict = {}
+    i = 0
+    for path, size in _entries(model):
+        *parents, leaf = path.split(".")
+        node = nested
+        for key in parents:
+            node = node.setdefault(key, {})
+        if size:
+            node[leaf] = [float(x) for x in vector[i : i + size]]
+            i += size
+        else:
+            node[leaf] = float(vector[i])
+            i += 1
+    return nested

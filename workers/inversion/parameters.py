@@ -1,9 +1,5 @@
-"""The nonlinear parameters of a lens model, as a PyTree, and the flat-vector layout a search uses.
-
-Flattened names follow PyAutoLens's model paths with an index suffix for vectors, e.g.
-`lens.mass.centre.0` (y), `lens.mass.centre.1` (x), `lens.mass.ell_comps.0`, `lens.mass.einstein_radius`,
-`lens.shear.gamma_1`, `lens.light.centre.0`, `source.ell_comps.1`. Units: arcsec for centres and θE;
-ell_comps and shear are dimensionless.
+"""The nonlinear parameters of one model evaluation, as PyTrees (units: arcsec for centres and θE; ell_comps
+and shear dimensionless), unpacked from the flat vector laid out by model.parameter_names.
 """
 
 from __future__ import annotations
@@ -13,9 +9,8 @@ from dataclasses import dataclass
 from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from .model import MGEBasis, Model, ParameterError
+from .model import Model, parameter_names
 
 
 @jax.tree_util.register_dataclass
@@ -48,26 +43,6 @@ class LensParameters:
     source: BasisParameters | None
 
 
-def _entries(model: Model) -> list[tuple[str, int]]:
-    """(nested path, size) of every parameter in vector order; size 0 marks a scalar."""
-    entries = [("lens.mass.centre", 2), ("lens.mass.ell_comps", 2), ("lens.mass.einstein_radius", 0)]
-    if model.shear:
-        entries += [("lens.shear.gamma_1", 0), ("lens.shear.gamma_2", 0)]
-    if model.lens_light is not None:
-        entries += [("lens.light.centre", 2), ("lens.light.ell_comps", 2)]
-    if isinstance(model.source, MGEBasis):
-        entries += [("source.centre", 2), ("source.ell_comps", 2)]
-    return entries
-
-
-def parameter_names(model: Model) -> tuple[str, ...]:
-    """Flattened parameter names in vector order."""
-    names: list[str] = []
-    for path, size in _entries(model):
-        names += [f"{path}.{i}" for i in range(size)] if size else [path]
-    return tuple(names)
-
-
 def unpack(model: Model, vector: jax.Array) -> LensParameters:
     """LensParameters from a flat vector laid out as parameter_names(model)."""
     v = {name: vector[i] for i, name in enumerate(parameter_names(model))}
@@ -86,37 +61,3 @@ def unpack(model: Model, vector: jax.Array) -> LensParameters:
         BasisParameters(pair("source.centre"), pair("source.ell_comps")) if not model.pixelized else None
     )
     return LensParameters(mass, light, source)
-
-
-def vector_from_params(model: Model, params: dict) -> np.ndarray:
-    """Flat vector from a nested params.json-style dict; raises ParameterError naming the path."""
-    out = []
-    for path, size in _entries(model):
-        node = params
-        for key in path.split("."):
-            if not isinstance(node, dict) or key not in node:
-                raise ParameterError(f"missing parameter {path}")
-            node = node[key]
-        values = np.atleast_1d(np.asarray(node, dtype=float))
-        if values.size != max(size, 1):
-            raise ParameterError(f"parameter {path}: expected {max(size, 1)} values, got {values.size}")
-        out.extend(values.tolist())
-    return np.asarray(out, dtype=np.float64)
-
-
-def params_from_vector(model: Model, vector: np.ndarray) -> dict:
-    """Nested params.json-style dict from a flat vector."""
-    nested: dict = {}
-    i = 0
-    for path, size in _entries(model):
-        *parents, leaf = path.split(".")
-        node = nested
-        for key in parents:
-            node = node.setdefault(key, {})
-        if size:
-            node[leaf] = [float(x) for x in vector[i : i + size]]
-            i += size
-        else:
-            node[leaf] = float(vector[i])
-            i += 1
-    return nested
