@@ -82,6 +82,81 @@ def load_imaging(
     )
 
 
+@dataclass(frozen=True)
+class ImagingShapes:
+    """A dataset's shapes and pixel scale, read from its FITS headers alone: image (ny, nx), psf (ky, kx),
+    pixel scale (arcsec per pixel, resolved as `load_imaging` does)."""
+
+    image_shape: tuple[int, int]
+    psf_shape: tuple[int, int]
+    pixel_scale: float
+
+
+def read_shapes(
+    path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None
+) -> ImagingShapes:
+    """The image and PSF shapes and the pixel scale of a dataset, from headers only (no pixel is read).
+
+    For planning a survey: a driver groups datasets by shape without loading them. Raises `DatasetError` like
+    `load_imaging` (no such file or folder, file not found, truncated or unreadable FITS file, missing
+    extension, no image data, pixel scale problems); shapes are reported as found, not validated (a 3-D image,
+    an even or oversized PSF are `validate_imaging`'s to refuse).
+    """
+    fs, fs_path = filesystem(path, storage_options)
+    headers, files = {}, {}
+    if fs.isdir(fs_path):
+        for name in ("image", "psf"):
+            shown = join(path, FOLDER_FILES[name])
+            found = [h for _, h in _read_headers(fs, join(fs_path, FOLDER_FILES[name]), shown, dataset_id) if _naxes(h)]
+            if not found:
+                raise DatasetError(dataset_id, shown, "FITS file holds no image data")
+            headers[name], files[name] = found[0], shown
+    elif fs.isfile(fs_path):
+        by_name = dict(_read_headers(fs, fs_path, path, dataset_id))
+        for name in ("image", "psf"):
+            extension = MEF_EXTENSIONS[name]
+            if extension not in by_name:
+                raise DatasetError(dataset_id, path, f"missing extension {extension} (found {sorted(by_name)})")
+            files[name] = f"{path}[{extension}]"
+            if not _naxes(by_name[extension]):
+                raise DatasetError(dataset_id, files[name], "extension holds no image data")
+            headers[name] = by_name[extension]
+    else:
+        raise DatasetError(dataset_id, path, "no such file or folder")
+    image, psf = _naxes(headers["image"]), _naxes(headers["psf"])
+    for name, axes in (("image", image), ("psf", psf)):
+        if len(axes) != 2:
+            raise DatasetError(dataset_id, files[name], f"{name} is {len(axes)}-D with shape {axes}, expected 2-D")
+    scale = _resolve_pixel_scale(pixel_scale, headers["image"], dataset_id, files["image"])
+    return ImagingShapes(image_shape=image, psf_shape=psf, pixel_scale=scale)
+
+
+def _naxes(header: fits.Header) -> tuple[int, ...]:
+    """The numpy shape an HDU's header announces; () when it holds no data."""
+    naxis = int(header.get("NAXIS", 0))
+    shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
+    return shape if shape and all(shape) else ()
+
+
+def _read_headers(fs, fs_file: str, shown: str, dataset_id: str) -> list[tuple[str, fits.Header]]:
+    """(EXTNAME, header) of every image HDU, reading no data; any read failure is a DatasetError."""
+    try:
+        with fs.open(fs_file, "rb") as f, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fits.open(f, memmap=False, lazy_load_hdus=True) as hdul:
+                headers = [(hdu.name.upper(), hdu.header.copy()) for hdu in hdul if isinstance(hdu, _IMAGE_HDUS)]
+    except FileNotFoundError:
+        raise DatasetError(dataset_id, shown, "file not found") from None
+    except (OSError, ValueError, TypeError, EOFError) as e:
+        raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({e})") from e
+    for w in caught:
+        message = str(w.message)
+        if "truncated" in message or "Error validating header" in message:
+            raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({message})")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return headers
+
+
 def validate_imaging(data: ImagingData, mask: np.ndarray | None = None) -> None:
     """Raise `DatasetError` if `data` cannot be fitted.
 
