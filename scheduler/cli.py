@@ -78,6 +78,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        print(f"lensfleet: error: simulate needs N >= 1 lenses, got {args.n}", file=sys.stderr)
+        return 2
+    from workers.survey import simulate_survey
+
+    survey = simulate_survey(args.n, args.out, seed=args.seed)
+    shapes = sorted({(t.shape_native, t.pixel_scale) for t in survey.lenses})
+    print(f"simulated {len(survey.lenses)} lenses (seed {args.seed}) in {survey.folder}")
+    print(f"  imaging: {', '.join(f'{ny}x{nx} at {p}″' for (ny, nx), p in shapes)}")
+    print(f"  catalog: {survey.catalog}  (true parameters as columns)")
+    print(f"  config:  {survey.config}")
+    print(f"  lenses:  {survey.folder / 'lenses'}/ID/{{image,noise_map,psf}}.fits + truth.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lensfleet", description="Survey-scale strong-lens modelling.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="simulate a lens, fit it, print the result")
     p.add_argument("--out", default="demo_output", help="output folder")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="simulate a survey of N lenses: FITS datasets, catalog.ecsv, fit.toml, truths")
+    p.add_argument("n", type=int, help="number of lenses")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the survey is a pure function of it)")
+    p.set_defaults(func=cmd_simulate)
     return parser
 
 

@@ -1,0 +1,87 @@
+"""`lensfleet simulate`: a deterministic synthetic survey whose catalog and truth files say what each lens is,
+and whose lenses the engine fits to the noise level at their true parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from scheduler.cli import main
+from storage.catalog import read_catalog
+from storage.datasets import load_imaging
+from workers.config import load_config
+from workers.survey import IMAGINGS, PSF_SIZES, draw_lens, simulate_survey
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    out = tmp_path_factory.mktemp("survey")
+    assert main(["simulate", "4", "--out", str(out), "--seed", "7"]) == 0
+    return out
+
+
+def test_the_command_writes_catalog_config_datasets_and_truths(survey, capsys):
+    catalog = read_catalog(str(survey / "catalog.ecsv"))
+    assert catalog.ids == [f"lens-{i:05d}" for i in range(4)]
+    load_config(survey / "fit.toml")  # the survey's config is a valid fit.toml
+    for entry in catalog.entries:
+        for name in ("image", "noise_map", "psf"):
+            assert (survey / "lenses" / entry.id / f"{name}.fits").is_file()
+        truth = json.loads((survey / "lenses" / entry.id / "truth.json").read_text())
+        first = truth["sources"][0]
+        assert entry.params == {
+            "lens": {"mass": {k: truth["mass"][k] for k in ("centre", "ell_comps", "einstein_radius")},
+                     "shear": {"gamma_1": truth["shear"]["gamma_1"], "gamma_2": truth["shear"]["gamma_2"]}},
+            "source": {"centre": first["centre"], "ell_comps": first["ell_comps"]},
+        }
+        assert (entry.pixel_scale, entry.mask_radius) == (truth["pixel_scale"], truth["mask_radius"])
+        data = load_imaging(entry.path, entry.id)  # the pixel scale is in the FITS header too
+        assert data.pixel_scale == entry.pixel_scale and data.image.shape == tuple(truth["shape_native"])
+        assert data.psf.shape == tuple(truth["psf_shape"]) and abs(data.psf.sum() - 1) < 1e-12
+
+
+def test_prints_where_everything_is(tmp_path, capsys):
+    assert main(["simulate", "1", "--out", str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    for where in ("catalog.ecsv", "fit.toml", "lenses"):
+        assert str(tmp_path / "s") in printed and where in printed
+    assert main(["simulate", "0", "--out", str(tmp_path / "t")]) == 2
+
+
+def test_a_survey_is_a_pure_function_of_its_seed_and_a_prefix_of_a_larger_one(survey, tmp_path):
+    simulate_survey(5, tmp_path, seed=7)
+    for i in range(4):
+        name = f"lens-{i:05d}"
+        assert (tmp_path / "lenses" / name / "truth.json").read_text() == (survey / "lenses" / name / "truth.json").read_text()
+        for f in ("image.fits", "noise_map.fits", "psf.fits"):
+            assert np.array_equal(fits.getdata(tmp_path / "lenses" / name / f), fits.getdata(survey / "lenses" / name / f))
+    assert draw_lens(8, 0) != draw_lens(7, 0)
+
+
+def test_lenses_vary_across_the_stated_ranges():
+    truths = [draw_lens(0, i) for i in range(60)]
+    assert {(t.shape_native, t.pixel_scale) for t in truths} == {(k.shape, k.pixel_scale) for k in IMAGINGS}
+    assert {t.psf_shape[0] for t in truths} == set(PSF_SIZES)
+    assert {len(t.sources) for t in truths} == {1, 2}
+    radii = [t.mass["einstein_radius"] for t in truths]
+    assert 0.8 <= min(radii) < 1.0 and 1.6 < max(radii) <= 1.8
+    assert np.ptp([t.shear["gamma_1"] for t in truths]) > 0.05
+    for t in truths:  # the lensed images stay inside the mask, the mask inside the image
+        assert t.mass["einstein_radius"] + 0.6 < t.mask_radius < min(t.shape_native) * t.pixel_scale / 2
+
+
+def test_a_single_source_lens_is_fitted_to_the_noise_at_its_true_parameters(survey):
+    from workers.evaluate import fit_lens
+
+    config = load_config(survey / "fit.toml")
+    catalog = read_catalog(str(survey / "catalog.ecsv"))
+    entry = next(e for e in catalog.entries
+                 if len(json.loads((survey / "lenses" / e.id / "truth.json").read_text())["sources"]) == 1)
+    config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, mask_radius=entry.mask_radius))
+    fit = fit_lens(load_imaging(entry.path, entry.id), config, entry.params)
+    reduced_chi_squared = float(fit.result.chi_squared) / fit.imaging.bucket.pixels
+    assert 0.9 < reduced_chi_squared < 1.1

@@ -1,0 +1,215 @@
+"""Simulated surveys: N strong lenses with known truth, written the way a real survey arrives.
+
+    simulate_survey(n, out, seed) ->  out/catalog.ecsv        id, path, pixel_scale, mask_radius, true parameters
+                                      out/fit.toml            the survey's fit config (MGE source, 20 Gaussians)
+                                      out/lenses/ID/          image.fits, noise_map.fits, psf.fits (PyAutoLens layout)
+                                      out/lenses/ID/truth.json   every number the lens was simulated with
+
+Each lens draws from its own generator `default_rng([seed, i])`, so lens i is the same in a survey of any size
+(a survey of N is a prefix of a survey of N + M with the same seed) and the survey is deterministic given the
+seed. Distributions (uniform unless said):
+
+    imaging        one of IMAGINGS: 60×60 at 0.1″, 80×80 at 0.075″, 100×100 at 0.05″ (mask radius per kind)
+    PSF            Gaussian, σ ∈ [0.05, 0.12]″, odd size 5, 7, 9 or 11 pixels
+    lens mass      Isothermal: centre ∈ [−0.05, 0.05]″², θE ∈ [0.8, 1.8]″, axis ratio q ∈ [0.6, 0.95], angle φ ∈ [0, 180)°
+    shear          |γ| ∈ [0, 0.08], angle ∈ [0, 180)°
+    sources        1 or 2 Sersics; the first at |β| ≤ 0.25″ with q ∈ [0.6, 0.95], Re ∈ [0.1, 0.3]″, n ∈ [1, 3],
+                   intensity ∈ [0.3, 1.0]; a second one within 0.4″ of the first, fainter (0.1–0.3) and smaller
+    noise          simulate_imaging's Poisson model at exposure 300 s over sky 0.1 (seed drawn per lens)
+
+The catalog's parameter columns are the true lens mass and shear, and the *first* Sersic's centre and
+ell_comps as `source.centre.*` / `source.ell_comps.*` — the nonlinear parameters an MGE source fit needs.
+Ellipticities follow CONVENTIONS.md: ell_comps = (f·sin 2φ, f·cos 2φ), f = (1 − q)/(1 + q).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from storage.catalog import CatalogEntry, write_catalog
+from storage.datasets import write_imaging
+
+from .inversion import jax_setup  # noqa: F401  (x64 before any array)
+import jax.numpy as jnp
+
+from .inversion.parameters import MassParameters
+from .inversion.simulate import SersicProfile, simulate_imaging
+
+
+@dataclass(frozen=True)
+class Imaging:
+    """One kind of survey imaging: image shape, pixel scale (″) and the mask radius (″) its lenses are fitted in."""
+
+    shape: tuple[int, int]
+    pixel_scale: float
+    mask_radius: float
+
+
+IMAGINGS = (
+    Imaging((60, 60), 0.1, 2.8),
+    Imaging((80, 80), 0.075, 2.8),
+    Imaging((100, 100), 0.05, 2.4),
+)
+PSF_SIZES = (5, 7, 9, 11)
+EXPOSURE_TIME = 300.0
+BACKGROUND_SKY_LEVEL = 0.1
+SIMULATION_OVER_SAMPLE_SIZE = 8
+
+FIT_TOML = """\
+# Fit configuration of a simulated lensfleet survey (keys: workers/config.py).
+# Each lens's mask radius comes from the catalog's mask_radius column; this one is the default.
+[dataset]
+mask_radius = 2.8
+over_sample_size_lp = 2
+over_sample_size_pixelization = 2
+
+[lens.mass]
+type = "isothermal"
+
+[lens.shear]
+
+[source]
+type = "mge"
+gaussians = 20
+sigma_min = 0.01
+
+[settings]
+use_positive_only_solver = true
+"""
+
+
+@dataclass(frozen=True)
+class LensTruth:
+    """Everything one simulated lens was made from (arcsec for positions and sizes, degrees for angles)."""
+
+    id: str
+    shape_native: tuple[int, int]
+    pixel_scale: float
+    mask_radius: float
+    psf_shape: tuple[int, int]
+    psf_sigma: float
+    mass: dict
+    shear: dict
+    sources: list[dict]
+    noise_seed: int
+    exposure_time: float = EXPOSURE_TIME
+    background_sky_level: float = BACKGROUND_SKY_LEVEL
+    simulation_over_sample_size: int = SIMULATION_OVER_SAMPLE_SIZE
+
+    def params(self) -> dict:
+        """The true parameters in params.json form (what an MGE-source fit with shear evaluates)."""
+        first = self.sources[0]
+        return {
+            "lens": {
+                "mass": {k: self.mass[k] for k in ("centre", "ell_comps", "einstein_radius")},
+                "shear": {k: self.shear[k] for k in ("gamma_1", "gamma_2")},
+            },
+            "source": {"centre": first["centre"], "ell_comps": first["ell_comps"]},
+        }
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Where a simulated survey was written."""
+
+    folder: Path
+    catalog: Path
+    config: Path
+    lenses: tuple[LensTruth, ...]
+
+
+def ell_comps(q: float, angle_deg: float) -> list[float]:
+    """(e0, e1) = (f sin 2φ, f cos 2φ), f = (1 − q)/(1 + q)."""
+    f = (1.0 - q) / (1.0 + q)
+    phi = np.deg2rad(angle_deg)
+    return [float(f * np.sin(2 * phi)), float(f * np.cos(2 * phi))]
+
+
+def draw_lens(seed: int, index: int) -> LensTruth:
+    """The truth of lens `index` of the survey with `seed` (pure function of both)."""
+    rng = np.random.default_rng([seed, index])
+    u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    imaging = IMAGINGS[int(rng.integers(len(IMAGINGS)))]
+    psf_size = int(rng.choice(PSF_SIZES))
+    psf_sigma = u(0.05, 0.12)
+    q, angle = u(0.6, 0.95), u(0.0, 180.0)
+    mass = {
+        "type": "Isothermal",
+        "centre": [u(-0.05, 0.05), u(-0.05, 0.05)],
+        "ell_comps": ell_comps(q, angle),
+        "einstein_radius": u(0.8, 1.8),
+        "axis_ratio": q,
+        "angle_deg": angle,
+    }
+    gamma, shear_angle = u(0.0, 0.08), np.deg2rad(u(0.0, 180.0))
+    shear = {"type": "ExternalShear", "gamma_1": float(gamma * np.cos(2 * shear_angle)),
+             "gamma_2": float(gamma * np.sin(2 * shear_angle))}
+    r, theta = 0.25 * np.sqrt(rng.uniform()), rng.uniform(0, 2 * np.pi)
+    centre = [float(r * np.sin(theta)), float(r * np.cos(theta))]
+    sources = [_sersic(centre, u(0.6, 0.95), u(0.0, 180.0), u(0.3, 1.0), u(0.1, 0.3), u(1.0, 3.0))]
+    if rng.uniform() < 0.5:
+        r, theta = u(0.1, 0.4), rng.uniform(0, 2 * np.pi)
+        second = [centre[0] + float(r * np.sin(theta)), centre[1] + float(r * np.cos(theta))]
+        sources.append(_sersic(second, u(0.5, 0.95), u(0.0, 180.0), u(0.1, 0.3), u(0.05, 0.15), u(0.8, 2.0)))
+    return LensTruth(
+        id=f"lens-{index:05d}",
+        shape_native=imaging.shape,
+        pixel_scale=imaging.pixel_scale,
+        mask_radius=imaging.mask_radius,
+        psf_shape=(psf_size, psf_size),
+        psf_sigma=psf_sigma,
+        mass=mass,
+        shear=shear,
+        sources=sources,
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
+def _sersic(centre, q, angle, intensity, effective_radius, sersic_index) -> dict:
+    return {"type": "Sersic", "centre": centre, "ell_comps": ell_comps(q, angle), "intensity": intensity,
+            "effective_radius": effective_radius, "sersic_index": sersic_index, "axis_ratio": q, "angle_deg": angle}
+
+
+def simulate_lens(truth: LensTruth):
+    """The SimulatedImaging of one lens."""
+    mass = MassParameters(
+        jnp.asarray(truth.mass["centre"]), jnp.asarray(truth.mass["ell_comps"]),
+        jnp.float64(truth.mass["einstein_radius"]), jnp.asarray([truth.shear["gamma_1"], truth.shear["gamma_2"]]),
+    )
+    sources = [
+        SersicProfile(tuple(s["centre"]), tuple(s["ell_comps"]), s["intensity"], s["effective_radius"],
+                      s["sersic_index"])
+        for s in truth.sources
+    ]
+    return simulate_imaging(
+        truth.shape_native, truth.pixel_scale, mass, sources, psf_size=truth.psf_shape[0], psf_sigma=truth.psf_sigma,
+        exposure_time=truth.exposure_time, background_sky_level=truth.background_sky_level,
+        over_sample_size=truth.simulation_over_sample_size, seed=truth.noise_seed,
+    )
+
+
+def simulate_survey(n: int, out: str | Path, seed: int = 0) -> Survey:
+    """Simulate `n` lenses and write them, their catalog, truths and fit.toml under `out` (see module docstring)."""
+    if n < 1:
+        raise ValueError(f"a survey needs at least one lens, got {n}")
+    out = Path(out).resolve()
+    (out / "lenses").mkdir(parents=True, exist_ok=True)
+    truths, entries = [], []
+    for i in range(n):
+        truth = draw_lens(seed, i)
+        folder = out / "lenses" / truth.id
+        sim = simulate_lens(truth)
+        write_imaging(str(folder), sim.image, sim.noise_map, sim.psf, sim.pixel_scale)
+        (folder / "truth.json").write_text(json.dumps(asdict(truth), indent=1))
+        truths.append(truth)
+        entries.append(CatalogEntry(id=truth.id, path=str(folder), pixel_scale=truth.pixel_scale,
+                                    mask_radius=truth.mask_radius, params=truth.params()))
+    catalog = out / "catalog.ecsv"
+    write_catalog(str(catalog), entries)
+    config = out / "fit.toml"
+    config.write_text(FIT_TOML)
+    return Survey(folder=out, catalog=catalog, config=config, lenses=tuple(truths))
