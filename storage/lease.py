@@ -35,7 +35,7 @@ _FIELDS = {"host", "pid", "token", "ttl", "acquired_utc", "heartbeat"}
 
 
 class DriverLease:
-    """A held driver lease; `acquire` it, `heartbeat()` well within ttl, `release()` (or use `with`)."""
+    """A held driver lease: `acquire` it, `heartbeat()` every ttl/3 or so, `release()` it (or use `with`)."""
 
     def __init__(self, url: str, fs, path: str, record: dict, settle: float):
         self.url = url
