@@ -53,7 +53,7 @@ class Results:
         """The Zarr array `name`; index it to read only what you need."""
         return self.store.array(name)
 
-    def lens(self, dataset_id: str) -> dict[str, np.ndarray]:
+    def lens(self, dataset_id: str) -> dict[str, np.ndarray | float | int | str]:
         """Every array's row for one lens: per-lens scalars as Python values (status as its name), the rest numpy."""
         ids = self.store.read_array("id")
         where = np.flatnonzero(ids == dataset_id)
