@@ -94,6 +94,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from scheduler.driver import RunOptions, run
+
+    options = RunOptions(
+        catalog=args.catalog, config=args.config, store=args.store, address=args.address,
+        block_size=args.block_size, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
+        cpus_per_actor=args.cpus_per_actor, max_attempts=args.max_attempts, restart=args.restart,
+        retry_failed=args.retry_failed, compile_cache=args.compile_cache, grace_period=args.grace_period,
+        lease_ttl=args.lease_ttl,
+    )
+    return run(options).exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lensfleet", description="Survey-scale strong-lens modelling.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +138,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (the survey is a pure function of it)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="fit a survey catalog on a Ray cluster into a result store (resumable)")
+    p.add_argument("catalog", help="survey catalog (.ecsv, .fits, .csv): id, path, optional parameters")
+    p.add_argument("--config", required=True, help="fit.toml")
+    p.add_argument("--store", required=True, help="result store (a folder or an s3:// / gs:// URL)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (default: RAY_ADDRESS, e.g. inside `ray job submit`, else a new local "
+                        "cluster; 'auto' joins the machine's `ray start` cluster)")
+    p.add_argument("--block-size", type=int, default=16,
+                   help="datasets per block: the store's chunk and the lenses per compiled call (default 16; a "
+                        "resumed store keeps its own)")
+    p.add_argument("--actors", type=int, default=None,
+                   help="actors in the pool (default: one per GPU, else one per 2 CPUs)")
+    p.add_argument("--gpus-per-actor", type=float, default=None,
+                   help="GPUs per actor: 1, or a fraction to pack actors on a GPU (default: 1 if the cluster has "
+                        "GPUs, else 0)")
+    p.add_argument("--cpus-per-actor", type=float, default=None,
+                   help="CPUs per actor, and its XLA threads (default: 2 for CPU actors, 1 for GPU actors)")
+    p.add_argument("--max-attempts", type=int, default=3,
+                   help="tries per block before its datasets are marked failed (default 3)")
+    p.add_argument("--restart", action="store_true", help="delete the store's results and start over")
+    p.add_argument("--retry-failed", action="store_true", help="run blocks holding FAILED datasets again")
+    p.add_argument("--compile-cache", default=None,
+                   help="JAX persistent compilation cache folder on each node (default: LENSFLEET_COMPILE_CACHE, "
+                        "else ~/.cache/lensfleet/jax)")
+    p.add_argument("--grace-period", type=float, default=30.0,
+                   help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default 30)")
+    p.add_argument("--lease-ttl", type=float, default=60.0,
+                   help="seconds without a heartbeat after which the store's driver lease expires (default 60)")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

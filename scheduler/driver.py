@@ -1,0 +1,716 @@
+"""The driver of `lensfleet run`: plan, create or resume the store, run an actor pool over the blocks, reconcile.
+
+The driver never imports JAX and never touches an array of results: it moves block indices and small summaries.
+
+    result = run(RunOptions(catalog="catalog.ecsv", config="fit.toml", store="results.zarr"))
+
+Order of a run
+ 1. Read the config and the catalog (a bad one stops here: exit 2 from the CLI, nothing started).
+ 2. Take the store's driver lease (storage.lease; a second driver is refused) and keep it with a heartbeat
+    thread (every ttl/3); a driver that loses its lease stops.
+ 3. Open the store to resume it (it refuses another config or catalog, saying what differs; `restart` deletes
+    it), then plan (scheduler.plan) with the store's block size when resuming. A new store is created with
+    every array at its final size (result_specs from the plan, plus `driver_run`) and the attributes
+    `mode`, `shape_buckets`, `parameter_names` and `runs` (one record per driver run).
+ 4. Start Ray (local by default, `address` / RAY_ADDRESS to join a cluster; inside `ray job submit` the job's
+    cluster) and the actor pool; run the blocks the store says are not committed (plus FAILED ones with
+    `retry_failed`).
+ 5. Finish with a reconcile pass against the store, print a summary and release the lease.
+
+Blocks: an explicit state machine (`BlockBook`), one state per block of this run:
+
+    PENDING ──submit──► RUNNING ──summary──► DONE (committed by the actor, status last)
+       ▲                   │
+       └──── re-queue ─────┤  the actor died (RayActorError, a lost node, any Ray system error) or the call
+                           │  raised; each counts as an attempt
+                           └──► FAILED  after `max_attempts`: the driver commits the block itself, FAILED with
+                                        the last error (INVALID for datasets planning already refused)
+
+In flight: at most `in_flight_per_actor` blocks (default 2: one running, one queued so the actor never idles)
+per *ready* actor; a block goes to the ready actor with the fewest in flight, and `ray.wait` returns them as
+they finish, so fast actors get more blocks. Actors not ready yet (starting, compiling, or waiting for a node)
+get nothing, so a replacement that cannot be placed holds no block hostage.
+
+Actors: `lensfleet-fit-<i>` (a replacement is `lensfleet-fit-<i>-r<n>`), one per GPU when the cluster has GPUs,
+else one per CPUS_PER_CPU_ACTOR CPUs; each reserves its CPUs (and GPU share), and XLA uses that many threads.
+An actor that dies takes its in-flight blocks with it: they are re-queued and the actor is replaced. A slot
+whose actor fails to start `max_attempts` times in a row is retired; with no slot left the run stops.
+
+Reconcile: when the queue is empty and nothing is in flight, the store's statuses are read back and every block
+still PENDING there is queued again (Ray's retries are an optimisation; the store is the truth).
+
+Stopping: SIGTERM (what `ray job stop` sends) or SIGINT stops submitting; blocks in flight get `grace_period`
+seconds to commit; then the lease is released and the run ends with exit code 128 + signal, saying how to
+resume (run the same command again; only uncommitted blocks run). A second SIGINT stops at once.
+
+Exit codes (RunResult.exit_code): 0 every dataset committed (DONE, INVALID, or FAILED after max attempts);
+1 datasets left uncommitted (no actor could start, the lease was lost); 128 + signal when stopped by a signal.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+import numpy as np
+
+from scheduler.plan import Plan, make_plan
+from storage.catalog import read_catalog
+from storage.errors import StoreError
+from storage.lease import DEFAULT_TTL, DriverLease
+from storage.schema import ArraySpec, Status, result_specs
+from storage.store import ResultStore
+from workers.actor import FitActor, RunSpec
+from workers.config import FitConfig, load_config
+
+CPUS_PER_CPU_ACTOR = 2  # a CPU actor reserves 2 CPUs: XLA's threads stay busy, and the driver keeps a core
+ACTOR_PREFIX = "lensfleet-fit"
+DRIVER_RUN = ArraySpec("driver_run", dtype="int32", fill=0)  # which driver run (1, 2, ...) committed a dataset
+MODE = "evaluate"
+
+
+@dataclass
+class RunOptions:
+    """What `lensfleet run` was asked to do. `None` means "choose": see `choose_pool`.
+
+    `actor_crash` is a fault-injection hook for tests (FitActor's `crash`), not a command-line option.
+    """
+
+    catalog: str
+    config: str
+    store: str
+    address: str | None = None
+    block_size: int = 16
+    actors: int | None = None
+    gpus_per_actor: float | None = None
+    cpus_per_actor: float | None = None
+    max_attempts: int = 3
+    restart: bool = False
+    retry_failed: bool = False
+    compile_cache: str | None = None
+    grace_period: float = 30.0
+    lease_ttl: float = DEFAULT_TTL
+    in_flight_per_actor: int = 2
+    progress_interval: float = 5.0
+    storage_options: dict | None = None
+    actor_crash: dict | None = None
+
+
+@dataclass
+class RunResult:
+    """How a run ended: exit code, the store's status counts at the end, blocks this run committed, and why."""
+
+    exit_code: int
+    counts: dict[str, int]
+    blocks_committed: int = 0
+    blocks_to_do: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    actor_reports: list[dict] = field(default_factory=list)
+
+
+class BlockState(Enum):
+    PENDING = "pending"  # queued: waiting for an actor
+    RUNNING = "running"  # submitted to an actor, not returned
+    DONE = "done"  # the actor committed it
+    FAILED = "failed"  # given up after max_attempts; the driver committed it FAILED
+
+
+class BlockBook:
+    """The state of every block this run must commit, its attempts and last error, and the queue of PENDING
+    blocks (first in, first out; a re-queued block goes to the back)."""
+
+    def __init__(self, blocks: list[int], max_attempts: int):
+        self.max_attempts = max_attempts
+        self.state = {k: BlockState.PENDING for k in blocks}
+        self.attempts = {k: 0 for k in blocks}
+        self.errors: dict[int, str] = {}
+        self.queue = deque(blocks)
+
+    def has_pending(self) -> bool:
+        return bool(self.queue)
+
+    def start(self) -> tuple[int, int]:
+        """Take the next PENDING block: (k, its attempt number, from 1)."""
+        k = self.queue.popleft()
+        self.state[k] = BlockState.RUNNING
+        self.attempts[k] += 1
+        return k, self.attempts[k]
+
+    def done(self, k: int) -> None:
+        self.state[k] = BlockState.DONE
+
+    def retry(self, k: int, error: str) -> bool:
+        """A RUNNING block came back without a commit: re-queue it (True), or mark it FAILED after
+        max_attempts (False: the caller commits it FAILED)."""
+        self.errors[k] = error
+        if self.attempts[k] >= self.max_attempts:
+            self.state[k] = BlockState.FAILED
+            return False
+        self.state[k] = BlockState.PENDING
+        self.queue.append(k)
+        return True
+
+    def requeue(self, blocks: list[int]) -> list[int]:
+        """Reconcile: blocks the store still holds PENDING go back in the queue (those with attempts left)."""
+        again = []
+        for k in blocks:
+            if self.state.get(k) in (BlockState.DONE, BlockState.FAILED, None):
+                self.state.setdefault(k, BlockState.PENDING)
+                self.attempts.setdefault(k, 0)
+                if self.attempts[k] < self.max_attempts:
+                    self.state[k] = BlockState.PENDING
+                    self.queue.append(k)
+                    again.append(k)
+        return again
+
+    def count(self, state: BlockState) -> int:
+        return sum(s == state for s in self.state.values())
+
+
+@dataclass
+class _Slot:
+    """One place in the actor pool: its current actor, whether it finished warming up, its blocks in flight."""
+
+    index: int
+    name: str
+    handle: object
+    ready_ref: object
+    generation: int = 0
+    ready: bool = False
+    failures: int = 0  # consecutive actors of this slot that died before becoming ready
+    retired: bool = False
+    in_flight: set = field(default_factory=set)
+    report: dict | None = None
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the driver lease every `interval` seconds; remembers the error if the lease was lost."""
+
+    def __init__(self, lease: DriverLease, interval: float):
+        super().__init__(name="lensfleet-lease-heartbeat", daemon=True)
+        self.lease = lease
+        self.interval = interval
+        self.lost: StoreError | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.lease.heartbeat()
+            except StoreError as e:
+                self.lost = e
+                return
+            except OSError as e:  # a transient file-system error: try again next beat
+                print(f"lensfleet: lease heartbeat failed ({e}); retrying", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+class _Stop:
+    """SIGTERM / SIGINT handling: the first signal asks the run to stop; a second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread; a driver run from another thread is stopped by Ray
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(
+            f"\nlensfleet: {signal.Signals(signum).name} received: no new blocks; waiting for blocks in flight "
+            "to commit", file=sys.stderr, flush=True,
+        )
+
+
+def run(options: RunOptions) -> RunResult:
+    """Run (or resume) a survey; see the module docstring. Raises ConfigError, CatalogError or StoreError for
+    input the run cannot start with."""
+    started = time.time()
+    config = load_config(options.config)
+    catalog = read_catalog(options.catalog, options.storage_options)
+    lease = DriverLease.acquire(options.store, ttl=options.lease_ttl, storage_options=options.storage_options)
+    heartbeat = _Heartbeat(lease, options.lease_ttl / 3)
+    heartbeat.start()
+    stop = _Stop()
+    stop.install()
+    try:
+        store, plan, driver_run = _open_or_create(options, config, catalog)
+        todo = store.pending_blocks()
+        if options.retry_failed:
+            todo = sorted(set(todo) | set(store.blocks_with(Status.FAILED)))
+        print(f"lensfleet: {plan.summary()}", flush=True)
+        print(
+            f"lensfleet: store {options.store} (driver run {driver_run}): {len(todo)} of {plan.n_blocks} blocks "
+            "to run", flush=True,
+        )
+        if not todo:
+            return _finish(store, RunResult(0, {}, 0, 0, time.time() - started, "nothing to do: every block is "
+                                            "committed"))
+        spec = RunSpec(
+            store=options.store,
+            config=config,
+            datasets=plan.datasets,
+            buckets=plan.buckets,
+            block_size=plan.block_size,
+            n_evaluations=plan.n_evaluations,
+            max_image_shape=tuple(int(n) for n in store.array("model_image").shape[1:]),
+            max_source_size=int(store.array("reconstruction").shape[1]),
+            driver_run=driver_run,
+            compile_cache=options.compile_cache or default_compile_cache(),
+            storage_options=options.storage_options,
+        )
+        with _RayContext(options.address) as ray_context:
+            runner = _Runner(options, spec, plan, store, todo, heartbeat, stop, ray_context)
+            result = runner.run()
+        result.seconds = time.time() - started
+        return _finish(store, result)
+    finally:
+        stop.restore()
+        heartbeat.stop()
+        lease.release()
+
+
+def default_compile_cache() -> str:
+    """The JAX persistent compilation cache folder actors use unless told: LENSFLEET_COMPILE_CACHE, else
+    ~/.cache/lensfleet/jax (on each node)."""
+    return os.environ.get("LENSFLEET_COMPILE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "lensfleet", "jax"
+    )
+
+
+def store_config(config: FitConfig) -> dict:
+    """The config recorded in (and checked against) the store: fit.toml's content."""
+    return config.to_dict()
+
+
+def _open_or_create(options: RunOptions, config: FitConfig, catalog) -> tuple[ResultStore, Plan, int]:
+    """Resume the store or create it; the plan in the store's order; this run's number (1, 2, ...)."""
+    store = ResultStore.open(
+        options.store, store_config(config), catalog.hash, restart=options.restart,
+        storage_options=options.storage_options,
+    )
+    block_size = store.block_size if store is not None else options.block_size
+    if store is not None and block_size != options.block_size:
+        print(
+            f"lensfleet: resuming with the store's block size {block_size} (asked for {options.block_size})",
+            file=sys.stderr,
+        )
+    plan = make_plan(catalog, config, block_size, options.storage_options)
+    if store is None:
+        store = _create_store(options, config, catalog, plan)
+    else:
+        plan = plan.in_store_order(store.read_array("id").tolist())
+        plan = plan.with_stored_buckets(store.attrs.get("shape_buckets", []))
+        if [b.to_dict() for b in plan.buckets] != store.attrs.get("shape_buckets"):
+            store.group.attrs["shape_buckets"] = plan.bucket_attrs()
+    runs = list(store.group.attrs.get("runs", []))
+    runs.append({
+        "run": len(runs) + 1,
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "resumed": bool(runs),
+    })
+    store.group.attrs["runs"] = runs
+    _write_planned_shapes(store, plan, store.pending_blocks())
+    return store, plan, len(runs)
+
+
+def _create_store(options: RunOptions, config: FitConfig, catalog, plan: Plan) -> ResultStore:
+    model = config.model
+    specs = [
+        *result_specs(plan.max_image_shape, len(plan.parameter_names), plan.n_evaluations, model.n_linear,
+                      model.pixelized),
+        DRIVER_RUN,
+    ]
+    attrs = {
+        "mode": MODE,
+        "catalog": catalog.path,
+        "shape_buckets": plan.bucket_attrs(),
+        "parameter_names": list(plan.parameter_names),
+        "runs": [],
+    }
+    return ResultStore.create(
+        options.store, plan.ids, plan.block_size, specs, store_config(config), catalog.hash, attrs,
+        options.storage_options,
+    )
+
+
+def _write_planned_shapes(store: ResultStore, plan: Plan, blocks: list[int]) -> None:
+    """Record the planned shape bucket and image shape of the datasets of uncommitted blocks (no actor runs
+    yet; the actor writes the same values when it commits the block)."""
+    for k in blocks:
+        rows = plan.datasets[plan.block(k)]
+        store.array("shape_bucket")[plan.block(k)] = np.array([d.bucket for d in rows], np.int32)
+        store.array("image_shape")[plan.block(k)] = np.array([d.image_shape for d in rows], np.int32)
+
+
+def _finish(store: ResultStore, result: RunResult) -> RunResult:
+    counts = store.status_counts()
+    result.counts = {s.name.lower(): n for s, n in counts.items()}
+    print(_summary(store, result), flush=True)
+    return result
+
+
+def _summary(store: ResultStore, result: RunResult) -> str:
+    c = result.counts
+    lines = [
+        f"lensfleet: {store.n_datasets} datasets: {c['done']} done, {c['failed']} failed, {c['invalid']} invalid, "
+        f"{c['pending']} pending; {result.blocks_committed} of {result.blocks_to_do} blocks committed by this run "
+        f"in {result.seconds:.1f} s",
+    ]
+    if result.message:
+        lines.append(f"lensfleet: {result.message}")
+    lines.append(f"lensfleet: results in {store.url} (lensfleet status {store.url})")
+    return "\n".join(lines)
+
+
+class _RayContext:
+    """ray.init unless Ray is already initialised in this process (then the caller's cluster is used as is);
+    ray.shutdown on exit only if we started it. Address: the given one, else RAY_ADDRESS (set inside `ray job
+    submit`), else a new local cluster ("local": an existing `ray start` cluster is joined only when asked,
+    with --address auto)."""
+
+    def __init__(self, address: str | None):
+        self.address = address
+        self.owned = False
+
+    def __enter__(self):
+        import ray
+
+        if not ray.is_initialized():
+            address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+            ray.init(address=address, log_to_driver=True)
+            self.owned = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import ray
+
+        if self.owned:
+            ray.shutdown()
+
+
+def choose_pool(options: RunOptions) -> tuple[int, float, float]:
+    """(actors, CPUs per actor, GPUs per actor) for the cluster Ray is connected to.
+
+    GPUs in the cluster: one actor per GPU (gpus_per_actor 1, 1 CPU each), or 1/g actors per GPU for a
+    fractional gpus_per_actor g. No GPUs: one actor per CPUS_PER_CPU_ACTOR CPUs (capped at the largest node).
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    total_cpus = float(resources.get("CPU", 1))
+    total_gpus = float(resources.get("GPU", 0))
+    node_cpus = max([float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [total_cpus])
+    gpus = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if total_gpus >= 1 else 0.0)
+    if gpus > 0:
+        cpus = options.cpus_per_actor if options.cpus_per_actor is not None else 1.0
+        actors = options.actors or max(1, int(math.floor(total_gpus / gpus + 1e-9)))
+    else:
+        cpus = options.cpus_per_actor if options.cpus_per_actor is not None else float(
+            min(CPUS_PER_CPU_ACTOR, max(1, node_cpus))
+        )
+        actors = options.actors or max(1, int(total_cpus // cpus))
+    return actors, cpus, gpus
+
+
+class _Runner:
+    """The ray.wait loop over one run's blocks (see the module docstring)."""
+
+    def __init__(self, options, spec: RunSpec, plan: Plan, store: ResultStore, todo, heartbeat, stop, ray_context):
+        import ray
+
+        self.ray = ray
+        self.options = options
+        self.spec = spec
+        self.plan = plan
+        self.store = store
+        self.book = BlockBook(list(todo), options.max_attempts)
+        self.heartbeat = heartbeat
+        self.stop = stop
+        self.in_flight: dict = {}  # ObjectRef -> (k, slot index, attempt, submitted at)
+        self.slots: list[_Slot] = []
+        self.committed = 0
+        self.metrics = _run_metrics(options.store)
+        self.remote_actor = ray.remote(FitActor)
+        self.progress = _Progress(store, options.progress_interval)
+
+    # -- the pool ------------------------------------------------------------------------------------------------
+
+    def _start_actor(self, index: int, generation: int) -> _Slot:
+        name = f"{ACTOR_PREFIX}-{index}" if generation == 0 else f"{ACTOR_PREFIX}-{index}-r{generation}"
+        handle = self.remote_actor.options(
+            name=name, num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0, max_task_retries=0,
+        ).remote(self.spec_ref, self.cpus, self.gpus, index, name, self.options.actor_crash)
+        ready_ref = handle.ready.options(name=f"{name}.ready").remote()
+        return _Slot(index, name, handle, ready_ref, generation)
+
+    def _replace(self, slot: _Slot, reason: str) -> None:
+        """The slot's actor died (or is unusable): kill it for good and start another in its place."""
+        try:
+            self.ray.kill(slot.handle, no_restart=True)
+        except Exception:  # already gone
+            pass
+        failures = slot.failures + (0 if slot.ready else 1)
+        print(f"lensfleet: actor {slot.name} lost ({reason}); starting a replacement", file=sys.stderr, flush=True)
+        for ref in list(slot.in_flight):
+            self._block_lost(ref, f"actor {slot.name} died: {reason}")
+        new = self._start_actor(slot.index, slot.generation + 1)
+        new.failures = failures
+        if failures >= self.options.max_attempts:
+            new.retired = True
+            self.ray.kill(new.handle, no_restart=True)
+            print(f"lensfleet: slot {slot.index} retired: {failures} actors died before they were ready",
+                  file=sys.stderr, flush=True)
+        self.slots[slot.index] = new
+
+    # -- blocks --------------------------------------------------------------------------------------------------
+
+    def _submit(self) -> None:
+        while self.book.has_pending():
+            ready = [s for s in self.slots if s.ready and not s.retired
+                     and len(s.in_flight) < self.options.in_flight_per_actor]
+            if not ready:
+                return
+            slot = min(ready, key=lambda s: len(s.in_flight))
+            k, attempt = self.book.start()
+            ref = slot.handle.fit_block.options(name=f"fit_block[{k}]").remote(k, attempt)
+            slot.in_flight.add(ref)
+            self.in_flight[ref] = (k, slot.index, attempt, time.time())
+        self._gauges()
+
+    def _block_lost(self, ref, error: str) -> None:
+        k, index, attempt, _ = self.in_flight.pop(ref)
+        self.slots[index].in_flight.discard(ref)
+        if self.book.retry(k, error):
+            if self.metrics:
+                self.metrics.block_retried()
+        else:
+            self._give_up(k)
+
+    def _give_up(self, k: int) -> None:
+        """Commit block k FAILED after max_attempts (datasets planning refused stay INVALID with their reason)."""
+        rows = self.plan.datasets[self.plan.block(k)]
+        error = f"block {k} failed {self.book.attempts[k]} times; last error: {self.book.errors[k]}"
+        status = np.array([Status.INVALID if d.error else Status.FAILED for d in rows], np.int8)
+        errors = [d.error or error for d in rows]
+        results = {
+            "shape_bucket": np.array([d.bucket for d in rows], np.int32),
+            "image_shape": np.array([d.image_shape for d in rows], np.int32),
+            "driver_run": np.full(len(rows), self.spec.driver_run, np.int32),
+        }
+        n = len(rows)
+        self.store.write_block(k, results, status, np.full(n, self.book.attempts[k]), errors, np.full(n, np.nan))
+        print(f"lensfleet: {error}", file=sys.stderr, flush=True)
+        if self.metrics:
+            self.metrics.datasets_committed(failed=int((status == Status.FAILED).sum()),
+                                            invalid=int((status == Status.INVALID).sum()))
+
+    def _collect(self, ref) -> None:
+        """A block call returned: a commit, a dead actor or an error."""
+        from ray.exceptions import RayActorError, RayError, RayTaskError
+
+        k, index, attempt, submitted = self.in_flight[ref]
+        slot = self.slots[index]
+        try:
+            summary = self.ray.get(ref)
+        except RayActorError as e:
+            self._replace(slot, _first_line(e))
+            return
+        except RayTaskError as e:
+            self._block_lost(ref, _first_line(e.cause if getattr(e, "cause", None) else e))
+            return
+        except RayError as e:  # a system failure (worker crashed, node died, object lost): treat the actor as lost
+            self._replace(slot, f"{type(e).__name__}: {_first_line(e)}")
+            return
+        del self.in_flight[ref]
+        slot.in_flight.discard(ref)
+        slot.failures = 0
+        self.book.done(k)
+        self.committed += 1
+        self.progress.committed(summary)
+        if self.metrics:
+            self.metrics.block_committed(summary["done"], summary["failed"], summary["invalid"],
+                                         time.time() - submitted)
+
+    def _collect_ready(self, slot: _Slot) -> None:
+        from ray.exceptions import RayError
+
+        try:
+            slot.report = self.ray.get(slot.ready_ref)
+        except RayError as e:
+            self._replace(slot, f"failed to start: {_first_line(e)}")
+            return
+        slot.ready = True
+        r = slot.report
+        print(
+            f"lensfleet: actor {slot.name} ready on {r['node']} ({r['device']}, CPUs {r['runtime'].get('cpus')}): "
+            f"{r['compiles']} compiles in {r['compile_seconds']:.1f} s ({r['cache_hits']} from the cache), "
+            f"started in {r['start_seconds']:.1f} s", flush=True,
+        )
+
+    def _gauges(self) -> None:
+        if self.metrics:
+            self.metrics.in_flight(len(self.in_flight))
+            self.metrics.pending(self.progress.pending)
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        ray = self.ray
+        self.actors, self.cpus, self.gpus = choose_pool(self.options)
+        self.spec_ref = ray.put(self.spec)
+        print(
+            f"lensfleet: {self.actors} actors × ({self.cpus:g} CPU, {self.gpus:g} GPU), block size "
+            f"{self.spec.block_size}, up to {self.options.in_flight_per_actor} blocks in flight per actor",
+            flush=True,
+        )
+        self.slots = [self._start_actor(i, 0) for i in range(self.actors)]
+        to_do = len(self.book.state)
+        message = ""
+        deadline = None
+        reconciled = 0
+        try:
+            while True:
+                if self.heartbeat.lost is not None:
+                    message = f"stopped: {self.heartbeat.lost}"
+                    break
+                if self.stop.signal is not None and deadline is None:
+                    deadline = time.time() + self.options.grace_period
+                if deadline is None:
+                    self._submit()
+                live = [s for s in self.slots if not s.retired]
+                if not live:
+                    message = "stopped: no actor could start (see the errors above)"
+                    break
+                if not self.in_flight and (deadline is not None or not self.book.has_pending()):
+                    if deadline is not None:
+                        break
+                    pending = self.store.pending_blocks()  # reconcile: the store is the truth
+                    again = self.book.requeue(pending)
+                    if not again:
+                        break
+                    reconciled += len(again)
+                    print(f"lensfleet: reconcile: blocks {again} are not committed in the store; running them again",
+                          flush=True)
+                    continue
+                if deadline is not None and time.time() > deadline:
+                    message = f"grace period of {self.options.grace_period:g} s over"
+                    break
+                waiting = list(self.in_flight) + [s.ready_ref for s in live if not s.ready]
+                if not waiting:
+                    time.sleep(0.5)
+                    continue
+                done, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
+                if done:
+                    rest = [r for r in waiting if r not in done]
+                    more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
+                    done = done + more
+                by_ready = {s.ready_ref: s for s in live if not s.ready}
+                for ref in done:
+                    if ref in by_ready:
+                        self._collect_ready(by_ready[ref])
+                    elif ref in self.in_flight:
+                        self._collect(ref)
+                self._gauges()
+                self.progress.tick(len(self.in_flight))
+        finally:
+            for slot in self.slots:
+                try:
+                    ray.kill(slot.handle, no_restart=True)
+                except Exception:
+                    pass
+        reports = [s.report for s in self.slots if s.report]
+        pending = self.store.pending_blocks()
+        if self.stop.signal is not None:
+            name = signal.Signals(self.stop.signal).name
+            message = (
+                f"stopped by {name}: {len(pending)} blocks not committed ({len(self.in_flight)} were still running"
+                f"{'; ' + message if message else ''}). Run the same command again to resume"
+            )
+            code = 128 + self.stop.signal
+        elif pending:
+            message = f"{message}; {len(pending)} blocks not committed. Run the same command again to resume"
+            code = 1
+        else:
+            code = 0
+            if reconciled:
+                message = f"reconcile ran {reconciled} blocks again"
+        return RunResult(code, {}, self.committed, to_do, message=message.strip("; "), actor_reports=reports)
+
+
+class _Progress:
+    """A one-line progress record on stdout every `interval` seconds (for `ray job logs -f`)."""
+
+    def __init__(self, store: ResultStore, interval: float):
+        self.interval = interval
+        self.started = time.time()
+        self.last = 0.0
+        self.counts = {"done": 0, "failed": 0, "invalid": 0}
+        self.datasets = 0
+        self.total = store.n_datasets
+        self.already = int(sum(n for s, n in store.status_counts().items() if s != Status.PENDING))
+
+    def committed(self, summary: dict) -> None:
+        for key in self.counts:
+            self.counts[key] += summary[key]
+        self.datasets += summary["datasets"]
+
+    @property
+    def pending(self) -> int:
+        """Datasets not committed yet (as far as this run knows)."""
+        return self.total - self.already - self.datasets
+
+    def tick(self, in_flight: int) -> None:
+        now = time.time()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        rate = self.datasets / elapsed if elapsed > 0 else 0.0
+        left = self.pending
+        eta = f"{left / rate:.0f} s" if rate > 0 else "?"
+        c = self.counts
+        print(
+            f"lensfleet: progress {self.already + self.datasets}/{self.total} committed (this run: {c['done']} done, "
+            f"{c['failed']} failed, {c['invalid']} invalid), {in_flight} blocks in flight, {rate:.2f} datasets/s, "
+            f"ETA {eta}", flush=True,
+        )
+
+
+def _run_metrics(store: str):
+    try:
+        from scheduler.metrics import RunMetrics, run_name
+    except ImportError:
+        return None
+    return RunMetrics(run_name(store))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

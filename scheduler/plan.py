@@ -1,0 +1,222 @@
+"""Planning a run: from a catalog and a fit config to the frozen dataset order, its shape buckets and blocks.
+
+JAX-free (numpy, storage, and the engine's pure-Python buckets and model modules). Steps of `make_plan`:
+
+1. Read every row's FITS headers (storage.datasets.read_shapes, on a thread pool so object stores are read
+   concurrently): image shape, PSF shape, pixel scale. Evaluate mode also needs the row's parameters. A row
+   whose headers cannot be read, or whose parameters do not fit the model, is planned INVALID with its reason
+   (`DatasetSpec.error`); the run never stops for it, and the store records the reason when its block commits.
+2. Bucket each dataset: `bucket_for_shapes` from its shapes, its mask radius (the row's `mask_radius`, else the
+   config's) and the config's over-sampling, rounded with `common_bucket([b])` — the static shapes its compiled
+   program is keyed by. Datasets with equal rounded buckets share a shape bucket. Shapes that cannot be fitted
+   (an even or oversized PSF, a mask that leaves no pixel) get no bucket (-1): the worker's validation gives the
+   reason when it loads them.
+3. Freeze the order: by bucket (buckets sorted by their sizes), then catalog order; datasets without a bucket
+   last. This is the order of the store's dataset axis.
+4. Cut blocks: block k is datasets [kB, (k+1)B) of that order, which is exactly chunk k of every store array, so
+   one block is one writer's objects. A block lies within one bucket except where one bucket ends and the next
+   begins; the worker evaluates each bucket's part of such a block separately, padded to B lenses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from storage.catalog import Catalog, CatalogEntry
+from storage.datasets import ImagingShapes, read_shapes
+from storage.errors import DatasetError
+from workers.actor import BucketSpec, DatasetSpec
+from workers.config import FitConfig
+from workers.inversion.buckets import Bucket, bucket_for_shapes, common_bucket
+from workers.inversion.model import ParameterError, parameter_names, vector_from_params
+
+HEADER_THREADS = 16
+EVALUATE = "evaluate"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A frozen run plan: datasets in store order (with the catalog row each came from), shape buckets, block
+    size B, and the model's parameter names."""
+
+    datasets: tuple[DatasetSpec, ...]
+    catalog_rows: tuple[int, ...]
+    buckets: tuple[BucketSpec, ...]
+    block_size: int
+    parameter_names: tuple[str, ...]
+    n_evaluations: int = 1
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.id for d in self.datasets]
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-len(self.datasets) // self.block_size)
+
+    def block(self, k: int) -> slice:
+        """Datasets of block k (the last block may be short)."""
+        return slice(k * self.block_size, min((k + 1) * self.block_size, len(self.datasets)))
+
+    def block_buckets(self, k: int) -> list[int]:
+        """The distinct buckets of block k's datasets, in order (-1: datasets without one)."""
+        return list(dict.fromkeys(d.bucket for d in self.datasets[self.block(k)]))
+
+    @property
+    def max_image_shape(self) -> tuple[int, int]:
+        """The largest image (ny, nx) of the run: the padded shape of stored images (at least 1 × 1)."""
+        shapes = [d.image_shape for d in self.datasets if d.image_shape != (0, 0)]
+        return (max([1, *(s[0] for s in shapes)]), max([1, *(s[1] for s in shapes)]))
+
+    @property
+    def invalid(self) -> dict[str, str]:
+        """Datasets planned INVALID: id -> reason."""
+        return {d.id: d.error for d in self.datasets if d.error}
+
+    def bucket_attrs(self) -> list[dict]:
+        """The store attribute `shape_buckets` (a dataset's `shape_bucket` indexes it)."""
+        return [b.to_dict() for b in self.buckets]
+
+    def summary(self) -> str:
+        sizes = [sum(d.bucket == i for d in self.datasets) for i in range(len(self.buckets))]
+        unplanned = sum(d.bucket < 0 for d in self.datasets)
+        parts = ", ".join(f"{b.bucket.canvas[0]}×{b.bucket.canvas[1]}: {n}" for b, n in zip(self.buckets, sizes))
+        extra = f", {unplanned} without a bucket" if unplanned else ""
+        return (
+            f"{len(self.datasets)} datasets in {len(self.buckets)} shape buckets ({parts}{extra}), "
+            f"{self.n_blocks} blocks of {self.block_size}; {len(self.invalid)} invalid at planning"
+        )
+
+    def in_store_order(self, ids: Sequence[str]) -> Plan:
+        """The same plan with the datasets in the order of `ids` (a resumed store's dataset axis).
+
+        The catalog and config are checked equal by the store, so the ids are the catalog's, but the planned
+        order can differ from the store's if headers read differently this time (a missing file appeared);
+        the store's order wins, and blocks keep meaning store chunks.
+        """
+        position = {dataset_id: i for i, dataset_id in enumerate(self.ids)}
+        if sorted(position) != sorted(ids) or len(ids) != len(self.datasets):
+            raise ValueError("the store's ids are not this plan's ids")
+        order = [position[dataset_id] for dataset_id in ids]
+        return replace(
+            self,
+            datasets=tuple(self.datasets[i] for i in order),
+            catalog_rows=tuple(self.catalog_rows[i] for i in order),
+        )
+
+    def with_stored_buckets(self, stored: Sequence[dict]) -> Plan:
+        """The same plan with its buckets indexed as in a resumed store's `shape_buckets` attribute (what the
+        committed datasets' `shape_bucket` refers to), new buckets appended after them."""
+        merged = [BucketSpec.from_dict(d) for d in stored]
+        known = {b.bucket: i for i, b in enumerate(merged)}
+        for b in self.buckets:
+            if b.bucket not in known:
+                known[b.bucket] = len(merged)
+                merged.append(b)
+        remap = {i: known[b.bucket] for i, b in enumerate(self.buckets)}
+        datasets = tuple(replace(d, bucket=remap[d.bucket]) if d.bucket >= 0 else d for d in self.datasets)
+        return replace(self, datasets=datasets, buckets=tuple(merged))
+
+
+def make_plan(
+    catalog: Catalog,
+    config: FitConfig,
+    block_size: int,
+    storage_options: dict | None = None,
+    threads: int = HEADER_THREADS,
+) -> Plan:
+    """Plan a run in evaluate mode (each lens at its catalog row's parameters); see the module docstring."""
+    if block_size < 1:
+        raise ValueError(f"block size {block_size} must be >= 1")
+    model = config.model
+    names = parameter_names(model)
+    entries = catalog.entries
+    with ThreadPoolExecutor(max(1, min(threads, len(entries)))) as pool:
+        shapes = list(pool.map(lambda e: _shapes(e, storage_options), entries))
+
+    planned: list[tuple[DatasetSpec, Bucket | None, ImagingShapes | None]] = []
+    for entry, found in zip(entries, shapes):
+        radius = config.dataset.mask_radius if entry.mask_radius is None else float(entry.mask_radius)
+        vectors, error = _vectors(entry, catalog.path, model, names)
+        bucket = None
+        if isinstance(found, str):
+            error = error or found
+            found = None
+        elif found is not None:
+            bucket = _bucket(found, radius, config)
+        spec = DatasetSpec(
+            id=entry.id,
+            path=entry.path,
+            pixel_scale=entry.pixel_scale,
+            mask_radius=radius,
+            vectors=vectors,
+            image_shape=found.image_shape if found is not None else (0, 0),
+            error=error,
+        )
+        planned.append((spec, None if error else bucket, found))
+
+    distinct = sorted({b for _, b, _ in planned if b is not None}, key=_sizes)
+    index = {b: i for i, b in enumerate(distinct)}
+    examples: dict[Bucket, BucketSpec] = {}
+    for spec, bucket, found in planned:
+        if bucket is not None and bucket not in examples:
+            examples[bucket] = BucketSpec(bucket, found.image_shape, found.psf_shape, found.pixel_scale,
+                                          spec.mask_radius)
+    order = sorted(
+        range(len(planned)),
+        key=lambda i: (planned[i][1] is None, index.get(planned[i][1], 0), i),
+    )
+    datasets = tuple(
+        replace(planned[i][0], bucket=index[planned[i][1]] if planned[i][1] is not None else -1) for i in order
+    )
+    return Plan(
+        datasets=datasets,
+        catalog_rows=tuple(order),
+        buckets=tuple(examples[b] for b in distinct),
+        block_size=int(block_size),
+        parameter_names=names,
+    )
+
+
+def _shapes(entry: CatalogEntry, storage_options: dict | None) -> ImagingShapes | str:
+    """The dataset's shapes, or the reason they cannot be read."""
+    try:
+        return read_shapes(entry.path, entry.id, entry.pixel_scale, storage_options)
+    except DatasetError as e:
+        return str(e)
+
+
+def _vectors(entry: CatalogEntry, catalog: str, model, names) -> tuple[tuple[tuple[float, ...], ...], str]:
+    """Evaluate mode: the row's one parameter vector, or the reason there is none."""
+    if not entry.params:
+        reason = f"no parameters in the catalog row; evaluate mode needs {', '.join(names)}"
+        return (), str(DatasetError(entry.id, catalog, reason))
+    try:
+        vector = vector_from_params(model, entry.params)
+    except ParameterError as e:
+        return (), str(DatasetError(entry.id, catalog, f"catalog parameters: {e}"))
+    if not all(math.isfinite(v) for v in vector):
+        return (), str(DatasetError(entry.id, catalog, "catalog parameters are not all finite"))
+    return (tuple(float(v) for v in vector),), ""
+
+
+def _bucket(shapes: ImagingShapes, mask_radius: float, config: FitConfig) -> Bucket | None:
+    """The rounded shape bucket of a dataset, or None when its shapes cannot be fitted."""
+    (ny, nx), (ky, kx) = shapes.image_shape, shapes.psf_shape
+    if ky % 2 == 0 or kx % 2 == 0 or ky > ny or kx > nx:
+        return None
+    try:
+        exact = bucket_for_shapes(
+            shapes.image_shape, shapes.psf_shape, shapes.pixel_scale, mask_radius,
+            config.dataset.over_sample_size_lp, config.dataset.over_sample_size_pixelization,
+        )
+    except (IndexError, ValueError):  # the mask leaves no pixel
+        return None
+    return common_bucket([exact])
+
+
+def _sizes(b: Bucket) -> tuple[int, ...]:
+    return (*b.canvas, *b.psf, b.pixels, b.lp_sub, b.pix_sub, b.blurring)

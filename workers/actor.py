@@ -1,0 +1,475 @@
+"""The fit actor: where the engine meets storage inside a Ray worker. It fits blocks of a survey and commits them.
+
+This module imports neither JAX nor Ray: the driver imports it to start actors (`ray.remote(FitActor)`) and
+never imports JAX (DESIGN.md §2). The engine is imported in the constructor, after `configure_runtime` has set
+what JAX reads once, at start-up.
+
+What the driver hands an actor (small, JAX-free, picklable): a `RunSpec` — the store, the fit config, one
+`DatasetSpec` per dataset in store order and one `BucketSpec` per shape bucket — and the resources it reserved.
+
+Life of an actor
+    __init__     configure the runtime (below), import the engine, enable the persistent compilation cache,
+                 open the store (writable, no checks: the driver checked it), and warm up: one compiled call per
+                 shape bucket at the run's block size, so no block pays a compile.
+    ready()      the start-up report: compiles, compile seconds, persistent-cache hits, device.
+    fit_block(k, attempt)
+                 read block k's datasets; a dataset that fails to load or validate is INVALID with its reason
+                 and the rest go on. Valid datasets are grouped by shape bucket (a block is a store chunk of B
+                 consecutive datasets in plan order, so at a bucket boundary it holds two buckets); each group is
+                 padded to B lenses with copies of its first lens (their results are discarded), stacked to its
+                 bucket and evaluated in one call. A non-finite figure of merit is FAILED with the terms in its
+                 reason. The block is committed with `ResultStore.write_block` (data first, status last) and a
+                 small summary dict comes back; arrays never travel to the driver.
+
+Runtime configuration (`configure_runtime`, before JAX starts)
+- CPU-only actor (num_gpus == 0): JAX_PLATFORMS=cpu, so JAX does not look for (or grab) an accelerator.
+- Fractional GPU (0 < num_gpus < 1): XLA_PYTHON_CLIENT_MEM_FRACTION = 0.9 × num_gpus, so the actors packed on one
+  GPU fit beside each other. A whole GPU keeps JAX's default preallocation.
+- XLA CPU threads = the CPUs the actor reserved: XLA sizes its CPU thread pools from the CPUs the process may
+  run on (sched_getaffinity), and there is no JAX option for an intra-op thread count. So an actor that reserved
+  fewer CPUs than the node has pins itself (os.sched_setaffinity) to that many CPUs, chosen by its slot number
+  so that the actors of one pool on one node take different CPUs; `--xla_cpu_multi_thread_eigen=false` (set by
+  workers.inversion.jax_setup, kept here) keeps Eigen from starting a pool of its own. An actor that reserved
+  every CPU of its node is not pinned.
+
+Per-dataset results written (store schema, storage/schema.py): the 8 terms of the best parameter vector, the
+evaluated vectors with their figure of merit and log-likelihood, the reconstruction padded to the store's
+largest source size (its true length in reconstruction_size), for pixelized sources the mesh cell centres in the
+rows of the reconstruction's mesh entries (after any lens-light Gaussians), and the model image and normalised
+residuals as native 2-D images (NaN outside the mask and beyond the true image shape), padded to the store's
+largest image. wall_time is the block's wall-clock seconds shared equally among its datasets.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from storage.errors import DatasetError
+from storage.schema import TERMS, Status
+from workers.config import FitConfig
+from workers.inversion.buckets import Bucket, common_bucket
+
+GPU_MEMORY_SHARE = 0.9  # of an actor's GPU fraction, given to XLA's allocator
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset as the driver planned it: catalog id and resolved path, catalog pixel scale (None: from the
+    header) and effective mask radius (arcsec), its parameter vectors (V, n) in model order (empty when the
+    catalog row had none), the index of its shape bucket in `RunSpec.buckets` (-1: the headers could not be
+    read or the shapes cannot be bucketed), its image shape from the headers ((0, 0) unknown) and `error`, the
+    reason it is INVALID when planning already knows it ("" otherwise)."""
+
+    id: str
+    path: str
+    pixel_scale: float | None
+    mask_radius: float
+    vectors: tuple[tuple[float, ...], ...]
+    bucket: int = -1
+    image_shape: tuple[int, int] = (0, 0)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """A shape bucket of the run (the rounded bucket every compiled call of it uses), with the shapes, pixel
+    scale and mask radius of one of its datasets so a worker can build a warm-up dataset without reading it."""
+
+    bucket: Bucket
+    image_shape: tuple[int, int]
+    psf_shape: tuple[int, int]
+    pixel_scale: float
+    mask_radius: float
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BucketSpec:
+        """Inverse of `to_dict`."""
+        bucket = Bucket(tuple(d["canvas"]), tuple(d["psf"]), d["pixels"], d["lp_sub"], d["pix_sub"], d["blurring"])
+        e = d["example"]
+        return cls(bucket, tuple(e["image_shape"]), tuple(e["psf_shape"]), e["pixel_scale"], e["mask_radius"])
+
+    def to_dict(self) -> dict:
+        """The store attribute form: the bucket's sizes and the example dataset's shapes."""
+        b = self.bucket
+        return {
+            "canvas": list(b.canvas), "psf": list(b.psf), "pixels": b.pixels, "lp_sub": b.lp_sub,
+            "pix_sub": b.pix_sub, "blurring": b.blurring,
+            "example": {"image_shape": list(self.image_shape), "psf_shape": list(self.psf_shape),
+                        "pixel_scale": self.pixel_scale, "mask_radius": self.mask_radius},
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything an actor needs for a run: the store (URL, fsspec options), the fit config, the datasets in
+    store order, the buckets, the block size B (store chunk and compiled batch of lenses), the store's padded
+    result sizes, which driver run this is (`driver_run`, 1 for the run that created the store) and the JAX
+    persistent compilation cache folder (None: off)."""
+
+    store: str
+    config: FitConfig
+    datasets: tuple[DatasetSpec, ...]
+    buckets: tuple[BucketSpec, ...]
+    block_size: int
+    n_evaluations: int
+    max_image_shape: tuple[int, int]
+    max_source_size: int
+    driver_run: int = 1
+    compile_cache: str | None = None
+    storage_options: dict | None = field(default=None, hash=False)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-len(self.datasets) // self.block_size)
+
+    def block(self, k: int) -> slice:
+        """Datasets of block k, as a slice of the store's dataset axis (the last block may be short)."""
+        if not 0 <= k < self.n_blocks:
+            raise IndexError(f"block {k} out of range 0..{self.n_blocks - 1}")
+        return slice(k * self.block_size, min((k + 1) * self.block_size, len(self.datasets)))
+
+
+def configure_runtime(num_cpus: float | None, num_gpus: float, slot: int = 0) -> dict:
+    """Set what JAX and XLA read at start-up for an actor with these resources (see the module docstring).
+
+    Returns what was set, for the start-up report. Call before JAX is imported in this process.
+    """
+    settings: dict = {}
+    if num_gpus <= 0:
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        settings["JAX_PLATFORMS"] = "cpu"
+    elif num_gpus < 1:
+        fraction = f"{GPU_MEMORY_SHARE * num_gpus:.3f}"
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = fraction
+        settings["XLA_PYTHON_CLIENT_MEM_FRACTION"] = fraction
+    flag = "--xla_cpu_multi_thread_eigen"
+    if flag not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}=false".strip()
+    settings["XLA_FLAGS"] = os.environ["XLA_FLAGS"]
+    settings["cpus"] = sorted(_pin_cpus(num_cpus, slot))
+    return settings
+
+
+def _pin_cpus(num_cpus: float | None, slot: int) -> set[int]:
+    """Restrict this process to ceil(num_cpus) of the CPUs it may use, the slot-th such group; all if fewer
+    (or if num_cpus is None: an actor class used outside Ray leaves its process alone)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return set()
+    allowed = sorted(os.sched_getaffinity(0))
+    if num_cpus is None:
+        return set(allowed)
+    want = max(1, int(np.ceil(num_cpus)))
+    if want >= len(allowed):
+        return set(allowed)
+    start = (slot * want) % len(allowed)
+    chosen = {allowed[(start + i) % len(allowed)] for i in range(want)}
+    os.sched_setaffinity(0, chosen)
+    return chosen
+
+
+class _CompileLog:
+    """Counts XLA compilations and persistent-cache hits of this process (jax.monitoring listeners)."""
+
+    def __init__(self):
+        import jax.monitoring
+
+        self.compiles = 0
+        self.seconds = 0.0
+        self.cache_hits = 0
+        self._event = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch.BACKEND_COMPILE_EVENT
+
+        def on_duration(event: str, duration: float, **_):
+            if event == self._event:
+                self.compiles += 1
+                self.seconds += duration
+
+        def on_event(event: str, **_):
+            if event == "/jax/compilation_cache/cache_hits":
+                self.cache_hits += 1
+
+        jax.monitoring.register_event_duration_secs_listener(on_duration)
+        jax.monitoring.register_event_listener(on_event)
+
+    def snapshot(self) -> tuple[int, float, int]:
+        return self.compiles, self.seconds, self.cache_hits
+
+
+class FitActor:
+    """Fits blocks of a run and commits them to its store (see the module docstring). Start it with
+    `ray.remote(FitActor).options(num_cpus=..., num_gpus=...).remote(spec, num_cpus, num_gpus, slot, name)`.
+
+    `crash` is a fault-injection hook for tests, off by default: {"block": k, "marker": path} makes the first
+    call of fit_block(k) that finds no file at `marker` create it, scribble over block k's model_image chunk,
+    and kill the worker process (os._exit) before committing — a worker dying mid-block, once.
+    """
+
+    def __init__(
+        self, spec: RunSpec, num_cpus: float | None = None, num_gpus: float = 0, slot: int = 0, name: str = "",
+        crash: dict | None = None,
+    ):
+        started = time.perf_counter()
+        self.spec = spec
+        self.name = name or f"fit-actor-{slot}"
+        self.runtime = configure_runtime(num_cpus, num_gpus, slot)
+        self._crash = crash
+
+        import jax
+
+        from workers.inversion import jax_setup  # noqa: F401  (x64 on)
+
+        self._compile_log = _CompileLog()
+        if spec.compile_cache:
+            os.makedirs(spec.compile_cache, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", spec.compile_cache)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+        from storage.store import ResultStore
+
+        self.store = ResultStore.open_existing(spec.store, writable=True, storage_options=spec.storage_options)
+        if self.store.block_size != spec.block_size or self.store.n_datasets != len(spec.datasets):
+            raise ValueError(
+                f"store {spec.store} has block size {self.store.block_size} and {self.store.n_datasets} datasets; "
+                f"the run has {spec.block_size} and {len(spec.datasets)}"
+            )
+        self._metrics = _actor_metrics(spec.store, self.name)
+        self.device = _device_name()
+        warm_start = time.perf_counter()
+        for bucket in spec.buckets:
+            self._warm_up(bucket)
+        compiles, seconds, hits = self._compile_log.snapshot()
+        self.report = {
+            "actor": self.name,
+            "pid": os.getpid(),
+            "node": _node_ip(),
+            "device": self.device,
+            "buckets": len(spec.buckets),
+            "compiles": compiles,
+            "compile_seconds": round(seconds, 3),
+            "cache_hits": hits,
+            "warm_up_seconds": round(time.perf_counter() - warm_start, 3),
+            "start_seconds": round(time.perf_counter() - started, 3),
+            "runtime": self.runtime,
+        }
+        if self._metrics is not None:
+            self._metrics.compiled(seconds, compiles)
+            self._metrics.device_memory(_device_bytes_in_use())
+
+    def ready(self) -> dict:
+        """The start-up report (returns once warm-up is over)."""
+        return self.report
+
+    # -- one block ----------------------------------------------------------------------------------------------
+
+    def fit_block(self, k: int, attempt: int = 1) -> dict:
+        """Fit and commit block k (see the module docstring); returns counts, seconds and evaluations."""
+        from storage.datasets import load_imaging
+        from workers.datasets import fit_mask, masked_imaging
+
+        started = time.perf_counter()
+        compiles_before = self._compile_log.snapshot()
+        spec, config = self.spec, self.spec.config
+        rows = spec.datasets[spec.block(k)]
+        n = len(rows)
+        out = self._empty_results(rows)
+        status = np.full(n, int(Status.DONE), np.int8)
+        errors = [""] * n
+        groups: dict[object, list[tuple[int, object, object, np.ndarray]]] = {}
+        for i, row in enumerate(rows):
+            if row.error:
+                status[i], errors[i] = Status.INVALID, row.error
+                continue
+            try:
+                data = load_imaging(row.path, row.id, row.pixel_scale, spec.storage_options)
+                imaging = masked_imaging(data, config.dataset, config.model, mask_radius=row.mask_radius)
+            except DatasetError as e:
+                status[i], errors[i] = Status.INVALID, str(e)
+                continue
+            out["image_shape"][i] = data.image.shape
+            mask = fit_mask(data, row.mask_radius)
+            key = row.bucket if row.bucket >= 0 else ("own", i)
+            groups.setdefault(key, []).append((i, data, imaging, mask))
+
+        evaluations = 0
+        for key, members in groups.items():
+            planned = spec.buckets[key].bucket if isinstance(key, int) else None
+            evaluations += self._fit_group(rows, members, planned, out, status, errors)
+
+        if self._crash and self._crash.get("block") == k and not os.path.exists(self._crash["marker"]):
+            self._die_mid_block(k)
+
+        seconds = time.perf_counter() - started
+        attempts = np.full(n, attempt, np.int32)
+        self.store.write_block(k, out, status, attempts, errors, np.full(n, seconds / n))
+        compiles = self._compile_log.snapshot()
+        new_compiles = compiles[0] - compiles_before[0]
+        if self._metrics is not None:
+            self._metrics.evaluations(evaluations, seconds)
+            if new_compiles:
+                self._metrics.compiled(compiles[1] - compiles_before[1], new_compiles)
+            self._metrics.device_memory(_device_bytes_in_use())
+        return {
+            "block": k,
+            "attempt": attempt,
+            "actor": self.name,
+            "datasets": n,
+            "done": int((status == Status.DONE).sum()),
+            "failed": int((status == Status.FAILED).sum()),
+            "invalid": int((status == Status.INVALID).sum()),
+            "evaluations": evaluations,
+            "compiles": new_compiles,
+            "seconds": seconds,
+        }
+
+    def _fit_group(self, rows, members, planned: Bucket | None, out, status, errors) -> int:
+        """Evaluate the valid datasets of one bucket of a block in one call, padded to B lenses; fill `out`."""
+        import jax
+
+        from workers.inversion.batch import evaluate_block, stack
+
+        spec, model = self.spec, self.spec.config.model
+        imagings = [m[2] for m in members]
+        actual = [im.bucket for im in imagings]
+        bucket = planned if planned is not None and all(planned.covers(b) for b in actual) else None
+        if bucket is None:  # a file mask moved pixels into the blurring region, or the shapes were not planned
+            bucket = common_bucket([*([planned] if planned else []), *actual])
+        vectors = [np.asarray(rows[i].vectors, np.float64) for i, *_ in members]
+        pad = max(spec.block_size, len(members)) - len(members)
+        stacked = stack(imagings + [imagings[0]] * pad, bucket)
+        batch = np.stack(vectors + [vectors[0]] * pad)
+        result = jax.device_get(evaluate_block(stacked, batch, model, with_arrays=True))
+        for j, (i, data, imaging, mask) in enumerate(members):
+            self._fill(i, j, result, data, imaging, mask, vectors[j], out, status, errors)
+        return len(members) * batch.shape[1]
+
+    def _fill(self, i, j, result, data, imaging, mask, vectors, out, status, errors) -> None:
+        """Dataset i of the block from lens j of an evaluated group."""
+        merit = np.asarray(result.figure_of_merit[j], np.float64)
+        best = int(np.nanargmax(merit)) if np.isfinite(merit).any() else 0
+        for term in TERMS:
+            out[term][i] = getattr(result, term)[j, best]
+        out["parameters"][i] = vectors
+        out["evaluation_figure_of_merit"][i] = merit
+        out["evaluation_log_likelihood"][i] = result.log_likelihood[j]
+        reconstruction = np.asarray(result.reconstruction[j, best])
+        out["reconstruction"][i, : reconstruction.size] = reconstruction
+        out["reconstruction_size"][i] = reconstruction.size
+        if "mesh_centres" in out and result.mesh_centres is not None:
+            centres = np.asarray(result.mesh_centres[j, best])
+            out["mesh_centres"][i, reconstruction.size - len(centres) : reconstruction.size] = centres
+        used = int((~mask).sum())
+        model_slim = np.asarray(result.model_image[j, best])[:used]
+        residuals = (data.image[~mask] - model_slim) / data.noise_map[~mask]
+        ny, nx = mask.shape
+        out["model_image"][i, :ny, :nx] = _native(model_slim, mask)
+        out["normalized_residuals"][i, :ny, :nx] = _native(residuals, mask)
+        if not np.isfinite(merit[best]):
+            status[i] = Status.FAILED
+            terms = ", ".join(f"{t}={float(getattr(result, t)[j, best]):.6g}" for t in TERMS[1:5])
+            errors[i] = f"dataset {data.dataset_id}: non-finite figure of merit ({merit[best]}); {terms}"
+
+    def _empty_results(self, rows) -> dict[str, np.ndarray]:
+        """Block-sized result arrays at their fills, with each dataset's planned shape bucket and image shape."""
+        spec = self.spec
+        n, v = len(rows), spec.n_evaluations
+        n_parameters = self.store.array("parameters").shape[-1]
+        out = {term: np.full(n, np.nan) for term in TERMS}
+        out["parameters"] = np.full((n, v, n_parameters), np.nan)
+        out["evaluation_figure_of_merit"] = np.full((n, v), np.nan)
+        out["evaluation_log_likelihood"] = np.full((n, v), np.nan)
+        out["reconstruction"] = np.full((n, spec.max_source_size), np.nan)
+        out["reconstruction_size"] = np.zeros(n, np.int32)
+        if spec.config.model.pixelized:
+            out["mesh_centres"] = np.full((n, spec.max_source_size, 2), np.nan)
+        out["model_image"] = np.full((n, *spec.max_image_shape), np.nan)
+        out["normalized_residuals"] = np.full((n, *spec.max_image_shape), np.nan)
+        out["image_shape"] = np.array([r.image_shape for r in rows], np.int32).reshape(n, 2)
+        out["shape_bucket"] = np.array([r.bucket for r in rows], np.int32)
+        if "driver_run" in self.store.data_names:
+            out["driver_run"] = np.full(n, spec.driver_run, np.int32)
+        return out
+
+    # -- start-up -----------------------------------------------------------------------------------------------
+
+    def _warm_up(self, spec: BucketSpec) -> None:
+        """Compile the block call of one bucket (B lenses, V vectors) on a synthetic dataset of its shapes."""
+        import jax
+
+        from workers.inversion.batch import evaluate_block, stack
+        from workers.inversion.grids import circular_mask
+        from workers.inversion.imaging import prepare_imaging
+        from workers.inversion.model import parameter_names
+
+        options, model = self.spec.config.dataset, self.spec.config.model
+        image = np.zeros(spec.image_shape)
+        psf = np.zeros(spec.psf_shape)
+        psf[spec.psf_shape[0] // 2, spec.psf_shape[1] // 2] = 1.0
+        imaging = prepare_imaging(
+            image, np.ones(spec.image_shape), psf, spec.pixel_scale, mask_radius=spec.mask_radius,
+            mask=circular_mask(spec.image_shape, spec.pixel_scale, spec.mask_radius),
+            over_sample_size_lp=options.over_sample_size_lp,
+            over_sample_size_pixelization=options.over_sample_size_pixelization,
+        )
+        vector = np.array([1.0 if name == "lens.mass.einstein_radius" else 0.0 for name in parameter_names(model)])
+        b = self.spec.block_size
+        vectors = np.broadcast_to(vector, (b, self.spec.n_evaluations, vector.size)).copy()
+        jax.block_until_ready(evaluate_block(stack([imaging] * b, spec.bucket), vectors, model, with_arrays=True))
+
+    def _die_mid_block(self, k: int) -> None:
+        """The test hook: leave a partly written block behind and kill this worker process."""
+        with open(self._crash["marker"], "w") as f:
+            f.write(f"{self.name} died in block {k}\n")
+        block = self.spec.block(k)
+        scribble = self.store.array("model_image")
+        scribble[block] = np.full((block.stop - block.start, *scribble.shape[1:]), 12345.0)
+        os._exit(1)
+
+
+def _native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = np.full(mask.shape, np.nan)
+    out[~mask] = slim
+    return out
+
+
+def _device_name() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return device.platform if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
+
+
+def _device_bytes_in_use() -> int | None:
+    """bytes_in_use of the actor's JAX device on an accelerator; None on the CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    return stats.get("bytes_in_use")
+
+
+def _node_ip() -> str:
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:  # outside Ray (unit tests call the actor class directly)
+        return "local"
+
+
+def _actor_metrics(store: str, name: str):
+    """The actor's Ray metrics, or None outside a Ray worker."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        from scheduler.metrics import ActorMetrics, run_name
+    except ImportError:
+        return None
+    return ActorMetrics(run_name(store), name)
