@@ -23,15 +23,15 @@ Blocks: an explicit state machine (`BlockBook`), one state per block of this run
        ▲                   │
        └──── re-queue ─────┤  the actor died (RayActorError, a lost node, any Ray system error) or the call
                            │  raised; each counts as an attempt
-                           └──► FAILED  after `max_attempts`: the driver commits the block itself, FAILED with
-                                        the last error (INVALID for datasets planning already refused)
+                           └──► FAILED  after `max_attempts`: the driver commits the block itself,
+                                        FAILED with the last error (INVALID where planning refused a dataset)
 
 In flight: at most `in_flight_per_actor` blocks (default 2: one running, one queued so the actor never idles)
 per *ready* actor; a block goes to the ready actor with the fewest in flight, and `ray.wait` returns them as
 they finish, so fast actors get more blocks. Actors not ready yet (starting, compiling, or waiting for a node)
 get nothing, so a replacement that cannot be placed holds no block hostage.
 
-Actors: `lensfleet-fit-<i>` (a replacement is `lensfleet-fit-<i>-r<n>`), one per GPU when the cluster has GPUs,
+Actors: `lensfleet-fit-<i>` (replacements `lensfleet-fit-<i>-r<n>`), one per GPU when the cluster has GPUs,
 else one per CPUS_PER_CPU_ACTOR CPUs; each reserves its CPUs (and GPU share), and XLA uses that many threads.
 An actor that dies takes its in-flight blocks with it: they are re-queued and the actor is replaced. A slot
 whose actor fails to start `max_attempts` times in a row is retired; with no slot left the run stops.
@@ -82,7 +82,7 @@ MODE = "evaluate"
 class RunOptions:
     """What `lensfleet run` was asked to do. `None` means "choose": see `choose_pool`.
 
-    `actor_crash` is a fault-injection hook for tests (FitActor's `crash`), not a command-line option.
+    `actor_faults` is a fault-injection hook for tests (FitActor's `faults`), not a command-line option.
     """
 
     catalog: str
@@ -102,17 +102,20 @@ class RunOptions:
     in_flight_per_actor: int = 2
     progress_interval: float = 5.0
     storage_options: dict | None = None
-    actor_crash: dict | None = None
+    actor_faults: dict | None = None
 
 
 @dataclass
 class RunResult:
-    """How a run ended: exit code, the store's status counts at the end, blocks this run committed, and why."""
+    """How a run ended: exit code, the store's status counts at the end, blocks this run committed (of those it
+    had to do), blocks sent again, actors lost, and why it ended the way it did."""
 
     exit_code: int
     counts: dict[str, int]
     blocks_committed: int = 0
     blocks_to_do: int = 0
+    blocks_retried: int = 0
+    actors_lost: int = 0
     seconds: float = 0.0
     message: str = ""
     actor_reports: list[dict] = field(default_factory=list)
@@ -268,8 +271,8 @@ def run(options: RunOptions) -> RunResult:
             "to run", flush=True,
         )
         if not todo:
-            return _finish(store, RunResult(0, {}, 0, 0, time.time() - started, "nothing to do: every block is "
-                                            "committed"))
+            message = "nothing to do: every block is committed"
+            return _finish(store, RunResult(0, {}, seconds=time.time() - started, message=message))
         spec = RunSpec(
             store=options.store,
             config=config,
@@ -456,6 +459,8 @@ class _Runner:
         self.in_flight: dict = {}  # ObjectRef -> (k, slot index, attempt, submitted at)
         self.slots: list[_Slot] = []
         self.committed = 0
+        self.retried = 0
+        self.actors_lost = 0
         self.metrics = _run_metrics(options.store)
         self.remote_actor = ray.remote(FitActor)
         self.progress = _Progress(store, options.progress_interval)
@@ -466,7 +471,7 @@ class _Runner:
         name = f"{ACTOR_PREFIX}-{index}" if generation == 0 else f"{ACTOR_PREFIX}-{index}-r{generation}"
         handle = self.remote_actor.options(
             name=name, num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0, max_task_retries=0,
-        ).remote(self.spec_ref, self.cpus, self.gpus, index, name, self.options.actor_crash)
+        ).remote(self.spec_ref, self.cpus, self.gpus, index, name, self.options.actor_faults)
         ready_ref = handle.ready.options(name=f"{name}.ready").remote()
         return _Slot(index, name, handle, ready_ref, generation)
 
@@ -477,6 +482,7 @@ class _Runner:
         except Exception:  # already gone
             pass
         failures = slot.failures + (0 if slot.ready else 1)
+        self.actors_lost += 1
         print(f"lensfleet: actor {slot.name} lost ({reason}); starting a replacement", file=sys.stderr, flush=True)
         for ref in list(slot.in_flight):
             self._block_lost(ref, f"actor {slot.name} died: {reason}")
@@ -508,6 +514,7 @@ class _Runner:
         k, index, attempt, _ = self.in_flight.pop(ref)
         self.slots[index].in_flight.discard(ref)
         if self.book.retry(k, error):
+            self.retried += 1
             if self.metrics:
                 self.metrics.block_retried()
         else:
@@ -545,7 +552,7 @@ class _Runner:
         except RayTaskError as e:
             self._block_lost(ref, _first_line(e.cause if getattr(e, "cause", None) else e))
             return
-        except RayError as e:  # a system failure (worker crashed, node died, object lost): treat the actor as lost
+        except RayError as e:  # a system failure (worker crashed, node died, object lost): the actor is lost
             self._replace(slot, f"{type(e).__name__}: {_first_line(e)}")
             return
         del self.in_flight[ref]
@@ -661,7 +668,10 @@ class _Runner:
             code = 0
             if reconciled:
                 message = f"reconcile ran {reconciled} blocks again"
-        return RunResult(code, {}, self.committed, to_do, message=message.strip("; "), actor_reports=reports)
+        return RunResult(
+            code, {}, self.committed, to_do, self.retried, self.actors_lost, message=message.strip("; "),
+            actor_reports=reports,
+        )
 
 
 class _Progress:

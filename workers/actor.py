@@ -202,20 +202,24 @@ class FitActor:
     """Fits blocks of a run and commits them to its store (see the module docstring). Start it with
     `ray.remote(FitActor).options(num_cpus=..., num_gpus=...).remote(spec, num_cpus, num_gpus, slot, name)`.
 
-    `crash` is a fault-injection hook for tests, off by default: {"block": k, "marker": path} makes the first
-    call of fit_block(k) that finds no file at `marker` create it, scribble over block k's model_image chunk,
-    and kill the worker process (os._exit) before committing — a worker dying mid-block, once.
+    `faults` is a fault-injection hook for tests (a constructor argument only; off by default):
+        {"delay": s}                  sleep s seconds in every fit_block before committing (a slow block);
+        {"exit_in_block": k, "marker": path}
+                                      the first fit_block(k) that finds no file at `marker` creates it,
+                                      scribbles over block k's model_image chunk and kills the worker process
+                                      (os._exit) before committing: a worker dying mid-block, once;
+        {"raise_in_block": k}         every fit_block(k) raises RuntimeError after evaluating.
     """
 
     def __init__(
         self, spec: RunSpec, num_cpus: float | None = None, num_gpus: float = 0, slot: int = 0, name: str = "",
-        crash: dict | None = None,
+        faults: dict | None = None,
     ):
         started = time.perf_counter()
         self.spec = spec
         self.name = name or f"fit-actor-{slot}"
         self.runtime = configure_runtime(num_cpus, num_gpus, slot)
-        self._crash = crash
+        self._faults = dict(faults or {})
 
         import jax
 
@@ -299,8 +303,8 @@ class FitActor:
             planned = spec.buckets[key].bucket if isinstance(key, int) else None
             evaluations += self._fit_group(rows, members, planned, out, status, errors)
 
-        if self._crash and self._crash.get("block") == k and not os.path.exists(self._crash["marker"]):
-            self._die_mid_block(k)
+        if self._faults:
+            self._inject_faults(k)
 
         seconds = time.perf_counter() - started
         attempts = np.full(n, attempt, np.int32)
@@ -419,14 +423,19 @@ class FitActor:
         vectors = np.broadcast_to(vector, (b, self.spec.n_evaluations, vector.size)).copy()
         jax.block_until_ready(evaluate_block(stack([imaging] * b, spec.bucket), vectors, model, with_arrays=True))
 
-    def _die_mid_block(self, k: int) -> None:
-        """The test hook: leave a partly written block behind and kill this worker process."""
-        with open(self._crash["marker"], "w") as f:
-            f.write(f"{self.name} died in block {k}\n")
-        block = self.spec.block(k)
-        scribble = self.store.array("model_image")
-        scribble[block] = np.full((block.stop - block.start, *scribble.shape[1:]), 12345.0)
-        os._exit(1)
+    def _inject_faults(self, k: int) -> None:
+        """The test hook (see the class docstring)."""
+        faults = self._faults
+        time.sleep(float(faults.get("delay", 0)))
+        if faults.get("raise_in_block") == k:
+            raise RuntimeError(f"injected fault in block {k}")
+        if faults.get("exit_in_block") == k and not os.path.exists(faults["marker"]):
+            with open(faults["marker"], "w") as f:
+                f.write(f"{self.name} died in block {k}\n")
+            block = self.spec.block(k)
+            scribble = self.store.array("model_image")
+            scribble[block] = np.full((block.stop - block.start, *scribble.shape[1:]), 12345.0)
+            os._exit(1)
 
 
 def _native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -108,3 +108,50 @@ def assert_same_store(a: str, b: str) -> None:
             np.testing.assert_array_equal(x, y, err_msg=name)
         else:
             assert x.tolist() == y.tolist(), name
+
+
+# The survey of the run tests, made once per test session and shared by the modules that use it: 8 lenses in two
+# shape buckets (30×30 images, cut by the mask, and 40-44 px images, one with its own mask radius).
+SURVEY_SHAPES = [(30, 30), (40, 40), (30, 30), (40, 40), (44, 44), (30, 30), (40, 40), (30, 30)]
+SURVEY_MASK_RADII = {6: 1.65}
+SURVEY_BLOCK_SIZE = 3  # 3 blocks; block 1 holds the last 30×30 lens and the first two of the other bucket
+
+
+def shared_survey(base: Path) -> Path:
+    """The session's survey catalog under `base` (pytest's session temp folder), simulated on first use."""
+    root = base / "survey"
+    done = root / ".complete"
+    if not done.exists():
+        make_survey(root, SURVEY_SHAPES, seed=5, mask_radii=SURVEY_MASK_RADII)
+        done.touch()
+    return root / "catalog.ecsv"
+
+
+def compile_cache(base: Path) -> str:
+    """The session's JAX persistent compilation cache folder, shared by every actor of the tests."""
+    return str(base / "jax-cache")
+
+
+def run_options(catalog: Path, store: Path, base: Path, **changes):
+    """RunOptions for the shared survey: block size 3, the session's compile cache, progress every second."""
+    from scheduler.driver import RunOptions
+
+    values = dict(
+        catalog=str(catalog), config=str(catalog.parent / "fit.toml"), store=str(store),
+        block_size=SURVEY_BLOCK_SIZE, compile_cache=compile_cache(base), progress_interval=1.0, lease_ttl=6.0,
+    )
+    return RunOptions(**{**values, **changes})
+
+
+def clean_store(base: Path) -> Path:
+    """A clean run of the shared survey (Ray must be initialised), made once per session."""
+    from scheduler.driver import run
+
+    store = base / "clean.zarr"
+    done = base / "clean.complete"
+    if not done.exists():
+        result = run(run_options(shared_survey(base), store, base, restart=True))
+        assert result.exit_code == 0, result
+        assert result.counts == {"pending": 0, "done": len(SURVEY_SHAPES), "failed": 0, "invalid": 0}
+        done.touch()
+    return store
