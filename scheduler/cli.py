@@ -107,6 +107,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(options).exit_code
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from scheduler.status import format_summary, summarize
+
+    summary = summarize(args.store, worst=args.worst)
+    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a picture needs no accelerator (and must not grab one)
+    from workers.show import show_lens
+
+    show_lens(args.store, args.id, args.out, catalog=args.catalog)
+    print(f"lensfleet: {args.id}: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lensfleet", description="Survey-scale strong-lens modelling.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-ttl", type=float, default=60.0,
                    help="seconds without a heartbeat after which the store's driver lease expires (default 60)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="a store's done / failed / invalid / pending counts, throughput, worst fits, "
+                                      "errors by reason")
+    p.add_argument("store", help="result store (a folder or an s3:// / gs:// URL)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--worst", type=int, default=5,
+                   help="how many worst fits (highest chi-squared per pixel) to list; 0 skips reading residuals")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("show", help="draw one lens's data / model / residuals / source from a store")
+    p.add_argument("store", help="result store")
+    p.add_argument("id", help="the lens's id")
+    p.add_argument("-o", "--out", default="fit.png", help="picture file (.png, .pdf; default fit.png)")
+    p.add_argument("--catalog", default=None,
+                   help="catalog to read the lens's data from (default: the catalog recorded in the store)")
+    p.set_defaults(func=cmd_show)
     return parser
 
 

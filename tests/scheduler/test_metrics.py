@@ -119,5 +119,5 @@ def test_run_tag_is_the_store_name():
 
 
 def test_metrics_module_leaves_jax_out():
-    code = "import sys, scheduler.metrics, scheduler.progress; assert 'jax' not in sys.modules"
+    code = "import sys, scheduler.metrics, scheduler.progress, scheduler.status; assert 'jax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,226 @@
+"""`lensfleet status STORE [--json]`: what a result store holds, read from the store alone (no Ray, no JAX).
+
+    counts        datasets DONE / FAILED / INVALID / PENDING (the store's `status` array)
+    blocks        blocks committed (no dataset PENDING) and blocks still to run
+    throughput    datasets_per_hour: wall-clock throughput of the driver runs. For each run r (the store's `runs`
+                  attribute, one record per `lensfleet run`), its datasets are those whose `driver_run` is r, its
+                  span runs from its `started_utc` to the last modification time of a status chunk of its blocks
+                  (a block's status chunk is written last, so that is its commit time); throughput is the sum of
+                  the runs' datasets over the sum of their spans, so idle time between a stop and a resume does
+                  not count. Without `runs`/`driver_run` (a store not written by `lensfleet run`) the span is
+                  `created` → last commit.
+                  datasets_per_actor_hour: datasets per hour of one actor's time, from `wall_time` (the block's
+                  seconds shared among its datasets): 3600 × (datasets with a wall time) / Σ wall_time.
+    worst_fits    the DONE lenses with the highest reduced χ² = chi_squared / N_used, N_used = the pixels inside
+                  the lens's mask (the finite pixels of its `normalized_residuals`). At the right model and noise
+                  it is ≈ 1; unlike figure_of_merit it does not grow with the image size or mask, so lenses of
+                  different imaging rank together. Finding them reads `normalized_residuals` block by block
+                  (one chunk in memory at a time); `worst=0` skips that read on a very large store.
+    errors        FAILED and INVALID datasets grouped by reason: the error text without its "dataset ID: "
+                  prefix, with a file path cut to its file name, the lens's id replaced by <id>, and numbers
+                  replaced by N (so "image has 3 NaN/inf pixels ... at (y, x) = (50, 50)" and the same problem
+                  with other counts form one group). Each group lists its count, a few ids and one full message.
+
+`summarize(url)` returns all of it as one JSON-ready dict (what `--json` prints); `format_summary` the text.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import numpy as np
+
+from storage.locations import filesystem
+from storage.schema import Status
+from storage.store import ResultStore
+
+WORST_DEFAULT = 5
+ERROR_IDS_SHOWN = 5
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+def summarize(url: str, worst: int = WORST_DEFAULT, storage_options: dict | None = None) -> dict:
+    """Everything `lensfleet status` reports about the store at `url`, as a JSON-ready dict."""
+    store = ResultStore.open_existing(url, storage_options=storage_options)
+    ids = np.asarray(store.read_array("id").tolist(), dtype=object)
+    status = store.read_array("status").astype(np.int64)
+    counts = {s.name.lower(): int((status == s).sum()) for s in Status}
+    pending_blocks = store.pending_blocks()
+    runs = store.attrs.get("runs") or []
+    return {
+        "store": url,
+        "datasets": store.n_datasets,
+        "counts": counts,
+        "block_size": store.block_size,
+        "blocks": {"total": store.n_blocks, "committed": store.n_blocks - len(pending_blocks),
+                   "pending": len(pending_blocks)},
+        "driver_runs": len(runs),
+        "created_utc": store.attrs.get("created"),
+        "throughput": throughput(store, status, runs),
+        "worst_fits": worst_fits(store, ids, status, worst) if worst > 0 else [],
+        "errors": error_groups(ids, status, store.read_array("error").tolist()),
+    }
+
+
+def throughput(store: ResultStore, status: np.ndarray, runs: list[Mapping]) -> dict:
+    """datasets_per_hour (wall clock, over the runs' active spans) and datasets_per_actor_hour (see the module
+    docstring), with the numbers they come from."""
+    committed = status != Status.PENDING
+    wall = store.read_array("wall_time")
+    timed = committed & np.isfinite(wall)
+    fit_seconds = float(wall[timed].sum())
+    out = {
+        "committed": int(committed.sum()),
+        "fit_seconds": fit_seconds,
+        "datasets_per_actor_hour": 3600 * int(timed.sum()) / fit_seconds if fit_seconds > 0 else None,
+        "elapsed_seconds": None,
+        "datasets_per_hour": None,
+        "last_commit_utc": None,
+    }
+    commit_times = _status_chunk_times(store)
+    if not commit_times or not committed.any():
+        return out
+    blocks = np.arange(store.n_datasets) // store.block_size
+    block_time = np.array([commit_times.get(int(k), math.nan) for k in blocks])
+    if runs and "driver_run" in store.names:
+        driver_run = store.read_array("driver_run")
+        spans = []
+        for number, record in enumerate(runs, start=1):
+            mine = committed & (driver_run == number) & np.isfinite(block_time)
+            if mine.any() and record.get("started_utc"):
+                spans.append((int(mine.sum()), float(block_time[mine].max()) - _epoch(record["started_utc"])))
+    elif store.attrs.get("created"):
+        mine = committed & np.isfinite(block_time)
+        spans = [(int(mine.sum()), float(block_time[mine].max()) - _epoch(store.attrs["created"]))] if mine.any() else []
+    else:
+        spans = []
+    elapsed = sum(max(s, 0.0) for _, s in spans)
+    out["last_commit_utc"] = datetime.fromtimestamp(max(commit_times.values()), UTC).isoformat(timespec="seconds")
+    if spans and elapsed > 0:
+        out["elapsed_seconds"] = elapsed
+        out["datasets_per_hour"] = 3600 * sum(n for n, _ in spans) / elapsed
+    return out
+
+
+def worst_fits(store: ResultStore, ids: np.ndarray, status: np.ndarray, n: int) -> list[dict]:
+    """The `n` DONE lenses with the highest reduced χ², reading normalized_residuals one block at a time."""
+    done = status == Status.DONE
+    if not done.any():
+        return []
+    pixels = np.zeros(store.n_datasets, np.int64)
+    residuals = store.array("normalized_residuals")
+    for k in sorted({int(i) // store.block_size for i in np.flatnonzero(done)}):
+        block = store.block_slice(k)
+        pixels[block] = np.isfinite(residuals[block]).reshape(block.stop - block.start, -1).sum(axis=1)
+    chi_squared = store.read_array("chi_squared")
+    merit = store.read_array("figure_of_merit")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reduced = np.where(done & (pixels > 0), chi_squared / pixels, np.nan)
+    order = [int(i) for i in np.argsort(-np.nan_to_num(reduced, nan=-np.inf)) if np.isfinite(reduced[i])][:n]
+    return [
+        {
+            "id": str(ids[i]),
+            "reduced_chi_squared": float(reduced[i]),
+            "chi_squared": float(chi_squared[i]),
+            "pixels": int(pixels[i]),
+            "figure_of_merit": float(merit[i]),
+        }
+        for i in order
+    ]
+
+
+def error_reason(message: str, dataset_id: str) -> str:
+    """The reason of an error message, stripped of what differs between lenses (see the module docstring)."""
+    text = message.strip()
+    prefix = f"dataset {dataset_id}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+        where, sep, rest = text.partition(": ")
+        if sep and ("/" in where or "\\" in where or where.endswith((".fits", ".fit", "]"))):
+            text = f"{posixpath.basename(where.replace(chr(92), '/').rstrip('/'))}: {rest}"
+    if dataset_id:
+        text = text.replace(dataset_id, "<id>")
+    return _NUMBER.sub("N", text)
+
+
+def error_groups(ids: np.ndarray, status: np.ndarray, errors: list[str]) -> list[dict]:
+    """FAILED and INVALID datasets grouped by (status, reason), largest group first."""
+    groups: dict[tuple[str, str], dict] = {}
+    for i in np.flatnonzero((status == Status.FAILED) | (status == Status.INVALID)):
+        name = Status(int(status[i])).name
+        message = str(errors[i]) or "(no reason recorded)"
+        key = (name, error_reason(message, str(ids[i])))
+        group = groups.setdefault(key, {"status": name, "reason": key[1], "count": 0, "ids": [], "example": message})
+        group["count"] += 1
+        if len(group["ids"]) < ERROR_IDS_SHOWN:
+            group["ids"].append(str(ids[i]))
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["status"], g["reason"]))
+
+
+def format_summary(summary: dict) -> str:
+    """The text `lensfleet status` prints."""
+    c, b, t = summary["counts"], summary["blocks"], summary["throughput"]
+    n = summary["datasets"]
+    lines = [
+        f"store      {summary['store']}",
+        f"datasets   {n}: {c['done']} done, {c['failed']} failed, {c['invalid']} invalid, {c['pending']} pending "
+        f"({_percent(n - c['pending'], n)} committed)",
+        f"blocks     {b['committed']}/{b['total']} committed (block size {summary['block_size']}), "
+        f"{summary['driver_runs']} driver run(s)",
+    ]
+    if t["datasets_per_hour"] is not None:
+        lines.append(f"throughput {t['datasets_per_hour']:.1f} datasets/hour over {t['elapsed_seconds']:.0f} s of "
+                     f"runs (last commit {t['last_commit_utc']})")
+    if t["datasets_per_actor_hour"] is not None:
+        lines.append(f"           {t['datasets_per_actor_hour']:.1f} datasets per actor-hour "
+                     f"({t['fit_seconds']:.1f} actor-seconds)")
+    if summary["worst_fits"]:
+        lines += ["", "worst fits (highest reduced chi-squared = chi_squared / pixels in the mask)",
+                  f"  {'id':<24} {'chi2/N':>9} {'pixels':>7} {'figure_of_merit':>16}"]
+        lines += [f"  {w['id']:<24} {w['reduced_chi_squared']:>9.3f} {w['pixels']:>7d} {w['figure_of_merit']:>16.2f}"
+                  for w in summary["worst_fits"]]
+    if summary["errors"]:
+        lines += ["", "errors by reason"]
+        for g in summary["errors"]:
+            more = "" if g["count"] <= len(g["ids"]) else f", +{g['count'] - len(g['ids'])} more"
+            lines.append(f"  {g['count']:>5} {g['status']:<8} {g['reason']}")
+            lines.append(f"        {'':<8} ids: {', '.join(g['ids'])}{more}")
+    return "\n".join(lines)
+
+
+def _percent(a: int, b: int) -> str:
+    return f"{100 * a / b:.0f}%" if b else "0%"
+
+
+def _epoch(iso: str) -> float:
+    stamp = datetime.fromisoformat(iso)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def _status_chunk_times(store: ResultStore) -> dict[int, float]:
+    """{block k: modification time (epoch seconds) of status chunk k} for the committed blocks' chunks that the
+    file system reports times for (local: mtime; S3: LastModified; GCS: updated)."""
+    try:
+        fs, root = filesystem(store.url.removeprefix("file://"), store.storage_options)
+        listing = fs.ls(posixpath.join(root, "status", "c"), detail=True)
+    except (FileNotFoundError, OSError, NotImplementedError):
+        return {}
+    times = {}
+    for entry in listing:
+        name = posixpath.basename(entry["name"].rstrip("/"))
+        if not name.isdigit():
+            continue
+        stamp = entry.get("mtime") or entry.get("LastModified") or entry.get("updated") or entry.get("last_modified")
+        if isinstance(stamp, str):
+            stamp = _epoch(stamp.replace("Z", "+00:00"))
+        elif isinstance(stamp, datetime):
+            stamp = stamp.timestamp()
+        if stamp is not None:
+            times[int(name)] = float(stamp)
+    return times
