@@ -229,10 +229,14 @@ class _Stop:
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
+        """Handle SIGTERM and SIGINT here. Called again after ray.init, which sets a SIGTERM handler of its own
+        (sys.exit); `restore` puts back what was there before the latest install."""
         if threading.current_thread() is not threading.main_thread():
             return  # signals reach only the main thread; a driver run from another thread is stopped by Ray
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
+            previous = signal.signal(sig, self._handle)
+            if previous != self._handle:
+                self._previous[sig] = previous
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -287,6 +291,7 @@ def run(options: RunOptions) -> RunResult:
             storage_options=options.storage_options,
         )
         with _RayContext(options.address) as ray_context:
+            stop.install()
             runner = _Runner(options, spec, plan, store, todo, heartbeat, stop, ray_context)
             result = runner.run()
         result.seconds = time.time() - started
@@ -645,7 +650,7 @@ class _Runner:
                     elif ref in self.in_flight:
                         self._collect(ref)
                 self._gauges()
-                self.progress.tick(len(self.in_flight))
+                self.progress.tick(len(self.in_flight), sum(s.ready for s in live), len(live))
         finally:
             for slot in self.slots:
                 try:
@@ -696,7 +701,7 @@ class _Progress:
         """Datasets not committed yet (as far as this run knows)."""
         return self.total - self.already - self.datasets
 
-    def tick(self, in_flight: int) -> None:
+    def tick(self, in_flight: int, ready: int, actors: int) -> None:
         now = time.time()
         if now - self.last < self.interval:
             return
@@ -708,8 +713,8 @@ class _Progress:
         c = self.counts
         print(
             f"lensfleet: progress {self.already + self.datasets}/{self.total} committed (this run: {c['done']} done, "
-            f"{c['failed']} failed, {c['invalid']} invalid), {in_flight} blocks in flight, {rate:.2f} datasets/s, "
-            f"ETA {eta}", flush=True,
+            f"{c['failed']} failed, {c['invalid']} invalid), {in_flight} blocks in flight, {ready}/{actors} actors "
+            f"ready, {rate:.2f} datasets/s, ETA {eta}", flush=True,
         )
 
 

@@ -145,7 +145,7 @@ def break_lens(source: Path, target: Path, how: str) -> None:
     elif how == "even PSF":
         psf = np.ones((4, 4)) / 16
     elif how == "zero-sum PSF":
-        psf = np.outer([1.0, -2.0, 1.0], [1.0, 1.0, 1.0])
+        psf = np.outer([1.0, 1.0, -4.0, 1.0, 1.0], np.ones(5))  # 5×5 like the others: the same shape bucket
     elif how == "PSF larger than the image":
         psf = np.ones((41, 41))
     elif how == "shape mismatch":
