@@ -1,5 +1,5 @@
 """The `lensfleet` command line. The driver process never imports JAX: commands that run the engine in this
-process (evaluate, bench, demo) import it inside the command."""
+process (evaluate, bench, simulate, show) import it inside the command."""
 
 from __future__ import annotations
 
@@ -72,9 +72,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workers.demo import run_demo
+    from workers.demo import DemoError, run_demo
 
-    run_demo(Path(args.out))
+    try:
+        run_demo(Path(args.out))
+    except DemoError as e:
+        print(f"lensfleet: demo failed: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -148,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="simulate a lens, fit it, print the result")
+    p = sub.add_parser("demo", help="simulate a small survey, fit it on a local Ray cluster, summarise it, draw a lens")
     p.add_argument("--out", default="demo_output", help="output folder")
     p.set_defaults(func=cmd_demo)
 

@@ -9,8 +9,10 @@ Each lens draws from its own generator `default_rng([seed, i])`, so lens i is th
 (a survey of N is a prefix of a survey of N + M with the same seed) and the survey is deterministic given the
 seed. Distributions (uniform unless said):
 
-    imaging        one of IMAGINGS: 60×60 at 0.1″, 80×80 at 0.075″, 100×100 at 0.05″ (mask radius per kind)
-    PSF            Gaussian, σ ∈ [0.05, 0.12]″, odd size 5, 7, 9 or 11 pixels
+    imaging        one of IMAGINGS: 60×60 at 0.1″, 80×80 at 0.075″, 100×100 at 0.05″, each with its own mask
+                   radius and PSF cutout size (7, 9, 11 pixels: one per instrument, as surveys deliver them, so a
+                   survey falls in three shape buckets and compiles three programs)
+    PSF            Gaussian, σ ∈ [0.05, 0.12]″ per lens
     lens mass      Isothermal: centre ∈ [−0.05, 0.05]″², θE ∈ [0.8, 1.8]″, axis ratio q ∈ [0.6, 0.95], angle φ ∈ [0, 180)°
     shear          |γ| ∈ [0, 0.08], angle ∈ [0, 180)°
     sources        1 or 2 Sersics; the first at |β| ≤ 0.25″ with q ∈ [0.6, 0.95], Re ∈ [0.1, 0.3]″, n ∈ [1, 3],
@@ -42,19 +44,20 @@ from .inversion.simulate import SersicProfile, simulate_imaging
 
 @dataclass(frozen=True)
 class Imaging:
-    """One kind of survey imaging: image shape, pixel scale (″) and the mask radius (″) its lenses are fitted in."""
+    """One kind of survey imaging: image shape, pixel scale (″), the mask radius (″) its lenses are fitted in and
+    the (odd) size of its PSF cutouts in pixels."""
 
     shape: tuple[int, int]
     pixel_scale: float
     mask_radius: float
+    psf_size: int
 
 
 IMAGINGS = (
-    Imaging((60, 60), 0.1, 2.8),
-    Imaging((80, 80), 0.075, 2.8),
-    Imaging((100, 100), 0.05, 2.4),
+    Imaging((60, 60), 0.1, 2.8, 7),
+    Imaging((80, 80), 0.075, 2.8, 9),
+    Imaging((100, 100), 0.05, 2.4, 11),
 )
-PSF_SIZES = (5, 7, 9, 11)
 EXPOSURE_TIME = 300.0
 BACKGROUND_SKY_LEVEL = 0.1
 SIMULATION_OVER_SAMPLE_SIZE = 8
@@ -134,7 +137,7 @@ def draw_lens(seed: int, index: int) -> LensTruth:
     rng = np.random.default_rng([seed, index])
     u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
     imaging = IMAGINGS[int(rng.integers(len(IMAGINGS)))]
-    psf_size = int(rng.choice(PSF_SIZES))
+    psf_size = imaging.psf_size
     psf_sigma = u(0.05, 0.12)
     q, angle = u(0.6, 0.95), u(0.0, 180.0)
     mass = {

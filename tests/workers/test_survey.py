@@ -14,7 +14,7 @@ from scheduler.cli import main
 from storage.catalog import read_catalog
 from storage.datasets import load_imaging
 from workers.config import load_config
-from workers.survey import IMAGINGS, PSF_SIZES, draw_lens, simulate_survey
+from workers.survey import IMAGINGS, draw_lens, simulate_survey
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,10 @@ def test_a_survey_is_a_pure_function_of_its_seed_and_a_prefix_of_a_larger_one(su
 
 def test_lenses_vary_across_the_stated_ranges():
     truths = [draw_lens(0, i) for i in range(60)]
-    assert {(t.shape_native, t.pixel_scale) for t in truths} == {(k.shape, k.pixel_scale) for k in IMAGINGS}
-    assert {t.psf_shape[0] for t in truths} == set(PSF_SIZES)
+    assert {(t.shape_native, t.pixel_scale, t.psf_shape) for t in truths} == {
+        (k.shape, k.pixel_scale, (k.psf_size, k.psf_size)) for k in IMAGINGS}
+    assert all(k.psf_size % 2 == 1 for k in IMAGINGS) and len({k.psf_size for k in IMAGINGS}) == 3
+    assert np.ptp([t.psf_sigma for t in truths]) > 0.04
     assert {len(t.sources) for t in truths} == {1, 2}
     radii = [t.mass["einstein_radius"] for t in truths]
     assert 0.8 <= min(radii) < 1.0 and 1.6 < max(radii) <= 1.8
