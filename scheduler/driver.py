@@ -17,6 +17,11 @@ Order of a run
     `retry_failed`).
  5. Finish with a reconcile pass against the store, print a summary and release the lease.
 
+Progress: scheduler.progress (a live bar on a terminal, a `lensfleet progress ...` line every few seconds in a
+log, counts over the whole store). Metrics: scheduler.metrics.RunMetrics (datasets committed by status, blocks in
+flight and retried, datasets pending, block latency from submit to commit); the actors record theirs
+(evaluations, compiles, device memory) with ActorMetrics.
+
 Blocks: an explicit state machine (`BlockBook`), one state per block of this run:
 
     PENDING ──submit──► RUNNING ──summary──► DONE (committed by the actor, status last)
@@ -63,7 +68,9 @@ from enum import Enum
 
 import numpy as np
 
+from scheduler.metrics import RunMetrics, run_name
 from scheduler.plan import Plan, make_plan
+from scheduler.progress import Progress
 from storage.catalog import read_catalog
 from storage.errors import StoreError
 from storage.lease import DEFAULT_TTL, DriverLease
@@ -468,7 +475,10 @@ class _Runner:
         self.actors_lost = 0
         self.metrics = _run_metrics(options.store)
         self.remote_actor = ray.remote(FitActor)
-        self.progress = _Progress(store, options.progress_interval)
+        self.totals = _committed_outside(store, todo)  # store-wide counts, kept up to date as blocks commit
+        self.progress = Progress(
+            total=store.n_datasets, already_done=sum(self.totals.values()), interval_s=options.progress_interval,
+        )
 
     # -- the pool ------------------------------------------------------------------------------------------------
 
@@ -539,6 +549,8 @@ class _Runner:
         n = len(rows)
         self.store.write_block(k, results, status, np.full(n, self.book.attempts[k]), errors, np.full(n, np.nan))
         print(f"lensfleet: {error}", file=sys.stderr, flush=True)
+        self.totals["failed"] += int((status == Status.FAILED).sum())
+        self.totals["invalid"] += int((status == Status.INVALID).sum())
         if self.metrics:
             self.metrics.datasets_committed(failed=int((status == Status.FAILED).sum()),
                                             invalid=int((status == Status.INVALID).sum()))
@@ -565,7 +577,8 @@ class _Runner:
         slot.failures = 0
         self.book.done(k)
         self.committed += 1
-        self.progress.committed(summary)
+        for key in self.totals:
+            self.totals[key] += summary[key]
         if self.metrics:
             self.metrics.block_committed(summary["done"], summary["failed"], summary["invalid"],
                                          time.time() - submitted)
@@ -589,7 +602,7 @@ class _Runner:
     def _gauges(self) -> None:
         if self.metrics:
             self.metrics.in_flight(len(self.in_flight))
-            self.metrics.pending(self.progress.pending)
+            self.metrics.pending(self.store.n_datasets - sum(self.totals.values()))
 
     # -- the loop ------------------------------------------------------------------------------------------------
 
@@ -650,8 +663,10 @@ class _Runner:
                     elif ref in self.in_flight:
                         self._collect(ref)
                 self._gauges()
-                self.progress.tick(len(self.in_flight), sum(s.ready for s in live), len(live))
+                self.progress.update(**self.totals, in_flight=len(self.in_flight))
         finally:
+            self.progress.update(**self.totals, in_flight=len(self.in_flight))
+            self.progress.close()
             for slot in self.slots:
                 try:
                     ray.kill(slot.handle, no_restart=True)
@@ -679,50 +694,16 @@ class _Runner:
         )
 
 
-class _Progress:
-    """A one-line progress record on stdout every `interval` seconds (for `ray job logs -f`)."""
-
-    def __init__(self, store: ResultStore, interval: float):
-        self.interval = interval
-        self.started = time.time()
-        self.last = 0.0
-        self.counts = {"done": 0, "failed": 0, "invalid": 0}
-        self.datasets = 0
-        self.total = store.n_datasets
-        self.already = int(sum(n for s, n in store.status_counts().items() if s != Status.PENDING))
-
-    def committed(self, summary: dict) -> None:
-        for key in self.counts:
-            self.counts[key] += summary[key]
-        self.datasets += summary["datasets"]
-
-    @property
-    def pending(self) -> int:
-        """Datasets not committed yet (as far as this run knows)."""
-        return self.total - self.already - self.datasets
-
-    def tick(self, in_flight: int, ready: int, actors: int) -> None:
-        now = time.time()
-        if now - self.last < self.interval:
-            return
-        self.last = now
-        elapsed = now - self.started
-        rate = self.datasets / elapsed if elapsed > 0 else 0.0
-        left = self.pending
-        eta = f"{left / rate:.0f} s" if rate > 0 else "?"
-        c = self.counts
-        print(
-            f"lensfleet: progress {self.already + self.datasets}/{self.total} committed (this run: {c['done']} done, "
-            f"{c['failed']} failed, {c['invalid']} invalid), {in_flight} blocks in flight, {ready}/{actors} actors "
-            f"ready, {rate:.2f} datasets/s, ETA {eta}", flush=True,
-        )
+def _committed_outside(store: ResultStore, blocks) -> dict[str, int]:
+    """Datasets committed DONE / FAILED / INVALID in the store outside `blocks` (the blocks this run will commit)."""
+    status = store.read_array("status").copy()
+    for k in blocks:
+        status[store.block_slice(k)] = Status.PENDING
+    return {name: int((status == s).sum()) for name, s in
+            (("done", Status.DONE), ("failed", Status.FAILED), ("invalid", Status.INVALID))}
 
 
-def _run_metrics(store: str):
-    try:
-        from scheduler.metrics import RunMetrics, run_name
-    except ImportError:
-        return None
+def _run_metrics(store: str) -> RunMetrics:
     return RunMetrics(run_name(store))
 
 

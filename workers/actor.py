@@ -208,7 +208,8 @@ class FitActor:
                                       the first fit_block(k) that finds no file at `marker` creates it,
                                       scribbles over block k's model_image chunk and kills the worker process
                                       (os._exit) before committing: a worker dying mid-block, once;
-        {"raise_in_block": k}         every fit_block(k) raises RuntimeError after evaluating.
+        {"raise_in_block": k}         every fit_block(k) raises RuntimeError after evaluating;
+        {"announce": folder}          every fit_block(k) starts by writing the file `k.attempt.NODE_ID` there.
     """
 
     def __init__(
@@ -275,6 +276,9 @@ class FitActor:
         from workers.datasets import fit_mask, masked_imaging
 
         started = time.perf_counter()
+        if "announce" in self._faults:
+            with open(os.path.join(self._faults["announce"], f"{k}.{attempt}.{_node_id()}"), "w"):
+                pass
         compiles_before = self._compile_log.snapshot()
         spec, config = self.spec, self.spec.config
         rows = spec.datasets[spec.block(k)]
@@ -471,14 +475,18 @@ def _node_ip() -> str:
         return "local"
 
 
-def _actor_metrics(store: str, name: str):
-    """The actor's Ray metrics, or None outside a Ray worker."""
-    try:
-        import ray
+def _node_id() -> str:
+    import ray
 
-        if not ray.is_initialized():
-            return None
-        from scheduler.metrics import ActorMetrics, run_name
-    except ImportError:
+    return ray.get_runtime_context().get_node_id()
+
+
+def _actor_metrics(store: str, name: str):
+    """The actor's Ray metrics (scheduler.metrics.ActorMetrics: JAX-free), or None outside Ray."""
+    import ray
+
+    if not ray.is_initialized():
         return None
+    from scheduler.metrics import ActorMetrics, run_name
+
     return ActorMetrics(run_name(store), name)

@@ -5,6 +5,9 @@ configs are refused before any work."""
 from __future__ import annotations
 
 import shutil
+import socket
+import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,9 +34,27 @@ def base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
+    """A local cluster whose metrics agent exports every second on a known port; yields the endpoint."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _metrics_export_port=port,
+             _system_config={"metrics_report_interval_ms": 1000})
+    yield f"http://127.0.0.1:{port}/metrics"
     ray.shutdown()
+
+
+def run_metrics(endpoint: str, run: str) -> dict[str, float]:
+    """The run's lensfleet samples at the Prometheus endpoint, summed over everything but the sample name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(endpoint, timeout=5).read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("run") == run and "le" not in sample.labels:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +222,24 @@ def test_broken_lenses_are_invalid_with_their_reasons_and_the_others_are_done(ba
         assert status[i] == Status.DONE and errors[i] == ""
         for term in TERMS:
             assert store.array(term)[i] == pytest.approx(clean.array(term)[j], rel=1e-9)
+
+    # the driver's and the actor's custom metrics reach the cluster's Prometheus endpoint with the run's counts
+    expected = {
+        "ray_lensfleet_datasets_done_total": 4,
+        "ray_lensfleet_datasets_invalid_total": len(BROKEN),
+        "ray_lensfleet_block_seconds_count": 5,
+        "ray_lensfleet_likelihood_evaluations_total": 4,  # one parameter vector per valid lens
+        "ray_lensfleet_blocks_in_flight": 0,
+        "ray_lensfleet_datasets_pending": 0,
+    }
+    deadline = time.monotonic() + 30
+    while True:
+        got = run_metrics(cluster, "broken.zarr")
+        if all(got.get(name) == value for name, value in expected.items()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {name: got.get(name) for name in expected} == expected
+    assert got["ray_lensfleet_compiles_total"] >= 2  # one warm-up per shape bucket
 
 
 def test_a_catalog_with_a_duplicate_id_is_refused_before_any_work(base, tmp_path, capsys):
