@@ -99,7 +99,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scheduler.driver import RunOptions, run
+    from scheduler.driver import RunError, RunOptions, run
 
     options = RunOptions(
         catalog=args.catalog, config=args.config, store=args.store, address=args.address,
@@ -108,7 +108,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed, compile_cache=args.compile_cache, grace_period=args.grace_period,
         lease_ttl=args.lease_ttl,
     )
-    return run(options).exit_code
+    try:
+        return run(options).exit_code
+    except RunError as e:
+        print(f"lensfleet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once; uncommitted blocks rerun on resume
+        print("lensfleet: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 def cmd_status(args: argparse.Namespace) -> int:

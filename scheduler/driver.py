@@ -74,6 +74,7 @@ from scheduler.progress import Progress
 from storage.catalog import read_catalog
 from storage.errors import StoreError
 from storage.lease import DEFAULT_TTL, DriverLease
+from storage.locations import is_url
 from storage.schema import ArraySpec, Status, result_specs
 from storage.store import ResultStore
 from workers.actor import FitActor, RunSpec
@@ -284,8 +285,12 @@ def run(options: RunOptions) -> RunResult:
         if not todo:
             message = "nothing to do: every block is committed"
             return _finish(store, RunResult(0, {}, seconds=time.time() - started, message=message))
+        if stop.signal is not None:
+            name = signal.Signals(stop.signal).name
+            message = f"stopped by {name} before any block ran. Run the same command again to resume"
+            return _finish(store, RunResult(128 + stop.signal, {}, 0, len(todo), message=message))
         spec = RunSpec(
-            store=options.store,
+            store=_absolute(options.store),
             config=config,
             datasets=plan.datasets,
             buckets=plan.buckets,
@@ -294,12 +299,12 @@ def run(options: RunOptions) -> RunResult:
             max_image_shape=tuple(int(n) for n in store.array("model_image").shape[1:]),
             max_source_size=int(store.array("reconstruction").shape[1]),
             driver_run=driver_run,
-            compile_cache=options.compile_cache or default_compile_cache(),
+            compile_cache=_absolute(options.compile_cache) if options.compile_cache else None,
             storage_options=options.storage_options,
         )
-        with _RayContext(options.address) as ray_context:
+        with _RayContext(options.address):
             stop.install()
-            runner = _Runner(options, spec, plan, store, todo, heartbeat, stop, ray_context)
+            runner = _Runner(options, spec, plan, store, todo, heartbeat, stop)
             result = runner.run()
         result.seconds = time.time() - started
         return _finish(store, result)
@@ -309,12 +314,13 @@ def run(options: RunOptions) -> RunResult:
         lease.release()
 
 
-def default_compile_cache() -> str:
-    """The JAX persistent compilation cache folder actors use unless told: LENSFLEET_COMPILE_CACHE, else
-    ~/.cache/lensfleet/jax (on each node)."""
-    return os.environ.get("LENSFLEET_COMPILE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "lensfleet", "jax"
-    )
+class RunError(Exception):
+    """The run cannot start as asked (for example more GPUs per actor than the cluster has)."""
+
+
+def _absolute(location: str) -> str:
+    """Local paths made absolute (actors may run in another working directory); URLs as given."""
+    return location if is_url(location) else os.path.abspath(location)
 
 
 def store_config(config: FitConfig) -> dict:
@@ -364,7 +370,7 @@ def _create_store(options: RunOptions, config: FitConfig, catalog, plan: Plan) -
     ]
     attrs = {
         "mode": MODE,
-        "catalog": catalog.path,
+        "catalog": _absolute(catalog.path),
         "shape_buckets": plan.bucket_attrs(),
         "parameter_names": list(plan.parameter_names),
         "runs": [],
@@ -443,6 +449,11 @@ def choose_pool(options: RunOptions) -> tuple[int, float, float]:
     total_gpus = float(resources.get("GPU", 0))
     node_cpus = max([float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [total_cpus])
     gpus = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if total_gpus >= 1 else 0.0)
+    if gpus > total_gpus:
+        raise RunError(f"{gpus:g} GPUs per actor asked for, but the cluster has {total_gpus:g} GPUs")
+    if options.cpus_per_actor is not None and options.cpus_per_actor > node_cpus:
+        raise RunError(f"{options.cpus_per_actor:g} CPUs per actor asked for, but the largest node has "
+                       f"{node_cpus:g} CPUs")
     if gpus > 0:
         cpus = options.cpus_per_actor if options.cpus_per_actor is not None else 1.0
         actors = options.actors or max(1, int(math.floor(total_gpus / gpus + 1e-9)))
@@ -457,7 +468,7 @@ def choose_pool(options: RunOptions) -> tuple[int, float, float]:
 class _Runner:
     """The ray.wait loop over one run's blocks (see the module docstring)."""
 
-    def __init__(self, options, spec: RunSpec, plan: Plan, store: ResultStore, todo, heartbeat, stop, ray_context):
+    def __init__(self, options, spec: RunSpec, plan: Plan, store: ResultStore, todo, heartbeat, stop):
         import ray
 
         self.ray = ray

@@ -108,7 +108,7 @@ class RunSpec:
     """Everything an actor needs for a run: the store (URL, fsspec options), the fit config, the datasets in
     store order, the buckets, the block size B (store chunk and compiled batch of lenses), the store's padded
     result sizes, which driver run this is (`driver_run`, 1 for the run that created the store) and the JAX
-    persistent compilation cache folder (None: off)."""
+    persistent compilation cache folder (None: `default_compile_cache()` on the actor's node)."""
 
     store: str
     config: FitConfig
@@ -131,6 +131,15 @@ class RunSpec:
         if not 0 <= k < self.n_blocks:
             raise IndexError(f"block {k} out of range 0..{self.n_blocks - 1}")
         return slice(k * self.block_size, min((k + 1) * self.block_size, len(self.datasets)))
+
+
+def default_compile_cache() -> str:
+    """The persistent compilation cache folder of this node: LENSFLEET_COMPILE_CACHE, else
+    ~/.cache/lensfleet/jax. Compiled programs are keyed by JAX/XLA version, backend and program, so one folder
+    serves every run and bucket; a restarted actor loads its programs instead of compiling them."""
+    return os.environ.get("LENSFLEET_COMPILE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "lensfleet", "jax"
+    )
 
 
 def configure_runtime(num_cpus: float | None, num_gpus: float, slot: int = 0) -> dict:
@@ -227,11 +236,11 @@ class FitActor:
         from workers.inversion import jax_setup  # noqa: F401  (x64 on)
 
         self._compile_log = _CompileLog()
-        if spec.compile_cache:
-            os.makedirs(spec.compile_cache, exist_ok=True)
-            jax.config.update("jax_compilation_cache_dir", spec.compile_cache)
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        self.compile_cache = spec.compile_cache or default_compile_cache()
+        os.makedirs(self.compile_cache, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", self.compile_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
         from storage.store import ResultStore
 
@@ -256,6 +265,7 @@ class FitActor:
             "compiles": compiles,
             "compile_seconds": round(seconds, 3),
             "cache_hits": hits,
+            "compile_cache": self.compile_cache,
             "warm_up_seconds": round(time.perf_counter() - warm_start, 3),
             "start_seconds": round(time.perf_counter() - started, 3),
             "runtime": self.runtime,

@@ -112,14 +112,14 @@ def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | N
 
 
 def subprocess_options(base: Path, store: Path, address: str, **changes) -> dict:
-    options = run_options(shared_survey(base), store, base, address=address, lease_ttl=3.0, **changes)
+    options = run_options(shared_survey(base), store, base, address=address, lease_ttl=2.0, **changes)
     return {k: v for k, v in vars(options).items()}
 
 
 def test_a_driver_killed_with_sigkill_resumes_redoing_only_uncommitted_blocks(base, clean, cluster, tmp_path):
     store = tmp_path / "sigkill.zarr"
     log = tmp_path / "driver.log"
-    driver = driver_process(subprocess_options(base, store, cluster, actor_faults={"delay": 2.0}), log)
+    driver = driver_process(subprocess_options(base, store, cluster, actor_faults={"delay": 1.0}), log)
     try:
         wait_for(lambda: (store / "zarr.json").exists() and committed_blocks(str(store)), 120,
                  "a first block to commit", driver)
@@ -129,8 +129,8 @@ def test_a_driver_killed_with_sigkill_resumes_redoing_only_uncommitted_blocks(ba
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == -signal.SIGKILL
-    # Ray stops the dead driver's actor; wait until its lease has expired and nothing commits any more
-    time.sleep(3.5)
+    # Ray stops the dead driver's actor; wait until its lease (ttl 2 s) has expired and nothing commits any more
+    time.sleep(2.5)
     before = ResultStore.open_existing(str(store))
     first_run = committed_blocks(str(store))
     assert 1 <= len(first_run) < before.n_blocks, first_run
@@ -139,7 +139,7 @@ def test_a_driver_killed_with_sigkill_resumes_redoing_only_uncommitted_blocks(ba
     rerun = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "run", str(shared_survey(base)), "--config",
          str(shared_survey(base).parent / "fit.toml"), "--store", str(store), "--address", cluster,
-         "--block-size", str(SURVEY_BLOCK_SIZE), "--compile-cache", compile_cache(base), "--lease-ttl", "3"],
+         "--block-size", str(SURVEY_BLOCK_SIZE), "--compile-cache", compile_cache(base), "--lease-ttl", "2"],
         capture_output=True, text=True, timeout=240,
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -162,7 +162,7 @@ def test_sigterm_lets_blocks_in_flight_commit_releases_the_lease_and_the_next_ru
 ):
     store = tmp_path / "sigterm.zarr"
     log = tmp_path / "driver.log"
-    options = subprocess_options(base, store, cluster, actor_faults={"delay": 2.0}, in_flight_per_actor=1)
+    options = subprocess_options(base, store, cluster, actor_faults={"delay": 1.0}, in_flight_per_actor=1)
     driver = driver_process(options, log)
     try:
         wait_for(lambda: (store / "zarr.json").exists() and committed_blocks(str(store)), 120,

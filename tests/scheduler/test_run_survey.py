@@ -98,7 +98,8 @@ def test_every_lens_in_the_store_equals_its_single_lens_fit(base, clean):
         assert tuple(arrays["image_shape"][i]) == (ny, nx)
         model_image = arrays["model_image"][i]
         expected = np.asarray(fit.result.model_image)[:used]
-        np.testing.assert_allclose(model_image[:ny, :nx][~mask], expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+        atol = 1e-9 * np.abs(expected).max()
+        np.testing.assert_allclose(model_image[:ny, :nx][~mask], expected, rtol=1e-9, atol=atol)
         assert np.isnan(model_image[:ny, :nx][mask]).all()
         assert np.isnan(model_image[ny:, :]).all() and np.isnan(model_image[:, nx:]).all()
         residuals = (data.image[~mask] - expected) / data.noise_map[~mask]
