@@ -1,4 +1,7 @@
-"""`lensfleet evaluate` on a reference lens gives PyAutoLens's numbers; bad input exits with one clear line."""
+"""`lensfleet evaluate` on a reference lens gives PyAutoLens's numbers; bad input exits with one clear line.
+
+The happy path runs the installed command in a subprocess; the bad inputs call the same `main` in-process.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+
+from scheduler.cli import main
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 A0 = REFERENCE / "datasets" / "A0"
@@ -94,11 +99,12 @@ def _edit_fits(path: Path, edit) -> None:
     ],
     ids=["missing-file", "nan", "noise-zero", "even-psf", "zero-sum-psf", "psf-too-big", "config-key", "missing-param"],
 )
-def test_bad_input_exits_nonzero_with_one_line_naming_file_and_problem(inputs, breakage, expected):
+def test_bad_input_exits_nonzero_with_one_line_naming_file_and_problem(inputs, breakage, expected, capsys):
     breakage(inputs)
-    run = lensfleet("evaluate", str(inputs / "A0"), "--config", str(inputs / "fit.toml"),
-                    "--params", str(inputs / "params.json"))
-    assert run.returncode == 2
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lensfleet: error: "), run.stderr
+    code = main(["evaluate", str(inputs / "A0"), "--config", str(inputs / "fit.toml"),
+                 "--params", str(inputs / "params.json")])
+    stderr = capsys.readouterr().err
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lensfleet: error: "), stderr
     assert expected in lines[0]
