@@ -1,0 +1,163 @@
+"""The submission path: a `ray start --head` cluster on this machine, `ray job submit -- lensfleet run ...` with the
+survey as the job's working dir, `ray job stop` mid-run, and a second submission that resumes and finishes.
+
+The cluster is this test's own: started with `ray start --head --block` in a new session under its own
+--temp-dir, and stopped by SIGTERM to that `ray start` process (it drains and stops every process it started),
+not by `ray stop`, which would stop every Ray cluster on the machine, including other test runs'. The cluster is
+started with RAY_JOB_STOP_WAIT_TIME_S=30 — what a deployment should set — so that `ray job stop` gives the driver
+its grace period (30 s) to let blocks in flight commit and release the store's lease instead of being SIGKILLed
+after Ray's default 3 s. Token authentication is on, as on a real cluster: the cluster and every `ray` command
+get RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, a fresh one for this test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage.catalog import CatalogEntry, read_catalog, write_catalog
+from storage.lease import LEASE_FILE
+from storage.schema import Status
+from storage.store import ResultStore
+from workers.survey import simulate_survey
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+COPIES = 200  # catalog rows of the one simulated lens: 200 one-lens blocks, a run long enough to stop midway
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A one-node Ray cluster with 2 CPUs; yields the dashboard (job submission) address."""
+    port, dashboard = free_port(), free_port()
+    temp_dir = tempfile.mkdtemp(prefix="lfray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_JOB_STOP_WAIT_TIME_S="30",
+               RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    log = open(os.path.join(temp_dir, "ray-start.log"), "w")
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dashboard}",
+         "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{address}/api/version", timeout=2)
+                break
+            except urllib.error.HTTPError:  # the dashboard answers (token authentication refuses us): it is up
+                break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"ray start did not come up: {Path(log.name).read_text()[-2000:]}")
+                time.sleep(1)
+        yield address, env
+    finally:
+        head.send_signal(signal.SIGTERM)  # ray start --block drains the node and stops what it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # anything of this cluster's process group still alive
+        except ProcessLookupError:
+            pass
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def job_dir(tmp_path_factory):
+    """The job's working dir: one simulated lens (60×60: one shape bucket, one compile) listed COPIES times."""
+    folder = tmp_path_factory.mktemp("job")
+    survey = simulate_survey(1, folder, seed=11)
+    entries = read_catalog(str(survey.catalog)).entries
+    rows = [CatalogEntry(f"{e.id}-{j:02d}", e.path, e.pixel_scale, e.mask_radius, e.params)
+            for j in range(COPIES) for e in entries]
+    write_catalog(str(survey.catalog), rows)
+    return folder
+
+
+def ray_cli(env, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def committed(store: str) -> int:
+    try:
+        counts = ResultStore.open_existing(store).status_counts()
+    except Exception:  # not created yet, or being created
+        return 0
+    return sum(n for s, n in counts.items() if s != Status.PENDING)
+
+
+def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
+    address, env = cluster
+    store = str(tmp_path / "results.zarr")  # absolute: the job runs in its own copy of the working dir
+    entrypoint = ["--", "lensfleet", "run", "catalog.ecsv", "--config", "fit.toml", "--store", store,
+                  "--block-size", "1"]
+    n = COPIES
+
+    started = ray_cli(env, "job", "submit", "--address", address, "--working-dir", str(job_dir),
+                      "--submission-id", "lensfleet-first", "--no-wait", *entrypoint)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 300
+    while committed(store) == 0:  # wait for the actor to warm up and commit its first blocks
+        assert time.monotonic() < deadline, ray_cli(env, "job", "logs", "--address", address, "lensfleet-first").stdout
+        time.sleep(0.2)
+    stopped = ray_cli(env, "job", "stop", "--address", address, "lensfleet-first")
+    assert stopped.returncode == 0, stopped.stderr
+    status = ray_cli(env, "job", "status", "--address", address, "lensfleet-first")
+    assert "was stopped" in status.stdout, status.stdout + status.stderr
+    logs = ray_cli(env, "job", "logs", "--address", address, "lensfleet-first").stdout
+    assert "SIGTERM" in logs, logs[-3000:]
+
+    midway = ResultStore.open_existing(store)
+    counts = midway.status_counts()
+    assert 0 < counts[Status.DONE] < n and counts[Status.FAILED] == counts[Status.INVALID] == 0, counts
+    assert counts[Status.DONE] + counts[Status.PENDING] == n
+    assert not (Path(store) / LEASE_FILE).exists(), "the stopped driver released the store's lease"
+    done_first = midway.read_array("status") == Status.DONE
+
+    finished = ray_cli(env, "job", "submit", "--address", address, "--working-dir", str(job_dir),
+                       "--submission-id", "lensfleet-resume", *entrypoint)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    status = subprocess.run([str(BIN / "lensfleet"), "status", store, "--json"], capture_output=True, text=True)
+    summary = json.loads(status.stdout)
+    assert summary["counts"] == {"pending": 0, "done": n, "failed": 0, "invalid": 0} and summary["driver_runs"] == 2
+
+    final = ResultStore.open_existing(store)
+    assert (final.read_array("status") == Status.DONE).all()
+    assert [r["resumed"] for r in final.attrs["runs"]] == [False, True]
+    driver_run = final.read_array("driver_run")
+    assert (driver_run[done_first] == 1).all() and (driver_run[~done_first] == 2).all()  # only the rest ran again
+    # every copy of a lens has the same results, whichever run fitted it: the resumed store equals a clean run
+    ids = final.read_array("id").tolist()
+    merit = final.read_array("figure_of_merit")
+    model_image = final.read_array("model_image")
+    for lens in {i.rsplit("-", 1)[0] for i in ids}:
+        rows = [k for k, i in enumerate(ids) if i.rsplit("-", 1)[0] == lens]
+        np.testing.assert_array_equal(merit[rows], merit[rows[0]])
+        np.testing.assert_array_equal(model_image[rows], np.broadcast_to(model_image[rows[0]], model_image[rows].shape))
