@@ -81,11 +81,11 @@ def throughput(store: ResultStore, status: np.ndarray, runs: list[Mapping]) -> d
         "datasets_per_hour": None,
         "last_commit_utc": None,
     }
-    commit_times = _status_chunk_times(store)
-    if not commit_times or not committed.any():
+    times = commit_times(store)
+    if not times or not committed.any():
         return out
     blocks = np.arange(store.n_datasets) // store.block_size
-    block_time = np.array([commit_times.get(int(k), math.nan) for k in blocks])
+    block_time = np.array([times.get(int(k), math.nan) for k in blocks])
     if runs and "driver_run" in store.names:
         driver_run = store.read_array("driver_run")
         spans = []
@@ -99,7 +99,7 @@ def throughput(store: ResultStore, status: np.ndarray, runs: list[Mapping]) -> d
     else:
         spans = []
     elapsed = sum(max(s, 0.0) for _, s in spans)
-    out["last_commit_utc"] = datetime.fromtimestamp(max(commit_times.values()), UTC).isoformat(timespec="seconds")
+    out["last_commit_utc"] = datetime.fromtimestamp(max(times.values()), UTC).isoformat(timespec="seconds")
     if spans and elapsed > 0:
         out["elapsed_seconds"] = elapsed
         out["datasets_per_hour"] = 3600 * sum(n for n, _ in spans) / elapsed
@@ -203,7 +203,7 @@ def _epoch(iso: str) -> float:
     return stamp.timestamp()
 
 
-def _status_chunk_times(store: ResultStore) -> dict[int, float]:
+def commit_times(store: ResultStore) -> dict[int, float]:
     """{block k: modification time (epoch seconds) of status chunk k} for the committed blocks' chunks that the
     file system reports times for (local: mtime; S3: LastModified; GCS: updated)."""
     try:
