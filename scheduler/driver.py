@@ -357,7 +357,6 @@ def _open_or_create(options: RunOptions, config: FitConfig, catalog) -> tuple[Re
         "resumed": bool(runs),
     })
     store.group.attrs["runs"] = runs
-    _write_planned_shapes(store, plan, store.pending_blocks())
     return store, plan, len(runs)
 
 
@@ -375,19 +374,15 @@ def _create_store(options: RunOptions, config: FitConfig, catalog, plan: Plan) -
         "parameter_names": list(plan.parameter_names),
         "runs": [],
     }
-    return ResultStore.create(
+    store = ResultStore.create(
         options.store, plan.ids, plan.block_size, specs, store_config(config), catalog.hash, attrs,
         options.storage_options,
     )
-
-
-def _write_planned_shapes(store: ResultStore, plan: Plan, blocks: list[int]) -> None:
-    """Record the planned shape bucket and image shape of the datasets of uncommitted blocks (no actor runs
-    yet; the actor writes the same values when it commits the block)."""
-    for k in blocks:
-        rows = plan.datasets[plan.block(k)]
-        store.array("shape_bucket")[plan.block(k)] = np.array([d.bucket for d in rows], np.int32)
-        store.array("image_shape")[plan.block(k)] = np.array([d.image_shape for d in rows], np.int32)
+    # the planned shape bucket and image shape of every dataset, readable before its block commits (no actor
+    # runs yet; each actor writes the same values again when it commits its block)
+    store.array("shape_bucket")[:] = np.array([d.bucket for d in plan.datasets], np.int32)
+    store.array("image_shape")[:] = np.array([d.image_shape for d in plan.datasets], np.int32).reshape(-1, 2)
+    return store
 
 
 def _finish(store: ResultStore, result: RunResult) -> RunResult:

@@ -47,8 +47,12 @@ def lens_params(rng: np.random.Generator) -> dict:
     }
 
 
+SIMULATED_SHAPE = (44, 44)  # every lens is simulated at this size (one compile) and cropped about its centre
+
+
 def simulate_lens(folder: Path, shape: tuple[int, int], params: dict, seed: int) -> None:
-    """Write one simulated dataset folder (image.fits, noise_map.fits, psf.fits with PIXSCALE)."""
+    """Write one simulated dataset folder (image.fits, noise_map.fits, psf.fits with PIXSCALE) of `shape`:
+    simulated at SIMULATED_SHAPE and cropped symmetrically, which keeps the pixel grid centred on the lens."""
     import jax.numpy as jnp
 
     from storage.datasets import write_imaging
@@ -57,13 +61,17 @@ def simulate_lens(folder: Path, shape: tuple[int, int], params: dict, seed: int)
 
     mass, shear, source = params["lens"]["mass"], params["lens"]["shear"], params["source"]
     sim = simulate_imaging(
-        shape, PIXEL_SCALE,
+        SIMULATED_SHAPE, PIXEL_SCALE,
         MassParameters(jnp.asarray(mass["centre"]), jnp.asarray(mass["ell_comps"]),
                        jnp.float64(mass["einstein_radius"]), jnp.asarray([shear["gamma_1"], shear["gamma_2"]])),
         [SersicProfile(tuple(source["centre"]), tuple(source["ell_comps"]), 0.6, 0.2, 1.5)],
         psf_size=5, psf_sigma=0.1, over_sample_size=2, seed=seed,
     )
-    write_imaging(str(folder), sim.image, sim.noise_map, sim.psf, sim.pixel_scale)
+    dy, dx = ((n - m) // 2 for n, m in zip(SIMULATED_SHAPE, shape))
+    if any((n - m) % 2 for n, m in zip(SIMULATED_SHAPE, shape)):
+        raise ValueError(f"crop {SIMULATED_SHAPE} to {shape}: both sides must lose as many pixels")
+    crop = (slice(dy, dy + shape[0]), slice(dx, dx + shape[1]))
+    write_imaging(str(folder), sim.image[crop], sim.noise_map[crop], sim.psf, sim.pixel_scale)
 
 
 def make_survey(
