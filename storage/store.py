@@ -21,6 +21,7 @@ Protocol
   choice (`blocks_with(Status.FAILED)`).
 """
 
+import re
 import asyncio
 import json
 import posixpath
@@ -66,8 +67,8 @@ class ResultStore:
         self.block_size: int = int(self.attrs["block_size"])
         self.n_datasets: int = int(self.attrs["n_datasets"])
         self.n_blocks: int = -(-self.n_datasets // self.block_size)
-        with warnings.catch_warnings():  # lease.json beside the arrays is not a Zarr object, by design
-            warnings.filterwarnings("ignore", message=f"Object at {LEASE_FILE} is not recognized")
+        with warnings.catch_warnings():  # lease.json (and its heartbeat temporaries) are not Zarr objects, by design
+            warnings.filterwarnings("ignore", message=f"Object at {re.escape(LEASE_FILE)}[^ ]* is not recognized")
             self._arrays: dict[str, zarr.Array] = dict(group.arrays())
         self.names: tuple[str, ...] = tuple(sorted(self._arrays))
         self.data_names: tuple[str, ...] = tuple(n for n in self.names if n not in ("id", *COMMIT_ARRAYS))
