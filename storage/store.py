@@ -21,10 +21,10 @@ Protocol
   choice (`blocks_with(Status.FAILED)`).
 """
 
-import re
 import asyncio
 import json
 import posixpath
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
