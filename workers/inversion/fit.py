@@ -113,6 +113,14 @@ def check_model_fits(imaging: MaskedImaging, model: Model) -> None:
         )
 
 
+def _in_order(value: jax.Array, done: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(value, done), with `value` made to depend on `done` (NaN if `done` is not finite). It keeps two Cholesky
+    factorizations from running at once: under vmap on the CPU, jaxlib's batched LAPACK kernels split the batch
+    over XLA's intra-op thread pool, and two of them running concurrently deadlocked a 2-thread pool.
+    (lax.optimization_barrier does not survive XLA's CPU pipeline as an ordering, so a data dependency it is.)"""
+    return jnp.where(jnp.all(jnp.isfinite(done)), value, jnp.nan), done
+
+
 def _mapper_columns(
     imaging: MaskedImaging,
     mass: MassParameters,
@@ -197,14 +205,16 @@ def fit(
         if settings.use_positive_only_solver:
             matrix, vector_d = hold_at_zero(curvature_reg, data_vector, fixed_zero)
             reconstruction = jnp.where(fixed_zero, 0.0, solve_positive_only(matrix, vector_d))
-            log_det_curvature = log_det(curvature_reg[n_light:, n_light:])
+            mesh_block, reconstruction = _in_order(curvature_reg[n_light:, n_light:], reconstruction)
+            log_det_curvature = log_det(mesh_block)
         elif n_light == 0:
             factor = jnp.linalg.cholesky(curvature_reg)
             reconstruction = jax.scipy.linalg.cho_solve((factor, True), data_vector)
             log_det_curvature = 2.0 * jnp.sum(jnp.log(jnp.diag(factor)))
         else:
             reconstruction = solve_cholesky(curvature_reg, data_vector)
-            log_det_curvature = log_det(curvature_reg[n_light:, n_light:])
+            mesh_block, reconstruction = _in_order(curvature_reg[n_light:, n_light:], reconstruction)
+            log_det_curvature = log_det(mesh_block)
         regularization_term = constant_regularization_term(shape, coefficient, reconstruction[n_light:])
         log_det_regularization = constant_log_det(shape, coefficient)
     else:
