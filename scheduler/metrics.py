@@ -37,7 +37,8 @@ Every metric carries the tag `run` (the store's name, `run_name(store_url)`); ac
 Metrics are recorded in the process that calls them (driver or actor) after `ray.init` / inside an actor; the
 values reach Prometheus at the next export (every few seconds). Ray drops a gauge series that is not set again
 within a few export intervals, so each process keeps the last value of each of its gauges and sets it again every
-GAUGE_REFRESH_S seconds from a daemon thread: a gauge lives as long as the process that set it.
+GAUGE_REFRESH_S seconds from a daemon thread: a gauge lives as long as the process that set it, or until
+`RunMetrics.close()` or `ray.shutdown()`.
 """
 
 from __future__ import annotations
@@ -109,10 +110,21 @@ class _GaugeKeeper:
                 self._thread = threading.Thread(target=self._refresh, name="lensfleet-gauges", daemon=True)
                 self._thread.start()
 
+    def forget(self, tags: dict) -> None:
+        """Stop refreshing the gauges set with exactly these tags (they age out of Prometheus)."""
+        key = tuple(sorted(tags.items()))
+        with self._lock:
+            for name_tags in [k for k in self._values if k[1] == key]:
+                del self._values[name_tags]
+
     def _refresh(self) -> None:
+        import ray
+
         while True:
             time.sleep(GAUGE_REFRESH_S)
             with self._lock:
+                if not ray.is_initialized():  # ray.shutdown(): these values belonged to that cluster
+                    self._values.clear()
                 values = list(self._values.values())
             for gauge, tags, value in values:
                 gauge.set(value, tags=tags)
@@ -167,6 +179,10 @@ class RunMetrics:
     def pending(self, n: int) -> None:
         """Datasets not yet committed, now."""
         _gauges.set(self._pending, int(n), self.tags)
+
+    def close(self) -> None:
+        """The run is over: its gauges are no longer refreshed (counters and histograms stay)."""
+        _gauges.forget(self.tags)
 
 
 class ActorMetrics:

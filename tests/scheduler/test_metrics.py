@@ -121,3 +121,29 @@ def test_run_tag_is_the_store_name():
 def test_metrics_module_leaves_jax_out():
     code = "import sys, scheduler.metrics, scheduler.progress, scheduler.status; assert 'jax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gauges_are_set_again_until_their_run_closes(monkeypatch):
+    from scheduler import metrics
+
+    class FakeGauge:
+        info = {"name": "lensfleet_fake"}
+
+        def __init__(self):
+            self.sets = []
+
+        def set(self, value, tags):
+            self.sets.append((value, dict(tags)))
+
+    monkeypatch.setattr(metrics, "GAUGE_REFRESH_S", 0.05)
+    keeper, gauge = metrics._GaugeKeeper(), FakeGauge()
+    monkeypatch.setattr("ray.is_initialized", lambda: True)
+    keeper.set(gauge, 3, {"run": "a"})
+    keeper.set(gauge, 4, {"run": "b"})
+    time.sleep(0.3)
+    assert gauge.sets.count((3, {"run": "a"})) >= 3 and gauge.sets.count((4, {"run": "b"})) >= 3
+    keeper.forget({"run": "a"})
+    time.sleep(0.1)
+    before = len(gauge.sets)
+    time.sleep(0.3)
+    assert {v for v, _ in gauge.sets[before:]} == {4}  # only run b is refreshed
