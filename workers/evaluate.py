@@ -52,7 +52,7 @@ def result_record(fit: LensFit) -> dict:
 
 def benchmark(data: ImagingData, config: FitConfig, params: dict, batch: int = 64, repeats: int = 20) -> dict:
     """ms per evaluation single-call and under vmap(batch), compile seconds, peak memory, device."""
-    imaging = masked_imaging(data, config.dataset, config.model)
+    imaging = jax.device_put(masked_imaging(data, config.dataset, config.model))  # on the device once
     vector = vector_from_params(config.model, params)
     rng = np.random.default_rng(0)
     vectors = vector + 1e-3 * rng.standard_normal((batch, vector.size))

@@ -18,19 +18,24 @@ from .imaging import MaskedImaging, pad_to_bucket
 from .model import Model
 
 
-@partial(jax.jit, static_argnames=("model", "with_arrays"))
-def evaluate(imaging: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool = False) -> FitResult:
-    """Fit one lens at V parameter vectors (V, n): every FitResult field gains a leading V axis."""
-    return jax.vmap(fit, in_axes=(None, 0, None, None))(imaging, vectors, model, with_arrays)
+@partial(jax.jit, static_argnames=("model", "with_arrays", "convolution"))
+def evaluate(
+    imaging: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool = False, convolution: str = "auto"
+) -> FitResult:
+    """Fit one lens at V parameter vectors (V, n): every FitResult field gains a leading V axis. `convolution`
+    is fit's mapping-matrix route ("auto", "fft", "sparse")."""
+    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
+    return jax.vmap(per_vector, in_axes=(None, 0))(imaging, vectors)
 
 
-@partial(jax.jit, static_argnames=("model", "with_arrays"))
+@partial(jax.jit, static_argnames=("model", "with_arrays", "convolution"))
 def evaluate_block(
-    imagings: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool = False
+    imagings: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool = False, convolution: str = "auto"
 ) -> FitResult:
     """Fit L stacked lenses (see stack) at V vectors each, vectors (L, V, n): fields gain leading (L, V)."""
-    per_lens = jax.vmap(fit, in_axes=(None, 0, None, None))
-    return jax.vmap(per_lens, in_axes=(0, 0, None, None))(imagings, vectors, model, with_arrays)
+    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
+    per_lens = jax.vmap(per_vector, in_axes=(None, 0))
+    return jax.vmap(per_lens, in_axes=(0, 0))(imagings, vectors)
 
 
 def stack(imagings: list[MaskedImaging], bucket: Bucket | None = None) -> MaskedImaging:
