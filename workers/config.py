@@ -7,6 +7,11 @@
     [lens.light]   optional: type = "mge", gaussians, sigma_min
     [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
+    [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
+                   lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
+    [search]       optional, turns evaluate mode into search mode: type = "nautilus", n_live, n_batch, n_eff,
+                   f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration, seed,
+                   max_samples, checkpoint, eval_chunk (SearchOptions below: meanings and defaults)
 
 Every unknown key or wrong type is a ConfigError naming the file and the key.
 """
@@ -19,8 +24,9 @@ import tomllib
 from typing import Any
 
 from .inversion.grids import OverSampling, RadialOverSampling
-from .inversion.model import MGEBasis, Model, RectangularSource
+from .inversion.model import MGEBasis, Model, RectangularSource, parameter_names
 from .inversion.settings import Settings
+from .priors import Prior, prior_from_dict, prior_to_dict
 
 
 class ConfigError(ValueError):
@@ -37,12 +43,65 @@ class DatasetOptions:
 
 
 @dataclass(frozen=True)
+class SearchOptions:
+    """fit.toml's [search]: a Nautilus search per lens (workers/search.py), the lenses of a block side by side.
+
+    type: "nautilus" (the only one so far).
+    n_live: live points (Nautilus's n_live). 200.
+    n_batch: points per likelihood request of one sampler (Nautilus's n_batch); also V, the vectors per lens of
+        the compiled block call (lenses × n_batch). 100.
+    n_eff: stop once the effective sample size of the posterior reaches this. 500.
+    f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
+    n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
+    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 4.
+    network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
+    network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
+        no improvement). 10000, Nautilus's. A few dozen cut the samplers' own time severalfold; a coarser
+        network only costs likelihood calls, never correctness (the posterior comes from importance weights).
+    discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
+    seed: the run's seed; each lens's search is seeded from (seed, dataset id), so a lens's posterior does not
+        depend on which lenses share its block. 0.
+    max_samples: posterior samples kept per lens in the store: all weighted points if there are fewer,
+        otherwise a deterministic systematic resample to at most this many distinct points (weights =
+        multiplicity / max_samples). 2000.
+    checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
+        searches instead of restarting them. true.
+    eval_chunk: evaluations vectorised together inside the compiled block call (0: the whole lenses × n_batch
+        block at once, right for a GPU; a small number such as 8 keeps a CPU's caches warm). 0.
+    """
+
+    type: str = "nautilus"
+    n_live: int = 200
+    n_batch: int = 100
+    n_eff: float = 500.0
+    f_live: float = 0.01
+    n_like_max: int | None = None
+    n_networks: int = 4
+    network_layers: tuple[int, ...] = (100, 50, 20)
+    network_epochs: int = 10000
+    discard_exploration: bool = False
+    seed: int = 0
+    max_samples: int = 2000
+    checkpoint: bool = True
+    eval_chunk: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """fit.toml's [search] table (n_like_max left out when unlimited)."""
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        out["network_layers"] = list(self.network_layers)
+        return out
+
+
+@dataclass(frozen=True)
 class FitConfig:
-    """The whole of fit.toml: dataset options and the lens model (with its Settings)."""
+    """The whole of fit.toml: dataset options, the lens model (with its Settings), prior overrides (name →
+    prior; survey defaults for the rest, see workers/priors.py) and the search (None: evaluate mode)."""
 
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
     model: Model = field(default_factory=lambda: Model(source=MGEBasis()))
     origin: str = "<defaults>"
+    priors: dict[str, Prior] = field(default_factory=dict, hash=False)
+    search: SearchOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict in fit.toml's structure (for the store's attributes)."""
@@ -56,12 +115,17 @@ class FitConfig:
             source = {"type": "rectangular", "shape": list(m.source.shape), "regularization": m.source.regularization}
         else:
             source = {"type": "mge", **asdict(m.source)}
-        return {
+        out = {
             "dataset": {k: _plain(v) for k, v in asdict(self.dataset).items()},
             "lens": lens,
             "source": source,
             "settings": asdict(m.settings),
         }
+        if self.priors:
+            out["priors"] = {name: prior_to_dict(prior) for name, prior in self.priors.items()}
+        if self.search is not None:
+            out["search"] = self.search.to_dict()
+        return out
 
 
 def _plain(value: Any) -> Any:
@@ -85,7 +149,7 @@ def load_config(path: str | Path) -> FitConfig:
 def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     """Check a fit.toml-shaped dict; `where` names its origin in error messages."""
     reader = _Reader(where)
-    reader.keys(raw, "", {"dataset", "lens", "source", "settings"})
+    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search"})
     dataset = _dataset(reader, raw.get("dataset", {}))
     lens = raw.get("lens", {})
     reader.keys(lens, "lens", {"mass", "shear", "light"})
@@ -99,7 +163,9 @@ def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     source = _source(reader, raw.get("source", {"type": "mge"}))
     settings = _settings(reader, raw.get("settings", {}))
     model = Model(source=source, shear="shear" in lens, lens_light=light, settings=settings)
-    return FitConfig(dataset=dataset, model=model, origin=where)
+    priors = _priors(reader, raw.get("priors", {}), model)
+    search = _search(reader, raw["search"]) if "search" in raw else None
+    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search)
 
 
 class _Reader:
@@ -193,3 +259,73 @@ def _settings(reader: _Reader, table: dict) -> Settings:
             value = reader.number(table, "settings", key, default)
         values[key] = value
     return Settings(**values)
+
+
+def _priors(reader: _Reader, table: Any, model: Model) -> dict[str, Prior]:
+    if not isinstance(table, dict):
+        raise reader.fail("priors", "must be a table")
+    names = parameter_names(model)
+    priors = {}
+    for name, value in _prior_entries(table, ""):
+        # A vector's name ("lens.mass.centre") sets the prior of each of its components.
+        targets = [name] if name in names else [n for n in names if n.rpartition(".")[0] == name]
+        if not targets:
+            raise reader.fail(f"priors.{name}", f"not a parameter of this model (parameters: {', '.join(names)})")
+        try:
+            prior = prior_from_dict(value)
+        except ValueError as e:
+            raise reader.fail(f"priors.{name}", str(e)) from None
+        priors.update((target, prior) for target in targets)
+    return priors
+
+
+def _prior_entries(table: dict, prefix: str):
+    """(flattened name, prior table) pairs; quoted dotted keys and nested TOML tables name parameters alike."""
+    for key, value in table.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and "type" not in value and value:
+            yield from _prior_entries(value, name)
+        else:
+            yield name, value
+
+
+def _search(reader: _Reader, table: Any) -> SearchOptions:
+    defaults = SearchOptions()
+    reader.keys(table, "search", set(asdict(defaults)))
+    if table.get("type", "nautilus") != "nautilus":
+        raise reader.fail("search.type", f"only \"nautilus\" is supported, got {table['type']!r}")
+
+    def flag(key: str) -> bool:
+        value = table.get(key, getattr(defaults, key))
+        if not isinstance(value, bool):
+            raise reader.fail(f"search.{key}", f"must be true or false, got {value!r}")
+        return value
+
+    def count(key: str, minimum: int = 1) -> int:
+        value = table.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise reader.fail(f"search.{key}", f"must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    layers = table.get("network_layers", list(defaults.network_layers))
+    if not (isinstance(layers, list) and layers and all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                                         for n in layers)):
+        raise reader.fail("search.network_layers", f"must be a list of positive integers, got {layers!r}")
+    f_live = reader.number(table, "search", "f_live", defaults.f_live)
+    if f_live >= 1:
+        raise reader.fail("search.f_live", f"must be < 1, got {f_live!r}")
+    return SearchOptions(
+        n_live=count("n_live", 2),
+        n_batch=count("n_batch"),
+        n_eff=reader.number(table, "search", "n_eff", defaults.n_eff),
+        f_live=f_live,
+        n_like_max=count("n_like_max") if "n_like_max" in table else None,
+        n_networks=count("n_networks"),
+        network_layers=tuple(layers),
+        network_epochs=count("network_epochs"),
+        discard_exploration=flag("discard_exploration"),
+        seed=count("seed", 0),
+        max_samples=count("max_samples"),
+        checkpoint=flag("checkpoint"),
+        eval_chunk=count("eval_chunk", 0),
+    )

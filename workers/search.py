@@ -1,0 +1,418 @@
+"""Nonlinear searches: a Nautilus search per lens over the model's nonlinear parameters, the lenses of a block
+run side by side with their likelihood requests merged into one compiled call over (lenses × vectors).
+
+The likelihood a search samples is the inversion's figure of merit (its log evidence, as in PyAutoLens), at
+parameter vectors laid out as model.parameter_names; priors map the unit cube to parameters (priors.py). A
+non-finite figure of merit counts as fit.DEGENERATE_FIGURE_OF_MERIT (rejected, never a crash).
+
+Batching across lenses. Nautilus's run() is synchronous and asks its vectorised likelihood for n_batch points
+at a time. Each lens's sampler runs in a process of its own (workers/samplers.py: the samplers' own work,
+fitting bounds, then proceeds in parallel on the CPU cores); its likelihood call sends the points to the
+coordinator (the calling thread, which alone touches JAX) and waits. Once every still-running sampler of the
+block has a request pending (or has finished), the coordinator evaluates all requests in one call of the
+compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors): a request fills its lens's
+slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
+repeating its first point), and slots without a request hold the prior median. The values go back, the
+samplers go on. Compiled once per (model, bucket, L, V, eval_chunk); finished lenses' slots keep being
+computed (on the prior median) until the block's last search ends: on a GPU that is free, on a CPU it is the
+price of a fixed shape.
+
+Determinism. Each lens's sampler is seeded from (seed, dataset id) (lens_seed), and a point's likelihood
+comes out of the same compiled program at the same (slot, position) whether the other slots hold other
+lenses' points or the prior median: so running the block's searches one after another (concurrent=False,
+each lens alone in its slot of the same (L, V) call) gives bit-for-bit the samples of running them side by
+side, and a lens's posterior does not depend on its block mates. Sampler processes hold OpenBLAS at one thread
+so that their own linear algebra (neural-network training) is reproducible too.
+
+Posterior, evidence and their summaries per lens (LensSearch):
+- samples, log_weight, log_likelihood: Nautilus's weighted posterior points (all of them);
+- log_evidence: Nautilus's log Z; log_evidence_error: 1/√N_eff, the relative standard error of an importance-
+  sampling estimate of Z with Kish effective sample size N_eff (Nautilus's own n_eff), i.e. the statistical
+  error of ln Z. Nautilus gives no error of its own; this one leaves out any bias of the exploration phase;
+- parameter_median, parameter_sigma: weighted quantiles, sigma = (q84 − q16)/2;
+- max_likelihood: the evaluated point with the largest figure of merit, and `fit`, its FitResult with the
+  reconstruction and the model image (on the lens's own used pixels) from one final evaluation.
+For a store with a fixed sample axis, stored_samples(max_samples) keeps every point when there are at most
+max_samples, and otherwise a deterministic systematic resample (positions (k + ½)/max_samples on the weight
+CDF) merged into distinct points weighted by multiplicity / max_samples.
+
+Checkpoints. With a checkpoint directory, each lens's sampler keeps a Nautilus HDF5 checkpoint there (named by
+the dataset id and a fingerprint of the model, priors, search options and data), written atomically (a
+temporary copy, then os.replace): a search killed mid-way resumes from its last batch, and a file that cannot
+be read is discarded and the search starts afresh. The checkpoint is internal state, never a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field, replace
+from functools import partial
+from multiprocessing import connection
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .inversion import jax_setup  # noqa: F401
+import jax
+
+from .config import SearchOptions
+from .inversion.batch import evaluate_block, stack
+from .inversion.buckets import Bucket
+from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits, fit
+from .inversion.imaging import MaskedImaging
+from .inversion.model import Model
+from .priors import PriorTransform, prior_to_dict
+from .samplers import SamplerJob, SamplerOutcome, lens_seed, start_sampler
+
+__all__ = ["BlockSearch", "LensSearch", "SearchError", "StoredSamples", "lens_seed", "search_block"]
+
+
+class SearchError(RuntimeError):
+    """A lens's search failed (its sampler raised); the other lenses of the block are unaffected."""
+
+
+# --- the compiled block likelihood -------------------------------------------------------------------------
+
+
+@partial(jax.jit, static_argnames=("model", "eval_chunk"))
+def _block_figure_of_merit_chunked(imagings: MaskedImaging, vectors: jax.Array, model: Model, eval_chunk: int):
+    """(L, V) figures of merit, vectorising `eval_chunk` evaluations at a time inside one compiled call."""
+    n_vectors = vectors.shape[1]
+
+    def one(imaging, vector):
+        return fit(imaging, vector, model, False).figure_of_merit
+
+    if eval_chunk >= n_vectors:
+        per_lens = lambda args: jax.vmap(one, in_axes=(None, 0))(*args)  # noqa: E731
+        return jax.lax.map(per_lens, (imagings, vectors), batch_size=eval_chunk // n_vectors)
+
+    def per_lens(args):
+        imaging, lens_vectors = args
+        return jax.lax.map(lambda v: one(imaging, v), lens_vectors, batch_size=eval_chunk)
+
+    return jax.lax.map(per_lens, (imagings, vectors))
+
+
+def block_figure_of_merit(imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0) -> np.ndarray:
+    """Figures of merit (L, V) of L stacked lenses (batch.stack) at vectors (L, V, n), as float64 numpy with
+    non-finite values replaced by DEGENERATE_FIGURE_OF_MERIT. eval_chunk 0 (or ≥ L·V): one vmap over the
+    whole block (batch.evaluate_block); else that many evaluations vectorised at a time."""
+    n_lenses, n_vectors = vectors.shape[:2]
+    if eval_chunk <= 0 or eval_chunk >= n_lenses * n_vectors:
+        values = evaluate_block(imagings, vectors, model).figure_of_merit
+    else:
+        values = _block_figure_of_merit_chunked(imagings, vectors, model, eval_chunk)
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(values), values, DEGENERATE_FIGURE_OF_MERIT)
+
+
+# --- results -----------------------------------------------------------------------------------------------
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Quantiles (len(quantiles), d) of weighted samples values (n, d): the weighted CDF at each sorted value
+    is the weight below it plus half its own, interpolated linearly."""
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    out = np.empty((len(quantiles), values.shape[1]))
+    for j in range(values.shape[1]):
+        order = np.argsort(values[:, j], kind="stable")
+        v, w = values[order, j], weights[order]
+        cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
+        out[:, j] = np.interp(quantiles, cdf, v)
+    return out
+
+
+@dataclass(frozen=True)
+class StoredSamples:
+    """A posterior on a fixed sample axis of length max_samples: samples (max_samples, d), sample_weight
+    (summing to 1), sample_log_likelihood; entries from sample_count on are padding (NaN, weight 0)."""
+
+    samples: np.ndarray
+    sample_weight: np.ndarray
+    sample_log_likelihood: np.ndarray
+    sample_count: int
+
+
+@dataclass(frozen=True)
+class LensSearch:
+    """One lens's search: its weighted posterior, evidence, summaries and max-likelihood fit (module
+    docstring). Vectors are in parameter_names order; arcsec for centres and θE."""
+
+    dataset_id: str
+    parameter_names: tuple[str, ...]
+    samples: np.ndarray
+    log_weight: np.ndarray
+    log_likelihood: np.ndarray
+    log_evidence: float
+    log_evidence_error: float
+    n_eff: float
+    n_like: int
+    converged: bool
+    max_likelihood: np.ndarray
+    max_log_likelihood: float
+    parameter_median: np.ndarray
+    parameter_sigma: np.ndarray
+    fit: FitResult | None = None
+
+    @property
+    def weight(self) -> np.ndarray:
+        return np.exp(self.log_weight)
+
+    def stored_samples(self, max_samples: int) -> StoredSamples:
+        """The posterior on a sample axis of length max_samples (module docstring: resampling rule)."""
+        weight = self.weight / self.weight.sum()
+        n, d = self.samples.shape
+        if n <= max_samples:
+            keep, kept_weight = np.arange(n), weight
+        else:
+            cdf = np.cumsum(weight)
+            positions = (np.arange(max_samples) + 0.5) / max_samples * cdf[-1]
+            picks = np.minimum(np.searchsorted(cdf, positions, side="right"), n - 1)
+            keep, counts = np.unique(picks, return_counts=True)
+            kept_weight = counts / max_samples
+        count = len(keep)
+        samples = np.full((max_samples, d), np.nan)
+        samples[:count] = self.samples[keep]
+        sample_weight = np.zeros(max_samples)
+        sample_weight[:count] = kept_weight
+        log_likelihood = np.full(max_samples, np.nan)
+        log_likelihood[:count] = self.log_likelihood[keep]
+        return StoredSamples(samples, sample_weight, log_likelihood, count)
+
+
+@dataclass
+class BlockSearch:
+    """The searches of one block: a LensSearch or a SearchError per lens (block order), and accounting.
+    evaluations: likelihood values handed to the samplers; evaluated: slots × vectors computed (the
+    difference is padding and idle slots); block_calls: calls of the compiled block function; wall_s: per
+    lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls
+    (the rest of the wall time is the samplers' own work); compile_s: the first block call's time."""
+
+    results: list[LensSearch | SearchError]
+    evaluations: list[int]
+    evaluated: int
+    block_calls: int
+    wall_s: list[float]
+    likelihood_s: float
+    compile_s: float
+    checkpoints: list[Path | None] = field(default_factory=list)
+
+    def remove_checkpoints(self) -> None:
+        """Delete the lenses' checkpoint files (once their results are safely stored)."""
+        for path in self.checkpoints:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+
+# --- checkpoints ------------------------------------------------------------------------------------------
+
+
+def search_fingerprint(model: Model, prior: PriorTransform, options: SearchOptions) -> str:
+    """What a checkpoint must agree on to be resumed: the model, the priors and the sampler settings (not
+    max_samples, checkpoint or eval_chunk, which do not change a sampler's state)."""
+    sampler_options = replace(options, max_samples=0, checkpoint=False, eval_chunk=0)
+    text = repr((model, [(n, prior_to_dict(p)) for n, p in zip(prior.names, prior.priors)], sampler_options))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checkpoint_path(directory: Path, dataset_id: str, imaging: MaskedImaging, fingerprint: str) -> Path:
+    """directory/<dataset id, filesystem-safe>-<hash of fingerprint, id and data>.h5"""
+    h = hashlib.sha256(f"{fingerprint}:{dataset_id}".encode())
+    h.update(np.ascontiguousarray(np.asarray(imaging.data)).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(imaging.noise_map)).tobytes())
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", dataset_id)[:80]
+    return Path(directory) / f"{safe}-{h.hexdigest()[:16]}.h5"
+
+
+# --- the coordinator ---------------------------------------------------------------------------------------
+
+
+def _serve(samplers: dict[int, tuple], evaluate: Callable[[dict[int, np.ndarray]], dict[int, np.ndarray]]) -> dict:
+    """Until every sampler process in `samplers` (slot → (process, pipe)) has finished: wait for all running
+    ones to have a likelihood request, evaluate them together, send each its values. Returns slot →
+    SamplerOutcome, or the error text of a sampler that failed or died."""
+    outcomes: dict[int, SamplerOutcome | str] = {}
+    slot_of = {id(conn): slot for slot, (_, conn) in samplers.items()}
+    running = set(samplers)
+    pending: dict[int, np.ndarray] = {}
+    try:
+        while running:
+            waiting = [samplers[s][1] for s in running if s not in pending]
+            while waiting:
+                for conn in connection.wait(waiting):
+                    slot = slot_of[id(conn)]
+                    try:
+                        kind, payload = conn.recv()
+                    except (EOFError, ConnectionResetError):
+                        process = samplers[slot][0]
+                        process.join(timeout=5)
+                        kind, payload = "error", f"the sampler process died (exit code {process.exitcode})"
+                    if kind == "request":
+                        pending[slot] = payload
+                    else:
+                        outcomes[slot] = payload
+                        running.discard(slot)
+                waiting = [samplers[s][1] for s in running if s not in pending]
+            if pending:
+                values = evaluate(pending)
+                for slot, v in values.items():
+                    samplers[slot][1].send(v)
+                pending = {}
+    finally:  # on an error, samplers still waiting for values are stopped; finished ones exit by themselves
+        for slot, (process, conn) in samplers.items():
+            if slot not in outcomes and process.is_alive():
+                process.terminate()
+            process.join(timeout=10)
+            conn.close()
+    return outcomes
+
+
+# --- the block search --------------------------------------------------------------------------------------
+
+
+class _BlockEvaluator:
+    """Pads requests into (L, V) rounds, calls the compiled block function, counts."""
+
+    def __init__(self, imagings: MaskedImaging, model: Model, n_lenses: int, n_vectors: int, filler: np.ndarray,
+                 eval_chunk: int):
+        self.imagings, self.model, self.eval_chunk = imagings, model, eval_chunk
+        self.template = np.broadcast_to(filler, (n_lenses, n_vectors, filler.size)).copy()
+        self.calls = 0
+        self.evaluated = 0
+        self.seconds = 0.0
+        self.handed = [0] * n_lenses
+
+    def __call__(self, requests: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        start = time.perf_counter()
+        n_vectors = self.template.shape[1]
+        rounds = max(-(-len(points) // n_vectors) for points in requests.values())
+        out = {s: np.empty(len(points)) for s, points in requests.items()}
+        for r in range(rounds):
+            vectors = self.template.copy()
+            spans = {}
+            for s, points in requests.items():
+                chunk = points[r * n_vectors : (r + 1) * n_vectors]
+                if len(chunk):
+                    vectors[s, : len(chunk)] = chunk
+                    vectors[s, len(chunk) :] = chunk[0]
+                    spans[s] = len(chunk)
+            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk)
+            self.calls += 1
+            self.evaluated += vectors.shape[0] * vectors.shape[1]
+            for s, n in spans.items():
+                out[s][r * n_vectors : r * n_vectors + n] = values[s, :n]
+        for s, points in requests.items():
+            self.handed[s] += len(points)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform) -> LensSearch:
+    q16, q50, q84 = weighted_quantiles(outcome.samples, np.exp(outcome.log_weight), (0.16, 0.5, 0.84))
+    n_eff = outcome.n_eff
+    return LensSearch(
+        dataset_id=dataset_id,
+        parameter_names=prior.names,
+        samples=outcome.samples,
+        log_weight=outcome.log_weight,
+        log_likelihood=outcome.log_likelihood,
+        log_evidence=outcome.log_evidence,
+        log_evidence_error=float(1.0 / np.sqrt(n_eff)) if n_eff > 0 else float("inf"),
+        n_eff=n_eff,
+        n_like=outcome.n_like,
+        converged=outcome.converged,
+        max_likelihood=outcome.best_vector,
+        max_log_likelihood=outcome.best_log_likelihood,
+        parameter_median=q50,
+        parameter_sigma=0.5 * (q84 - q16),
+    )
+
+
+def search_block(
+    imagings: list[MaskedImaging],
+    dataset_ids: list[str],
+    model: Model,
+    prior: PriorTransform,
+    options: SearchOptions,
+    *,
+    concurrent: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    bucket: Bucket | None = None,
+    with_fit: bool = True,
+) -> BlockSearch:
+    """Search every lens of a block (module docstring). `concurrent`: side by side with merged likelihood
+    calls (True) or one after another, each lens alone in its slot of the same compiled call (False): the
+    samples are identical. `checkpoint_dir`: keep resumable Nautilus checkpoints there (None: none).
+    `bucket`: pad to this shape bucket (default: batch.stack's common bucket). `with_fit`: end with a
+    with-arrays evaluation at each lens's max-likelihood point (LensSearch.fit)."""
+    if len(imagings) != len(dataset_ids) or not imagings:
+        raise ValueError("give one dataset id per imaging, and at least one")
+    stacked = stack(imagings, bucket)
+    check_model_fits(stacked, model)
+    n_lenses, n_vectors = len(imagings), options.n_batch
+    filler = prior.median()
+    evaluator = _BlockEvaluator(stacked, model, n_lenses, n_vectors, filler, options.eval_chunk)
+
+    start = time.perf_counter()
+    evaluator({0: filler[None, :]})  # compile outside the timed searches
+    compile_s = time.perf_counter() - start
+    evaluator.calls, evaluator.evaluated, evaluator.seconds, evaluator.handed = 0, 0, 0.0, [0] * n_lenses
+
+    checkpoints: list[Path | None] = [None] * n_lenses
+    if checkpoint_dir is not None and options.checkpoint:
+        fingerprint = search_fingerprint(model, prior, options)
+        checkpoints = [checkpoint_path(Path(checkpoint_dir), i, im, fingerprint) for i, im in zip(dataset_ids, imagings)]
+
+    jobs = [
+        SamplerJob(prior, options, lens_seed(options.seed, dataset_id), checkpoints[slot])
+        for slot, dataset_id in enumerate(dataset_ids)
+    ]
+
+    def launch(slots: list[int]) -> dict:
+        samplers = {s: start_sampler(jobs[s], f"search-{dataset_ids[s]}") for s in slots}
+        return _serve(samplers, evaluator)
+
+    outcomes: dict[int, SamplerOutcome | str] = {}
+    wall = [0.0] * n_lenses
+    if concurrent:
+        t0 = time.perf_counter()
+        outcomes = launch(list(range(n_lenses)))
+        wall = [time.perf_counter() - t0] * n_lenses
+    else:
+        for slot in range(n_lenses):
+            t0 = time.perf_counter()
+            outcomes.update(launch([slot]))
+            wall[slot] = time.perf_counter() - t0
+
+    results: list[LensSearch | SearchError] = []
+    for slot, dataset_id in enumerate(dataset_ids):
+        outcome = outcomes[slot]
+        if isinstance(outcome, SamplerOutcome):
+            results.append(_lens_result(dataset_id, outcome, prior))
+        else:
+            results.append(SearchError(f"{dataset_id}: search failed:\n{outcome}"))
+
+    if with_fit:
+        results = _attach_fits(stacked, model, results, filler, imagings)
+    return BlockSearch(
+        results, evaluator.handed, evaluator.evaluated, evaluator.calls, wall, evaluator.seconds, compile_s, checkpoints
+    )
+
+
+def _attach_fits(stacked: MaskedImaging, model: Model, results: list, filler: np.ndarray,
+                 imagings: list[MaskedImaging]) -> list:
+    """Each lens's FitResult (reconstruction, model image on its own used pixels) at its max-likelihood point."""
+    best = np.stack([r.max_likelihood if isinstance(r, LensSearch) else filler for r in results])[:, None, :]
+    fits = evaluate_block(stacked, best, model, with_arrays=True)
+    out = []
+    for slot, r in enumerate(results):
+        if isinstance(r, LensSearch):
+            one = jax.tree.map(lambda a: np.asarray(a[slot, 0]), fits)
+            n = imagings[slot].bucket.pixels
+            r = replace(r, fit=replace(one, model_image=one.model_image[:n]))
+        out.append(r)
+    return out
