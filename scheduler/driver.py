@@ -78,7 +78,7 @@ from storage.locations import is_url
 from storage.schema import ArraySpec, Status, result_specs
 from storage.store import ResultStore
 from workers.actor import FitActor, RunSpec
-from workers.config import FitConfig, load_config
+from workers.config import ConfigError, FitConfig, load_config
 
 CPUS_PER_CPU_ACTOR = 2  # a CPU actor reserves 2 CPUs: XLA's threads stay busy, and the driver keeps a core
 ACTOR_PREFIX = "lensfleet-fit"
@@ -266,6 +266,11 @@ def run(options: RunOptions) -> RunResult:
     input the run cannot start with."""
     started = time.time()
     config = load_config(options.config)
+    if config.search is not None:
+        raise ConfigError(
+            f"{options.config}: [search]: `lensfleet run` runs evaluate mode only in this version; the search "
+            "runs per block through workers.search (see the README), not yet through the driver"
+        )
     catalog = read_catalog(options.catalog, options.storage_options)
     lease = DriverLease.acquire(options.store, ttl=options.lease_ttl, storage_options=options.storage_options)
     heartbeat = _Heartbeat(lease, options.lease_ttl / 3)

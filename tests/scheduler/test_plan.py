@@ -137,3 +137,14 @@ def test_buckets_round_trip_through_the_store_attribute_and_a_resumed_order(tmp_
         assert resumed.buckets[d.bucket] == plan.buckets[plan.datasets[plan.ids.index(d.id)].bucket]
     with pytest.raises(ValueError):
         plan.in_store_order(["r0", "r1", "someone-else"])
+
+
+def test_run_refuses_a_search_config_rather_than_silently_evaluating(tmp_path):
+    from scheduler.driver import RunOptions, run
+    from workers.config import ConfigError
+
+    config = tmp_path / "fit.toml"
+    config.write_text('[source]\ntype = "mge"\n\n[search]\ntype = "nautilus"\n')
+    (tmp_path / "catalog.csv").write_text("id,path\na,a\n")
+    with pytest.raises(ConfigError, match=r"\[search\]: `lensfleet run` runs evaluate mode only"):
+        run(RunOptions(catalog=str(tmp_path / "catalog.csv"), config=str(config), store=str(tmp_path / "s.zarr")))
