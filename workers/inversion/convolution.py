@@ -63,10 +63,14 @@ def convolve_columns(
 
 MAPPING_ROUTES = ("fft", "sparse")
 
-# Relative cost of one sparse scatter-add against one unit K·F·log2(F) of FFT work, per backend. Measured on
-# the CPU (2 cores, reference B0: 21×21 PSF, 128×128 FFT, K = 400); the GPU value is an estimate (scatter-adds
-# are atomics there, while batched FFTs run near bandwidth), not a measurement.
-_SCATTER_COST = {"cpu": 2.0, "gpu": 20.0, "tpu": 20.0}
+# Relative cost of one sparse scatter-add against one unit K·F·log2(F) of FFT work, per backend.
+# CPU: calibrated on 2 cores (XLA single-threaded) for batched evaluation (vmap 16), where a batched scatter
+# costs ~3× an unbatched one: reference A0 (11×11 PSF, 80×80 FFT, 5.5M scatter-adds) is cheaper by "sparse"
+# (152 vs 196 ms/eval; single call 66 vs 162 ms), reference B0 (21×21 PSF, 128×128 FFT, 43M scatter-adds) by
+# "fft" (506 vs 816 ms/eval; a single call prefers "sparse", 289 vs 375 ms). The work ratios of the two are 5.9
+# and 2.1, so any constant between them picks the measured winner. GPU/TPU: an estimate, not a measurement
+# (scatter-adds are contended atomics there, while batched FFTs run near memory bandwidth).
+_SCATTER_COST = {"cpu": 3.0, "gpu": 20.0, "tpu": 20.0}
 
 
 def mapping_route(bucket, n_cells: int, backend: str | None = None) -> str:
