@@ -2,8 +2,8 @@
 
 Imported first by every engine module that uses JAX, so x64 is on before any array exists and before
 jaxnnls fixes its tolerance from the default dtype. On the CPU it also turns off XLA's multi-threaded Eigen
-runtime, under which vmap-batched programs were seen to hang on 2-core machines; a user's own XLA_FLAGS
-setting of that flag wins.
+runtime, under which vmap-batched programs hang on 2-core machines (PyAutoLens's vmapped likelihood deadlocks
+there without it); a user's own XLA_FLAGS setting of that flag wins. (OpenBLAS threads: see workers/__init__.)
 """
 
 import os

@@ -37,6 +37,10 @@ class RectangularSource:
     shape: tuple[int, int] = (20, 20)
     regularization: float = 1.0
 
+    def __post_init__(self):
+        if min(self.shape) < 3:
+            raise ValueError(f"a rectangular mesh needs at least 3×3 cells, got {self.shape[0]}×{self.shape[1]}")
+
     @property
     def pixels(self) -> int:
         return self.shape[0] * self.shape[1]
