@@ -13,9 +13,10 @@ block has a request pending (or has finished), the coordinator evaluates all req
 compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors): a request fills its lens's
 slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
 repeating its first point), and slots without a request hold the prior median. The values go back, the
-samplers go on. Compiled once per (model, bucket, L, V, eval_chunk); finished lenses' slots keep being
-computed (on the prior median) until the block's last search ends: on a GPU that is free, on a CPU it is the
-price of a fixed shape.
+samplers go on. Compiled once per (model, bucket, L, V, eval_chunk). With eval_chunk 0 (a GPU) the whole block
+is one vmap and idle slots (finished lenses) are computed on the prior median for nothing, which a GPU does
+not notice; with eval_chunk > 0 (a CPU) the compiled call runs the lenses one after another and skips idle
+slots (lax.cond), so a CPU only pays for requested points.
 
 Determinism. Each lens's sampler is seeded from (seed, dataset id) (lens_seed), and a point's likelihood
 comes out of the same compiled program at the same (slot, position) whether the other slots hold other
@@ -78,33 +79,48 @@ class SearchError(RuntimeError):
 
 
 @partial(jax.jit, static_argnames=("model", "eval_chunk"))
-def _block_figure_of_merit_chunked(imagings: MaskedImaging, vectors: jax.Array, model: Model, eval_chunk: int):
-    """(L, V) figures of merit, vectorising `eval_chunk` evaluations at a time inside one compiled call."""
-    n_vectors = vectors.shape[1]
+def _block_figure_of_merit_looped(
+    imagings: MaskedImaging, vectors: jax.Array, active: jax.Array, model: Model, eval_chunk: int
+) -> jax.Array:
+    """(L, V) figures of merit with the lenses taken one after another (lax.map) and `eval_chunk` vectors of a
+    lens vectorised at a time; a lens whose `active` flag is off is skipped (DEGENERATE_FIGURE_OF_MERIT)."""
 
     def one(imaging, vector):
         return fit(imaging, vector, model, False).figure_of_merit
 
-    if eval_chunk >= n_vectors:
-        per_lens = lambda args: jax.vmap(one, in_axes=(None, 0))(*args)  # noqa: E731
-        return jax.lax.map(per_lens, (imagings, vectors), batch_size=eval_chunk // n_vectors)
+    def lens(args):
+        imaging, lens_vectors, on = args
 
-    def per_lens(args):
-        imaging, lens_vectors = args
-        return jax.lax.map(lambda v: one(imaging, v), lens_vectors, batch_size=eval_chunk)
+        def compute():
+            if eval_chunk >= lens_vectors.shape[0]:
+                return jax.vmap(one, in_axes=(None, 0))(imaging, lens_vectors)
+            return jax.lax.map(lambda v: one(imaging, v), lens_vectors, batch_size=eval_chunk)
 
-    return jax.lax.map(per_lens, (imagings, vectors))
+        def skip():
+            return jax.numpy.full(lens_vectors.shape[0], DEGENERATE_FIGURE_OF_MERIT)
+
+        return jax.lax.cond(on, compute, skip)
+
+    return jax.lax.map(lens, (imagings, vectors, active))
 
 
-def block_figure_of_merit(imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0) -> np.ndarray:
+def block_figure_of_merit(
+    imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0, active: np.ndarray | None = None
+) -> np.ndarray:
     """Figures of merit (L, V) of L stacked lenses (batch.stack) at vectors (L, V, n), as float64 numpy with
-    non-finite values replaced by DEGENERATE_FIGURE_OF_MERIT. eval_chunk 0 (or ≥ L·V): one vmap over the
-    whole block (batch.evaluate_block); else that many evaluations vectorised at a time."""
-    n_lenses, n_vectors = vectors.shape[:2]
-    if eval_chunk <= 0 or eval_chunk >= n_lenses * n_vectors:
+    non-finite values replaced by DEGENERATE_FIGURE_OF_MERIT.
+
+    eval_chunk 0: one vmap over the whole block (batch.evaluate_block), every slot computed: right for a GPU.
+    eval_chunk > 0: the lenses one after another inside the compiled call, `eval_chunk` vectors of a lens
+    vectorised at a time, and lenses whose `active` flag is off (default: all on) skipped: right for a CPU,
+    where an idle slot would cost as much as a busy one. Either way a slot's values do not depend on the other
+    slots'."""
+    n_lenses = vectors.shape[0]
+    if eval_chunk <= 0:
         values = evaluate_block(imagings, vectors, model).figure_of_merit
     else:
-        values = _block_figure_of_merit_chunked(imagings, vectors, model, eval_chunk)
+        active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
+        values = _block_figure_of_merit_looped(imagings, vectors, active, model, eval_chunk)
     values = np.asarray(values, dtype=np.float64)
     return np.where(np.isfinite(values), values, DEGENERATE_FIGURE_OF_MERIT)
 
@@ -293,16 +309,18 @@ class _BlockEvaluator:
         out = {s: np.empty(len(points)) for s, points in requests.items()}
         for r in range(rounds):
             vectors = self.template.copy()
+            active = np.zeros(len(vectors), bool)
             spans = {}
             for s, points in requests.items():
                 chunk = points[r * n_vectors : (r + 1) * n_vectors]
                 if len(chunk):
                     vectors[s, : len(chunk)] = chunk
                     vectors[s, len(chunk) :] = chunk[0]
+                    active[s] = True
                     spans[s] = len(chunk)
-            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk)
+            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk, active)
             self.calls += 1
-            self.evaluated += vectors.shape[0] * vectors.shape[1]
+            self.evaluated += int(active.sum() if self.eval_chunk > 0 else len(active)) * n_vectors
             for s, n in spans.items():
                 out[s][r * n_vectors : r * n_vectors + n] = values[s, :n]
         for s, points in requests.items():

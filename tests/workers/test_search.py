@@ -4,6 +4,8 @@ lenses the posteriors cover the truth and the max-likelihood fit is at least as 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,7 +66,7 @@ def _simulated_lenses(n: int, seed: int, intensity: float = 0.1):
 
 
 TINY = SearchOptions(n_live=60, n_batch=50, n_eff=100, f_live=0.2, n_like_max=600, n_networks=1,
-                     network_layers=(16,), network_epochs=30, seed=3)
+                     network_layers=(16,), network_epochs=30, seed=3, eval_chunk=10)
 
 
 # --- priors ------------------------------------------------------------------------------------------------
@@ -243,10 +245,12 @@ def _assert_same_search(a: LensSearch, b: LensSearch):
     assert (a.log_evidence, a.n_like) == (b.log_evidence, b.n_like)
 
 
-def test_batched_searches_give_the_samples_of_one_by_one_searches():
+@pytest.mark.parametrize("eval_chunk", [0, 10], ids=["one-vmap", "lens-by-lens"])
+def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
     imagings, _, prior = _simulated_lenses(3, seed=5)
-    side_by_side = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, TINY, with_fit=False)
-    one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, TINY, concurrent=False,
+    options = replace(TINY, eval_chunk=eval_chunk)
+    side_by_side = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, with_fit=False)
+    one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, concurrent=False,
                               with_fit=False)
     for a, b in zip(side_by_side.results, one_by_one.results):
         assert isinstance(a, LensSearch) and a.n_like >= TINY.n_like_max
@@ -254,11 +258,15 @@ def test_batched_searches_give_the_samples_of_one_by_one_searches():
     # side by side, the two samplers' requests went out together: one block call per round
     assert side_by_side.block_calls < one_by_one.block_calls
     assert side_by_side.evaluations == one_by_one.evaluations
+    if eval_chunk:
+        # idle slots are skipped lens by lens: only requested points are computed
+        assert one_by_one.evaluated == sum(one_by_one.evaluations)
 
-    # a lens's search does not depend on the lenses sharing its block (same slot, same seed)
-    other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, prior, TINY, with_fit=False)
-    _assert_same_search(other.results[0], side_by_side.results[0])
-    assert not np.array_equal(other.results[1].samples[:100], side_by_side.results[1].samples[:100])
+        # a lens's search does not depend on the lenses sharing its block (same slot, same seed)
+        other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, prior, options,
+                             with_fit=False)
+        _assert_same_search(other.results[0], side_by_side.results[0])
+        assert not np.array_equal(other.results[1].samples[:100], side_by_side.results[1].samples[:100])
 
 
 def test_a_killed_search_resumes_from_its_checkpoint(tmp_path, monkeypatch):
@@ -302,8 +310,8 @@ def test_an_unreadable_checkpoint_is_discarded(tmp_path):
 @pytest.mark.slow
 def test_posteriors_cover_the_truth_on_eight_simulated_lenses():
     imagings, truths, prior = _simulated_lenses(8, seed=7)
-    options = SearchOptions(n_live=100, n_batch=100, n_eff=200, f_live=0.1, n_networks=1, network_layers=(32, 16),
-                            network_epochs=50, seed=1)
+    options = SearchOptions(n_live=60, n_batch=50, n_eff=200, f_live=0.1, n_networks=1, network_layers=(32, 16),
+                            network_epochs=50, seed=1, eval_chunk=10)
     block = search_block(imagings, [f"sim-{i}" for i in range(8)], MODEL, prior, options)
     inside = []
     for imaging, truth, result in zip(imagings, truths, block.results):
