@@ -106,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         block_size=args.block_size, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
         cpus_per_actor=args.cpus_per_actor, max_attempts=args.max_attempts, restart=args.restart,
         retry_failed=args.retry_failed, compile_cache=args.compile_cache, grace_period=args.grace_period,
-        lease_ttl=args.lease_ttl,
+        lease_ttl=args.lease_ttl, scale_up_timeout=args.scale_up_timeout,
     )
     try:
         return run(options).exit_code
@@ -132,8 +132,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a picture needs no accelerator (and must not grab one)
     from workers.show import show_lens
 
-    show_lens(args.store, args.id, args.out, catalog=args.catalog)
-    print(f"lensfleet: {args.id}: {args.out}")
+    show_lens(args.store, args.id, args.out, catalog=args.catalog, corner=args.corner)
+    print(f"lensfleet: {args.id}: {args.out}" + (f", corner plot {args.corner}" if args.corner else ""))
     return 0
 
 
@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default 30)")
     p.add_argument("--lease-ttl", type=float, default=60.0,
                    help="seconds without a heartbeat after which the store's driver lease expires (default 60)")
+    p.add_argument("--scale-up-timeout", type=float, default=0.0,
+                   help="with --actors N on an autoscaling cluster: ask the autoscaler for N actors' CPUs/GPUs and "
+                        "wait up to this many seconds for them before starting (default 0: use the cluster as it is)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="a store's done / failed / invalid / pending counts, throughput, worst fits, "
@@ -213,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="fit.png", help="picture file (.png, .pdf; default fit.png)")
     p.add_argument("--catalog", default=None,
                    help="catalog to read the lens's data from (default: the catalog recorded in the store)")
+    p.add_argument("--corner", default=None, metavar="FILE",
+                   help="also draw a corner plot of the lens parameters' posterior to FILE (search-mode stores)")
     p.set_defaults(func=cmd_show)
     return parser
 

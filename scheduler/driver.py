@@ -37,7 +37,8 @@ they finish, so fast actors get more blocks. Actors not ready yet (starting, com
 get nothing, so a replacement that cannot be placed holds no block hostage.
 
 Actors: `lensfleet-fit-<i>` (replacements `lensfleet-fit-<i>-r<n>`), one per GPU when the cluster has GPUs,
-else one per CPUS_PER_CPU_ACTOR CPUs; each reserves its CPUs (and GPU share), and XLA uses that many threads.
+else one per 2 CPUs (scheduler/pool.py, which also asks an autoscaling cluster for them with
+--scale-up-timeout); each reserves its CPUs (and GPU share), and XLA uses that many threads.
 An actor that dies takes its in-flight blocks with it: they are re-queued and the actor is replaced. A slot
 whose actor fails to start `max_attempts` times in a row is retired; with no slot left the run stops.
 
@@ -54,7 +55,6 @@ Exit codes (RunResult.exit_code): 0 every dataset committed (DONE, INVALID, or F
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import socket
@@ -70,6 +70,7 @@ import numpy as np
 
 from scheduler.metrics import RunMetrics, run_name
 from scheduler.plan import Plan, make_plan
+from scheduler.pool import PoolError, actor_bundle, cluster_pool, scale_up
 from scheduler.progress import Progress
 from storage.catalog import read_catalog
 from storage.errors import StoreError
@@ -78,17 +79,18 @@ from storage.locations import is_url
 from storage.schema import ArraySpec, Status, result_specs
 from storage.store import ResultStore
 from workers.actor import FitActor, RunSpec
-from workers.config import ConfigError, FitConfig, load_config
+from workers.config import FitConfig, load_config
+from workers.inversion.model import parameter_names
 
-CPUS_PER_CPU_ACTOR = 2  # a CPU actor reserves 2 CPUs: XLA's threads stay busy, and the driver keeps a core
 ACTOR_PREFIX = "lensfleet-fit"
 DRIVER_RUN = ArraySpec("driver_run", dtype="int32", fill=0)  # which driver run (1, 2, ...) committed a dataset
-MODE = "evaluate"
+MODE = "evaluate"  # the store attribute `mode`: "evaluate", or "search" when fit.toml has a [search] section
 
 
 @dataclass
 class RunOptions:
-    """What `lensfleet run` was asked to do. `None` means "choose": see `choose_pool`.
+    """What `lensfleet run` was asked to do. `None` means "choose": see scheduler/pool.py. `scale_up_timeout`
+    > 0 (with `actors`) asks an autoscaling cluster for the pool's resources first and waits that long.
 
     `actor_faults` is a fault-injection hook for tests (FitActor's `faults`), not a command-line option.
     """
@@ -111,6 +113,7 @@ class RunOptions:
     progress_interval: float = 5.0
     storage_options: dict | None = None
     actor_faults: dict | None = None
+    scale_up_timeout: float = 0.0
 
 
 @dataclass
@@ -265,12 +268,9 @@ def run(options: RunOptions) -> RunResult:
     """Run (or resume) a survey; see the module docstring. Raises ConfigError, CatalogError or StoreError for
     input the run cannot start with."""
     started = time.time()
+    if options.scale_up_timeout > 0 and not options.actors:
+        raise RunError("--scale-up-timeout needs --actors N: the number of actors to ask the autoscaler for")
     config = load_config(options.config)
-    if config.search is not None:
-        raise ConfigError(
-            f"{options.config}: [search]: `lensfleet run` runs evaluate mode only in this version; the search "
-            "runs per block through workers.search (see the README), not yet through the driver"
-        )
     catalog = read_catalog(options.catalog, options.storage_options)
     lease = DriverLease.acquire(options.store, ttl=options.lease_ttl, storage_options=options.storage_options)
     heartbeat = _Heartbeat(lease, options.lease_ttl / 3)
@@ -367,18 +367,25 @@ def _open_or_create(options: RunOptions, config: FitConfig, catalog) -> tuple[Re
 
 def _create_store(options: RunOptions, config: FitConfig, catalog, plan: Plan) -> ResultStore:
     model = config.model
+    search = config.search
+    stages = tuple(
+        (name, len(parameter_names(m)), m.n_linear, m.pixelized) for name, m in config.stages
+    )
     specs = [
         *result_specs(plan.max_image_shape, len(plan.parameter_names), plan.n_evaluations, model.n_linear,
-                      model.pixelized),
+                      model.pixelized, max_samples=search.max_samples if search else None, stages=stages),
         DRIVER_RUN,
     ]
     attrs = {
-        "mode": MODE,
+        "mode": MODE if search is None else "search",
         "catalog": _absolute(catalog.path),
         "shape_buckets": plan.bucket_attrs(),
         "parameter_names": list(plan.parameter_names),
         "runs": [],
     }
+    if config.stages:  # later pipeline stages: their store groups and parameter names
+        attrs["stages"] = [{"name": name, "group": name, "parameter_names": list(parameter_names(m))}
+                           for name, m in config.stages]
     store = ResultStore.create(
         options.store, plan.ids, plan.block_size, specs, store_config(config), catalog.hash, attrs,
         options.storage_options,
@@ -434,35 +441,6 @@ class _RayContext:
 
         if self.owned:
             ray.shutdown()
-
-
-def choose_pool(options: RunOptions) -> tuple[int, float, float]:
-    """(actors, CPUs per actor, GPUs per actor) for the cluster Ray is connected to.
-
-    GPUs in the cluster: one actor per GPU (gpus_per_actor 1, 1 CPU each), or 1/g actors per GPU for a
-    fractional gpus_per_actor g. No GPUs: one actor per CPUS_PER_CPU_ACTOR CPUs (capped at the largest node).
-    """
-    import ray
-
-    resources = ray.cluster_resources()
-    total_cpus = float(resources.get("CPU", 1))
-    total_gpus = float(resources.get("GPU", 0))
-    node_cpus = max([float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [total_cpus])
-    gpus = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if total_gpus >= 1 else 0.0)
-    if gpus > total_gpus:
-        raise RunError(f"{gpus:g} GPUs per actor asked for, but the cluster has {total_gpus:g} GPUs")
-    if options.cpus_per_actor is not None and options.cpus_per_actor > node_cpus:
-        raise RunError(f"{options.cpus_per_actor:g} CPUs per actor asked for, but the largest node has "
-                       f"{node_cpus:g} CPUs")
-    if gpus > 0:
-        cpus = options.cpus_per_actor if options.cpus_per_actor is not None else 1.0
-        actors = options.actors or max(1, int(math.floor(total_gpus / gpus + 1e-9)))
-    else:
-        cpus = options.cpus_per_actor if options.cpus_per_actor is not None else float(
-            min(CPUS_PER_CPU_ACTOR, max(1, node_cpus))
-        )
-        actors = options.actors or max(1, int(total_cpus // cpus))
-    return actors, cpus, gpus
 
 
 class _Runner:
@@ -619,7 +597,15 @@ class _Runner:
 
     def run(self) -> RunResult:
         ray = self.ray
-        self.actors, self.cpus, self.gpus = choose_pool(self.options)
+        options = self.options
+        try:
+            if options.scale_up_timeout > 0:
+                bundle = actor_bundle(options.gpus_per_actor, options.cpus_per_actor)
+                scale_up([bundle] * options.actors, options.scale_up_timeout)
+            self.actors, self.cpus, self.gpus = cluster_pool(options.actors, options.gpus_per_actor,
+                                                             options.cpus_per_actor)
+        except PoolError as e:
+            raise RunError(str(e)) from None
         self.spec_ref = ray.put(self.spec)
         print(
             f"lensfleet: {self.actors} actors × ({self.cpus:g} CPU, {self.gpus:g} GPU), block size "

@@ -3,7 +3,8 @@
 JAX-free (numpy, storage, and the engine's pure-Python buckets and model modules). Steps of `make_plan`:
 
 1. Read every row's FITS headers (storage.datasets.read_shapes, on a thread pool so object stores are read
-   concurrently): image shape, PSF shape, pixel scale. Evaluate mode also needs the row's parameters. A row
+   concurrently): image shape, PSF shape, pixel scale. Evaluate mode also needs the row's parameters (search
+   mode does not: the search finds them). A row
    whose headers cannot be read, or whose parameters do not fit the model, is planned INVALID with its reason
    (`DatasetSpec.error`); the run never stops for it, and the store records the reason when its block commits.
 2. Bucket each dataset: `bucket_for_shapes` from its shapes, its mask radius (the row's `mask_radius`, else the
@@ -128,7 +129,8 @@ def make_plan(
     storage_options: dict | None = None,
     threads: int = HEADER_THREADS,
 ) -> Plan:
-    """Plan a run in evaluate mode (each lens at its catalog row's parameters); see the module docstring."""
+    """Plan a run (evaluate mode: each lens at its catalog row's parameters; search mode, when the config has
+    a [search]: no parameters needed); see the module docstring."""
     if block_size < 1:
         raise ValueError(f"block size {block_size} must be >= 1")
     model = config.model
@@ -140,7 +142,7 @@ def make_plan(
     planned: list[tuple[DatasetSpec, Bucket | None, ImagingShapes | None]] = []
     for entry, found in zip(entries, shapes):
         radius = config.dataset.mask_radius if entry.mask_radius is None else float(entry.mask_radius)
-        vectors, error = _vectors(entry, catalog.path, model, names)
+        vectors, error = _vectors(entry, catalog.path, model, names) if config.search is None else ((), "")
         bucket = None
         if isinstance(found, str):
             error = error or found

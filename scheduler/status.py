@@ -16,6 +16,9 @@
                   it is ≈ 1; unlike figure_of_merit it does not grow with the image size or mask, so lenses of
                   different imaging rank together. Finding them reads `normalized_residuals` block by block
                   (one chunk in memory at a time); `worst=0` skips that read on a very large store.
+    search        search mode only (the store's `mode` is "search"): of the DONE lenses, how many searches met
+                  their stopping criteria, and the median (min–max) likelihood evaluations, effective sample
+                  size and log-evidence error per lens.
     errors        FAILED and INVALID datasets grouped by reason: the error text without its "dataset ID: "
                   prefix, with a file path cut to its file name, the lens's id replaced by <id>, and numbers
                   replaced by N (so "image has 3 NaN/inf pixels ... at (y, x) = (50, 50)" and the same problem
@@ -62,7 +65,27 @@ def summarize(url: str, worst: int = WORST_DEFAULT, storage_options: dict | None
         "created_utc": store.attrs.get("created"),
         "throughput": throughput(store, status, runs),
         "worst_fits": worst_fits(store, ids, status, worst) if worst > 0 else [],
+        "search": search_summary(store, status) if store.attrs.get("mode") == "search" else None,
         "errors": error_groups(ids, status, store.read_array("error").tolist()),
+    }
+
+
+def search_summary(store: ResultStore, status: np.ndarray) -> dict:
+    """Search mode: converged searches and per-lens evaluations, effective samples, log-evidence error."""
+    done = status == Status.DONE
+
+    def spread(name: str) -> dict | None:
+        values = store.read_array(name)[done].astype(np.float64)
+        if not values.size:
+            return None
+        return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
+
+    return {
+        "searched": int(done.sum()),
+        "converged": int((store.read_array("search_converged")[done] == 1).sum()),
+        "likelihood_evaluations": spread("search_likelihood_evaluations"),
+        "effective_samples": spread("search_effective_samples"),
+        "log_evidence_error": spread("search_log_evidence_error"),
     }
 
 
@@ -178,6 +201,15 @@ def format_summary(summary: dict) -> str:
     if t["datasets_per_actor_hour"] is not None:
         lines.append(f"           {t['datasets_per_actor_hour']:.1f} datasets per actor-hour "
                      f"({t['fit_seconds']:.1f} actor-seconds)")
+    search = summary.get("search")
+    if search and search["searched"]:
+        e, s, z = search["likelihood_evaluations"], search["effective_samples"], search["log_evidence_error"]
+        lines += [
+            f"search     {search['converged']}/{search['searched']} searches met their stopping criteria; per lens: "
+            f"{e['median']:,.0f} likelihood evaluations ({e['min']:,.0f}–{e['max']:,.0f}),",
+            f"           effective samples {s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f}), log-evidence error "
+            f"{z['median']:.3f} ({z['min']:.3f}–{z['max']:.3f})",
+        ]
     if summary["worst_fits"]:
         lines += ["", "worst fits (highest reduced chi-squared = chi_squared / pixels in the mask)",
                   f"  {'id':<24} {'chi2/N':>9} {'pixels':>7} {'figure_of_merit':>16}"]

@@ -15,15 +15,27 @@ Bookkeeping (always present, `BOOKKEEPING`):
 Results (`result_specs`): the figure of merit and its terms, the evaluated parameter vectors and their
 likelihoods, the reconstruction (padded to the largest source size, true size in `reconstruction_size`), the model
 image and normalised residuals (padded to the largest image shape, NaN outside the mask and the true shape), and
-for pixelized sources the mesh cell centres (y, x) in arcsec. To add results (the search's samples, weights,
-evidence and parameter summaries), write one more small `*_specs` function and compose it in `result_specs`.
+for pixelized sources the mesh cell centres (y, x) in arcsec. To add results, write one more small `*_specs`
+function and compose it in `result_specs`.
+
+Search mode (`search_specs`, workers/search.py): the posterior on a fixed sample axis of `max_samples` (samples,
+sample_weight summing to 1, sample_log_likelihood; NaN and weight 0 beyond sample_count), the log evidence and its
+error, the likelihood evaluations and effective sample size, whether the sampler met its stopping criteria, and
+the parameter summaries parameter_median, parameter_sigma (half the 16–84% width) and parameter_max_likelihood,
+in the order of the root attribute `parameter_names`. The terms, `parameters` (one evaluation: the max-likelihood
+vector), reconstruction and images are then the max-likelihood fit's.
+
+Pipeline stages (`stage_specs`): a later stage (e.g. a pixelized source evaluated at the search's max-likelihood
+lens model) writes the same result arrays as an evaluation, in a Zarr group named after the stage
+(`source_pix/figure_of_merit`, ...); the root attribute `stages` lists them with their parameter names. The
+dataset axis, chunks and the one status per dataset are shared: a block commits every stage's data, then status.
 
 Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, created, plus
 what the driver adds (for example `shape_buckets`, `parameter_names`).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 SCHEMA_VERSION = 1
@@ -107,13 +119,56 @@ def image_specs(max_image_shape: tuple[int, int]) -> list[ArraySpec]:
     return [ArraySpec(name, shape, dims=("y", "x")) for name in ("model_image", "normalized_residuals")]
 
 
-def result_specs(
-    max_image_shape: tuple[int, int], n_parameters: int, n_evaluations: int, max_source_size: int, pixelized: bool
-) -> list[ArraySpec]:
-    """Every result array of a run, in store order."""
+def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
+    """A search's posterior (fixed sample axis, true length in sample_count), evidence and parameter summaries."""
     return [
+        ArraySpec("samples", (max_samples, n_parameters), dims=("sample", "parameter")),
+        ArraySpec("sample_weight", (max_samples,), dims=("sample",)),
+        ArraySpec("sample_log_likelihood", (max_samples,), dims=("sample",)),
+        ArraySpec("sample_count", dtype="int32", fill=0),
+        ArraySpec("search_log_evidence"),
+        ArraySpec("search_log_evidence_error"),
+        ArraySpec("search_likelihood_evaluations", dtype="int64", fill=0),
+        ArraySpec("search_effective_samples"),
+        ArraySpec("search_converged", dtype="int8", fill=0),
+        ArraySpec("parameter_median", (n_parameters,), dims=("parameter",)),
+        ArraySpec("parameter_sigma", (n_parameters,), dims=("parameter",)),
+        ArraySpec("parameter_max_likelihood", (n_parameters,), dims=("parameter",)),
+    ]
+
+
+def stage_specs(
+    stage: str, max_image_shape: tuple[int, int], n_parameters: int, max_source_size: int, pixelized: bool
+) -> list[ArraySpec]:
+    """A later pipeline stage's evaluation results, in the Zarr group `stage` (array names `stage/NAME`)."""
+    specs = [
+        *term_specs(),
+        *evaluation_specs(1, n_parameters),
+        *reconstruction_specs(max_source_size, pixelized),
+        *image_specs(max_image_shape),
+    ]
+    return [replace(spec, name=f"{stage}/{spec.name}") for spec in specs]
+
+
+def result_specs(
+    max_image_shape: tuple[int, int],
+    n_parameters: int,
+    n_evaluations: int,
+    max_source_size: int,
+    pixelized: bool,
+    max_samples: int | None = None,
+    stages: tuple[tuple[str, int, int, bool], ...] = (),
+) -> list[ArraySpec]:
+    """Every result array of a run, in store order: with `max_samples`, a search's arrays; each of `stages`
+    ((name, n_parameters, max_source_size, pixelized)) adds a later stage's group."""
+    specs = [
         *term_specs(),
         *evaluation_specs(n_evaluations, n_parameters),
         *reconstruction_specs(max_source_size, pixelized),
         *image_specs(max_image_shape),
     ]
+    if max_samples is not None:
+        specs += search_specs(max_samples, n_parameters)
+    for name, stage_parameters, stage_source_size, stage_pixelized in stages:
+        specs += stage_specs(name, max_image_shape, stage_parameters, stage_source_size, stage_pixelized)
+    return specs

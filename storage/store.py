@@ -6,6 +6,7 @@ Layout (`url` is a local folder or an s3:// / gs:// URL):
     lease.json                   the driver's lease (lease.py); not a Zarr object
     NAME/zarr.json               one array per ArraySpec: shape (N, *trailing), chunks (B, *trailing),
     NAME/c/K[/0...]              dimension_names ("dataset", *dims): block K of an array is one stored object
+    STAGE/NAME/...               a later pipeline stage's arrays (schema.stage_specs), chunked the same way
 
 Protocol
 - Only the driver creates the store, its arrays and its attributes (`create`; the `created` attribute is written
@@ -69,7 +70,10 @@ class ResultStore:
         self.n_blocks: int = -(-self.n_datasets // self.block_size)
         with warnings.catch_warnings():  # lease.json (and its heartbeat temporaries) are not Zarr objects, by design
             warnings.filterwarnings("ignore", message=f"Object at {re.escape(LEASE_FILE)}[^ ]* is not recognized")
-            self._arrays: dict[str, zarr.Array] = dict(group.arrays())
+            # every array, those of a pipeline stage's group too ("source_pix/figure_of_merit")
+            self._arrays: dict[str, zarr.Array] = {
+                name: a for name, a in group.members(max_depth=None) if isinstance(a, zarr.Array)
+            }
         self.names: tuple[str, ...] = tuple(sorted(self._arrays))
         self.data_names: tuple[str, ...] = tuple(n for n in self.names if n not in ("id", *COMMIT_ARRAYS))
 

@@ -32,6 +32,16 @@ Runtime configuration (`configure_runtime`, before JAX starts)
   workers.inversion.jax_setup, kept here) keeps Eigen from starting a pool of its own. An actor that reserved
   every CPU of its node is not pinned.
 
+Search mode (fit.toml has [search]; workers/search.py): each bucket group of a block is searched side by side,
+one sampler process per lens, their likelihood requests merged into one compiled call of B lenses × n_batch
+vectors (the same program for every block of a bucket; slots of absent lenses stay idle), with Nautilus
+checkpoints under `checkpoint_root()` so that a block redone after its actor died resumes its searches; they
+are deleted once the block is committed. Each lens's max-likelihood vector is then evaluated exactly as evaluate
+mode evaluates a catalog vector (the same compiled call, so the same terms, reconstruction and images), its
+posterior and summaries are written to the search arrays, and every later pipeline stage (config.stages: a
+pixelized source at the max-likelihood lens model) is evaluated the same way into its store group. A lens
+whose search fails is FAILED with the sampler's error; the others go on.
+
 Per-dataset results written (store schema, storage/schema.py): the 8 terms of the best parameter vector, the
 evaluated vectors with their figure of merit and log-likelihood, the reconstruction padded to the store's
 largest source size (its true length in reconstruction_size), for pixelized sources the mesh cell centres in the
@@ -42,9 +52,11 @@ largest image. wall_time is the block's wall-clock seconds shared equally among 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -218,7 +230,14 @@ class FitActor:
                                       scribbles over block k's model_image chunk and kills the worker process
                                       (os._exit) before committing: a worker dying mid-block, once;
         {"raise_in_block": k}         every fit_block(k) raises RuntimeError after evaluating;
-        {"announce": folder}          every fit_block(k) starts by writing the file `k.attempt.NODE_ID` there.
+        {"announce": folder}          every fit_block(k) starts by writing the file `k.attempt.NODE_ID` there;
+        {"exit_in_search": k, "after_rounds": n, "marker": path}
+                                      search mode: the first fit_block(k) that finds no file at `marker`
+                                      creates it and kills the worker process after n rounds of likelihood
+                                      requests, mid-search (its samplers' checkpoints stay behind);
+        {"search_rounds": folder}     search mode: every fit_block(k) writes the file `k.attempt` there, holding
+                                      the rounds of likelihood requests its searches took (a resumed search
+                                      takes fewer).
     """
 
     def __init__(
@@ -252,6 +271,11 @@ class FitActor:
             )
         self._metrics = _actor_metrics(spec.store, self.name)
         self.device = _device_name()
+        self._prior = None
+        if spec.config.search is not None:
+            from workers.priors import prior_transform
+
+            self._prior = prior_transform(spec.config.model, spec.config.priors)
         warm_start = time.perf_counter()
         for bucket in spec.buckets:
             self._warm_up(bucket)
@@ -313,16 +337,27 @@ class FitActor:
             groups.setdefault(key, []).append((i, data, imaging, mask))
 
         evaluations = 0
+        searches = []
         for key, members in groups.items():
             planned = spec.buckets[key].bucket if isinstance(key, int) else None
-            evaluations += self._fit_group(rows, members, planned, out, status, errors)
+            if config.search is None:
+                evaluations += self._fit_group(rows, members, planned, out, status, errors)
+            else:
+                n_evaluations, search = self._search_group(k, rows, members, planned, out, status, errors)
+                evaluations += n_evaluations
+                searches.append(search)
 
+        if "search_rounds" in self._faults:
+            with open(os.path.join(self._faults["search_rounds"], f"{k}.{attempt}"), "w") as f:
+                f.write(str(sum(search.block_calls for search in searches)))
         if self._faults:
             self._inject_faults(k)
 
         seconds = time.perf_counter() - started
         attempts = np.full(n, attempt, np.int32)
         self.store.write_block(k, out, status, attempts, errors, np.full(n, seconds / n))
+        for search in searches:  # committed: the samplers' checkpoints are no longer needed
+            search.remove_checkpoints()
         compiles = self._compile_log.snapshot()
         new_compiles = compiles[0] - compiles_before[0]
         if self._metrics is not None:
@@ -343,48 +378,128 @@ class FitActor:
             "seconds": seconds,
         }
 
-    def _fit_group(self, rows, members, planned: Bucket | None, out, status, errors) -> int:
-        """Evaluate the valid datasets of one bucket of a block in one call, padded to B lenses; fill `out`."""
-        import jax
-
-        from workers.inversion.batch import evaluate_block, stack
-
-        spec, model = self.spec, self.spec.config.model
-        imagings = [m[2] for m in members]
+    @staticmethod
+    def _group_bucket(imagings, planned: Bucket | None) -> Bucket:
+        """The bucket a group is stacked to: the planned one when it covers every dataset, else a common one."""
         actual = [im.bucket for im in imagings]
         bucket = planned if planned is not None and all(planned.covers(b) for b in actual) else None
         if bucket is None:  # a file mask moved pixels into the blurring region, or the shapes were not planned
             bucket = common_bucket([*([planned] if planned else []), *actual])
-        vectors = [np.asarray(rows[i].vectors, np.float64) for i, *_ in members]
+        return bucket
+
+    def _fit_group(self, rows, members, planned: Bucket | None, out, status, errors, vectors=None, model=None,
+                   prefix: str = "") -> int:
+        """Evaluate the valid datasets of one bucket of a block in one call, padded to B lenses; fill `out`.
+        Search mode passes the vectors (each (1, n)), a later stage's model and its store group `prefix`."""
+        import jax
+
+        from workers.inversion.batch import evaluate_block, stack
+
+        spec = self.spec
+        model = model or spec.config.model
+        imagings = [m[2] for m in members]
+        bucket = self._group_bucket(imagings, planned)
+        if vectors is None:
+            vectors = [np.asarray(rows[i].vectors, np.float64) for i, *_ in members]
         pad = max(spec.block_size, len(members)) - len(members)
         stacked = stack(imagings + [imagings[0]] * pad, bucket)
         batch = np.stack(vectors + [vectors[0]] * pad)
         result = jax.device_get(evaluate_block(stacked, batch, model, with_arrays=True))
         for j, (i, data, imaging, mask) in enumerate(members):
-            self._fill(i, j, result, data, imaging, mask, vectors[j], out, status, errors)
+            self._fill(i, j, result, data, imaging, mask, vectors[j], out, status, errors, prefix)
         return len(members) * batch.shape[1]
 
-    def _fill(self, i, j, result, data, imaging, mask, vectors, out, status, errors) -> None:
-        """Dataset i of the block from lens j of an evaluated group."""
+    def _search_group(self, k, rows, members, planned: Bucket | None, out, status, errors):
+        """Search mode for one bucket group of block k (see the module docstring); returns (likelihood
+        evaluations, the BlockSearch, whose checkpoints go once the block is committed)."""
+        from workers.inversion.model import parameter_names
+        from workers.search import LensSearch, search_block
+
+        spec, config = self.spec, self.spec.config
+        options = config.search
+        imagings = [m[2] for m in members]
+        search = search_block(
+            imagings, [rows[i].id for i, *_ in members], config.model, self._prior, options,
+            checkpoint_dir=checkpoint_root(spec.store) / f"block-{k}" if options.checkpoint else None,
+            bucket=self._group_bucket(imagings, planned), with_fit=False, slots=spec.block_size,
+            on_round=self._search_fault(k),
+        )
+        found = []
+        for member, result in zip(members, search.results):
+            i = member[0]
+            if not isinstance(result, LensSearch):
+                status[i], errors[i] = Status.FAILED, str(result)
+                continue
+            stored = result.stored_samples(options.max_samples)
+            out["samples"][i] = stored.samples
+            out["sample_weight"][i] = stored.sample_weight
+            out["sample_log_likelihood"][i] = stored.sample_log_likelihood
+            out["sample_count"][i] = stored.sample_count
+            out["search_log_evidence"][i] = result.log_evidence
+            out["search_log_evidence_error"][i] = result.log_evidence_error
+            out["search_likelihood_evaluations"][i] = result.n_like
+            out["search_effective_samples"][i] = result.n_eff
+            out["search_converged"][i] = int(result.converged)
+            out["parameter_median"][i] = result.parameter_median
+            out["parameter_sigma"][i] = result.parameter_sigma
+            out["parameter_max_likelihood"][i] = result.max_likelihood
+            found.append((member, result.max_likelihood[None, :]))
+        evaluations = sum(search.evaluations)
+        if not found:
+            return evaluations, search
+        members_found, best = [m for m, _ in found], [v for _, v in found]
+        evaluations += self._fit_group(rows, members_found, planned, out, status, errors, vectors=best)
+        names = parameter_names(config.model)
+        for stage, model in config.stages:
+            index = [names.index(n) for n in parameter_names(model)]
+            fits = [(m, v[:, index]) for m, v in zip(members_found, best)
+                    if not model.pixelized or m[2].bucket.pixels >= model.source.pixels]
+            for m, _ in found:
+                if model.pixelized and m[2].bucket.pixels < model.source.pixels:
+                    status[m[0]] = Status.FAILED
+                    errors[m[0]] = (f"dataset {rows[m[0]].id}: stage {stage}: the mask leaves {m[2].bucket.pixels} "
+                                    f"used pixels, fewer than the {model.source.pixels} source pixels")
+            if fits:
+                evaluations += self._fit_group(rows, [m for m, _ in fits], planned, out, status, errors,
+                                               vectors=[v for _, v in fits], model=model, prefix=f"{stage}/")
+        return evaluations, search
+
+    def _search_fault(self, k: int):
+        """The exit_in_search fault hook for block k (None when not asked for)."""
+        faults = self._faults
+        if faults.get("exit_in_search") != k or os.path.exists(faults["marker"]):
+            return None
+
+        def after_round(n: int) -> None:
+            if n >= int(faults.get("after_rounds", 1)):
+                with open(faults["marker"], "w") as f:
+                    f.write(f"{self.name} died in the search of block {k} after {n} rounds\n")
+                os._exit(1)
+
+        return after_round
+
+    def _fill(self, i, j, result, data, imaging, mask, vectors, out, status, errors, prefix: str = "") -> None:
+        """Dataset i of the block from lens j of an evaluated group (into the arrays of store group `prefix`)."""
+        p = prefix
         merit = np.asarray(result.figure_of_merit[j], np.float64)
         best = int(np.nanargmax(merit)) if np.isfinite(merit).any() else 0
         for term in TERMS:
-            out[term][i] = getattr(result, term)[j, best]
-        out["parameters"][i] = vectors
-        out["evaluation_figure_of_merit"][i] = merit
-        out["evaluation_log_likelihood"][i] = result.log_likelihood[j]
+            out[p + term][i] = getattr(result, term)[j, best]
+        out[p + "parameters"][i] = vectors
+        out[p + "evaluation_figure_of_merit"][i] = merit
+        out[p + "evaluation_log_likelihood"][i] = result.log_likelihood[j]
         reconstruction = np.asarray(result.reconstruction[j, best])
-        out["reconstruction"][i, : reconstruction.size] = reconstruction
-        out["reconstruction_size"][i] = reconstruction.size
-        if "mesh_centres" in out and result.mesh_centres is not None:
+        out[p + "reconstruction"][i, : reconstruction.size] = reconstruction
+        out[p + "reconstruction_size"][i] = reconstruction.size
+        if p + "mesh_centres" in out and result.mesh_centres is not None:
             centres = np.asarray(result.mesh_centres[j, best])
-            out["mesh_centres"][i, reconstruction.size - len(centres) : reconstruction.size] = centres
+            out[p + "mesh_centres"][i, reconstruction.size - len(centres) : reconstruction.size] = centres
         used = int((~mask).sum())
         model_slim = np.asarray(result.model_image[j, best])[:used]
         residuals = (data.image[~mask] - model_slim) / data.noise_map[~mask]
         ny, nx = mask.shape
-        out["model_image"][i, :ny, :nx] = _native(model_slim, mask)
-        out["normalized_residuals"][i, :ny, :nx] = _native(residuals, mask)
+        out[p + "model_image"][i, :ny, :nx] = _native(model_slim, mask)
+        out[p + "normalized_residuals"][i, :ny, :nx] = _native(residuals, mask)
         if not np.isfinite(merit[best]):
             status[i] = Status.FAILED
             terms = ", ".join(f"{t}={float(getattr(result, t)[j, best]):.6g}" for t in TERMS[1:5])
@@ -409,6 +524,10 @@ class FitActor:
         out["shape_bucket"] = np.array([r.bucket for r in rows], np.int32)
         if "driver_run" in self.store.data_names:
             out["driver_run"] = np.full(n, spec.driver_run, np.int32)
+        for name in self.store.data_names:  # search arrays and later stages' groups, at their fills
+            if name not in out and (spec.config.search is not None or "/" in name):
+                a = self.store.array(name)
+                out[name] = np.full((n, *a.shape[1:]), a.fill_value, a.dtype)
         return out
 
     # -- start-up -----------------------------------------------------------------------------------------------
@@ -435,7 +554,24 @@ class FitActor:
         vector = np.array([1.0 if name == "lens.mass.einstein_radius" else 0.0 for name in parameter_names(model)])
         b = self.spec.block_size
         vectors = np.broadcast_to(vector, (b, self.spec.n_evaluations, vector.size)).copy()
-        jax.block_until_ready(evaluate_block(stack([imaging] * b, spec.bucket), vectors, model, with_arrays=True))
+        stacked = stack([imaging] * b, spec.bucket)
+        jax.block_until_ready(evaluate_block(stacked, vectors, model, with_arrays=True))
+        search = self.spec.config.search
+        if search is not None:  # the search's block call, and each later stage's evaluation
+            from workers.search import auto_eval_chunk, block_figure_of_merit
+
+            chunk = auto_eval_chunk() if search.eval_chunk is None else search.eval_chunk
+            block_figure_of_merit(stacked, np.broadcast_to(vector, (b, search.n_batch, vector.size)).copy(), model,
+                                  chunk)
+            for _, stage_model in self.spec.config.stages:
+                if stage_model.pixelized and imaging.bucket.pixels < stage_model.source.pixels:
+                    continue
+                names = parameter_names(stage_model)
+                stage_vector = np.array([1.0 if n == "lens.mass.einstein_radius" else 0.0 for n in names])
+                jax.block_until_ready(evaluate_block(
+                    stacked, np.broadcast_to(stage_vector, (b, 1, stage_vector.size)).copy(), stage_model,
+                    with_arrays=True,
+                ))
 
     def _inject_faults(self, k: int) -> None:
         """The test hook (see the class docstring)."""
@@ -450,6 +586,16 @@ class FitActor:
             scribble = self.store.array("model_image")
             scribble[block] = np.full((block.stop - block.start, *scribble.shape[1:]), 12345.0)
             os._exit(1)
+
+
+def checkpoint_root(store: str) -> Path:
+    """Where this node keeps the search checkpoints of a store's blocks: LENSFLEET_CHECKPOINTS, else
+    ~/.cache/lensfleet/checkpoints, then a folder per store (a hash of its URL). Local to the node: a block
+    redone on the same node resumes its searches, elsewhere it starts them afresh."""
+    base = os.environ.get("LENSFLEET_CHECKPOINTS") or os.path.join(
+        os.path.expanduser("~"), ".cache", "lensfleet", "checkpoints"
+    )
+    return Path(base) / hashlib.sha256(store.encode()).hexdigest()[:16]
 
 
 def _native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:

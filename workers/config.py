@@ -12,6 +12,8 @@
     [search]       optional, turns evaluate mode into search mode: type = "nautilus", n_live, n_batch, n_eff,
                    f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration, seed,
                    max_samples, checkpoint, eval_chunk (SearchOptions below: meanings and defaults)
+    [source_pix]   optional, with [search]: a second pipeline stage, the source as a pixelization (type =
+                   "rectangular", shape, regularization) evaluated at the search's max-likelihood lens model
 
 Every unknown key or wrong type is a ConfigError naming the file and the key.
 """
@@ -67,7 +69,8 @@ class SearchOptions:
     checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
         searches instead of restarting them. true.
     eval_chunk: evaluations vectorised together inside the compiled block call (0: the whole lenses × n_batch
-        block at once, right for a GPU; a small number such as 8 keeps a CPU's caches warm). 0.
+        block at once, right for a GPU; a small number such as 5-10 runs the lenses one after another, skips
+        idle ones and keeps a CPU's caches warm). Absent: chosen by the device (auto_eval_chunk).
     """
 
     type: str = "nautilus"
@@ -83,7 +86,7 @@ class SearchOptions:
     seed: int = 0
     max_samples: int = 2000
     checkpoint: bool = True
-    eval_chunk: int = 0
+    eval_chunk: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """fit.toml's [search] table (n_like_max left out when unlimited)."""
@@ -95,13 +98,23 @@ class SearchOptions:
 @dataclass(frozen=True)
 class FitConfig:
     """The whole of fit.toml: dataset options, the lens model (with its Settings), prior overrides (name →
-    prior; survey defaults for the rest, see workers/priors.py) and the search (None: evaluate mode)."""
+    prior; survey defaults for the rest, see workers/priors.py), the search (None: evaluate mode) and the
+    pipeline's second stage, a pixelized source (None: none)."""
 
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
     model: Model = field(default_factory=lambda: Model(source=MGEBasis()))
     origin: str = "<defaults>"
     priors: dict[str, Prior] = field(default_factory=dict, hash=False)
     search: SearchOptions | None = None
+    source_pix: RectangularSource | None = None
+
+    @property
+    def stages(self) -> tuple[tuple[str, Model], ...]:
+        """The later pipeline stages as (store group, model): the search's lens model with a pixelized source."""
+        if self.source_pix is None:
+            return ()
+        return (("source_pix", Model(source=self.source_pix, shear=self.model.shear,
+                                     lens_light=self.model.lens_light, settings=self.model.settings)),)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict in fit.toml's structure (for the store's attributes)."""
@@ -125,6 +138,9 @@ class FitConfig:
             out["priors"] = {name: prior_to_dict(prior) for name, prior in self.priors.items()}
         if self.search is not None:
             out["search"] = self.search.to_dict()
+        if self.source_pix is not None:
+            out["source_pix"] = {"type": "rectangular", "shape": list(self.source_pix.shape),
+                                 "regularization": self.source_pix.regularization}
         return out
 
 
@@ -149,7 +165,7 @@ def load_config(path: str | Path) -> FitConfig:
 def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     """Check a fit.toml-shaped dict; `where` names its origin in error messages."""
     reader = _Reader(where)
-    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search"})
+    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search", "source_pix"})
     dataset = _dataset(reader, raw.get("dataset", {}))
     lens = raw.get("lens", {})
     reader.keys(lens, "lens", {"mass", "shear", "light"})
@@ -165,7 +181,18 @@ def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     model = Model(source=source, shear="shear" in lens, lens_light=light, settings=settings)
     priors = _priors(reader, raw.get("priors", {}), model)
     search = _search(reader, raw["search"]) if "search" in raw else None
-    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search)
+    source_pix = None
+    if "source_pix" in raw:
+        if search is None:
+            raise reader.fail("source_pix", "a second stage needs a [search] first (it starts from its result)")
+        if model.pixelized:
+            raise reader.fail("source_pix", "the first stage's [source] is already pixelized; use type = \"mge\"")
+        table = raw["source_pix"]
+        if not isinstance(table, dict) or table.get("type", "rectangular") != "rectangular":
+            raise reader.fail("source_pix.type", "must be \"rectangular\"")
+        source_pix = _source(reader, {**table, "type": "rectangular"}, "source_pix")
+    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search,
+                     source_pix=source_pix)
 
 
 class _Reader:
@@ -231,19 +258,21 @@ def _mge(reader: _Reader, table: dict, prefix: str) -> MGEBasis:
     )
 
 
-def _source(reader: _Reader, table: dict) -> MGEBasis | RectangularSource:
+def _source(reader: _Reader, table: dict, prefix: str = "source") -> MGEBasis | RectangularSource:
     kind = table.get("type", "mge") if isinstance(table, dict) else None
     if kind == "mge":
-        return _mge(reader, table, "source")
+        return _mge(reader, table, prefix)
     if kind == "rectangular":
-        reader.keys(table, "source", {"type", "shape", "regularization"})
+        reader.keys(table, prefix, {"type", "shape", "regularization"})
         shape = table.get("shape", [20, 20])
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape)):
-            raise reader.fail("source.shape", f"must be [ny, nx] integers, got {shape!r}")
+            raise reader.fail(f"{prefix}.shape", f"must be [ny, nx] integers, got {shape!r}")
         if min(shape) < 3:
-            raise reader.fail("source.shape", f"a rectangular mesh needs at least 3×3 cells, got {shape}")
-        return RectangularSource(shape=(shape[0], shape[1]), regularization=reader.number(table, "source", "regularization", 1.0))
-    raise reader.fail("source.type", f"must be \"mge\" or \"rectangular\", got {kind!r}")
+            raise reader.fail(f"{prefix}.shape", f"a rectangular mesh needs at least 3×3 cells, got {shape}")
+        return RectangularSource(
+            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0)
+        )
+    raise reader.fail(f"{prefix}.type", f"must be \"mge\" or \"rectangular\", got {kind!r}")
 
 
 def _settings(reader: _Reader, table: dict) -> Settings:
@@ -327,5 +356,5 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
         seed=count("seed", 0),
         max_samples=count("max_samples"),
         checkpoint=flag("checkpoint"),
-        eval_chunk=count("eval_chunk", 0),
+        eval_chunk=count("eval_chunk", 0) if "eval_chunk" in table else None,
     )

@@ -66,3 +66,55 @@ def plot_fit(
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_corner(samples: np.ndarray, weights: np.ndarray, names: list[str], path: str, title: str = "",
+                markers: np.ndarray | None = None, bins: int = 30) -> None:
+    """A corner plot of weighted posterior samples (n, d): weighted histograms on the diagonal, weighted 2-D
+    histograms below it; `markers` (d,) (e.g. the max-likelihood point) drawn as lines and points."""
+    samples = np.asarray(samples, np.float64)
+    weights = np.asarray(weights, np.float64)
+    d = samples.shape[1]
+    fig, axes = plt.subplots(d, d, figsize=(1.9 * d, 1.9 * d), squeeze=False)
+    lo = np.array([_weighted_quantile(samples[:, j], weights, 0.001) for j in range(d)])
+    hi = np.array([_weighted_quantile(samples[:, j], weights, 0.999) for j in range(d)])
+    narrow = hi - lo <= 1e-6 * np.maximum(1.0, np.abs(lo))  # a collapsed posterior: show ±1e-3 around it
+    pad = 1e-3 * np.maximum(1.0, np.abs(lo))
+    lo, hi = np.where(narrow, lo - pad, lo), np.where(narrow, hi + pad, hi)
+    for row in range(d):
+        for col in range(d):
+            ax = axes[row, col]
+            if col > row:
+                ax.set_visible(False)
+                continue
+            if col == row:
+                ax.hist(samples[:, col], bins=bins, range=(lo[col], hi[col]), weights=weights, histtype="step",
+                        color="k")
+                ax.set_yticks([])
+                if markers is not None:
+                    ax.axvline(markers[col], color="C3", lw=1)
+            else:
+                ax.hist2d(samples[:, col], samples[:, row], bins=bins, weights=weights,
+                          range=[[lo[col], hi[col]], [lo[row], hi[row]]], cmap="Greys")
+                if markers is not None:
+                    ax.plot(markers[col], markers[row], "o", color="C3", ms=3)
+            ax.tick_params(labelsize=6)
+            ax.ticklabel_format(useOffset=False)
+            if row == d - 1:
+                ax.set_xlabel(names[col], fontsize=7)
+            else:
+                ax.set_xticklabels([])
+            if col == 0 and row > 0:
+                ax.set_ylabel(names[row], fontsize=7)
+            elif col > 0:
+                ax.set_yticklabels([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values)
+    cdf = np.cumsum(weights[order])
+    return float(np.interp(q * cdf[-1], cdf, values[order]))

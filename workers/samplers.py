@@ -10,7 +10,9 @@ A sampler process talks to the coordinator over a pipe:
     sampler → coordinator   ("done", SamplerOutcome) | ("error", traceback text)
 
 Processes come from a fork server that has preloaded this module (numpy, scipy, scikit-learn, nautilus), so
-starting one costs milliseconds and never copies the coordinator's JAX state. Each process holds OpenBLAS at one
+starting one costs milliseconds and never copies the coordinator's JAX state. As with any multiprocessing
+start method but fork, a script that searches must guard its entry point (`if __name__ == "__main__":`); the
+lensfleet CLI, Ray's workers and pytest do. Each process holds OpenBLAS at one
 thread, which keeps the networks' training reproducible.
 
 Seeds: lens_seed(seed, dataset id). Checkpoints: a Nautilus HDF5 file per lens, replaced whole on every write

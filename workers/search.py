@@ -20,9 +20,10 @@ slots (lax.cond), so a CPU only pays for requested points.
 
 Determinism. Each lens's sampler is seeded from (seed, dataset id) (lens_seed), and a point's likelihood
 comes out of the same compiled program at the same (slot, position) whether the other slots hold other
-lenses' points or the prior median: so running the block's searches one after another (concurrent=False,
-each lens alone in its slot of the same (L, V) call) gives bit-for-bit the samples of running them side by
-side, and a lens's posterior does not depend on its block mates. Sampler processes hold OpenBLAS at one thread
+lenses' points or the prior median (XLA computes every slot with the same code, and nothing mixes slots): so
+running the block's searches one after another (concurrent=False, each lens alone in its slot of the same
+(L, V) call) gives bit-for-bit the samples of running them side by side, and a lens's posterior does not
+depend on its block mates (tests/workers/test_search.py checks both, bit for bit). Sampler processes hold OpenBLAS at one thread
 so that their own linear algebra (neural-network training) is reproducible too.
 
 Posterior, evidence and their summaries per lens (LensSearch):
@@ -102,6 +103,11 @@ def _block_figure_of_merit_looped(
         return jax.lax.cond(on, compute, skip)
 
     return jax.lax.map(lens, (imagings, vectors, active))
+
+
+def auto_eval_chunk() -> int:
+    """SearchOptions.eval_chunk when fit.toml leaves it out: 0 (one vmap) on an accelerator, 8 on a CPU."""
+    return 8 if jax.default_backend() == "cpu" else 0
 
 
 def block_figure_of_merit(
@@ -294,12 +300,13 @@ class _BlockEvaluator:
     """Pads requests into (L, V) rounds, calls the compiled block function, counts."""
 
     def __init__(self, imagings: MaskedImaging, model: Model, n_lenses: int, n_vectors: int, filler: np.ndarray,
-                 eval_chunk: int):
-        self.imagings, self.model, self.eval_chunk = imagings, model, eval_chunk
+                 eval_chunk: int, on_round: Callable[[int], None] | None = None):
+        self.imagings, self.model, self.eval_chunk, self.on_round = imagings, model, eval_chunk, on_round
         self.template = np.broadcast_to(filler, (n_lenses, n_vectors, filler.size)).copy()
         self.calls = 0
         self.evaluated = 0
         self.seconds = 0.0
+        self.rounds = 0
         self.handed = [0] * n_lenses
 
     def __call__(self, requests: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -326,6 +333,9 @@ class _BlockEvaluator:
         for s, points in requests.items():
             self.handed[s] += len(points)
         self.seconds += time.perf_counter() - start
+        self.rounds += 1
+        if self.on_round is not None:
+            self.on_round(self.rounds)
         return out
 
 
@@ -361,24 +371,32 @@ def search_block(
     checkpoint_dir: str | Path | None = None,
     bucket: Bucket | None = None,
     with_fit: bool = True,
+    slots: int | None = None,
+    on_round: Callable[[int], None] | None = None,
 ) -> BlockSearch:
     """Search every lens of a block (module docstring). `concurrent`: side by side with merged likelihood
     calls (True) or one after another, each lens alone in its slot of the same compiled call (False): the
     samples are identical. `checkpoint_dir`: keep resumable Nautilus checkpoints there (None: none).
     `bucket`: pad to this shape bucket (default: batch.stack's common bucket). `with_fit`: end with a
-    with-arrays evaluation at each lens's max-likelihood point (LensSearch.fit)."""
+    with-arrays evaluation at each lens's max-likelihood point (LensSearch.fit). `slots`: compile the block
+    call for this many lenses (≥ the lenses given; the extra slots stay idle), so that blocks of a run share
+    one program. `on_round(n)`: called after the n-th round of likelihood requests (a test hook)."""
     if len(imagings) != len(dataset_ids) or not imagings:
         raise ValueError("give one dataset id per imaging, and at least one")
-    stacked = stack(imagings, bucket)
-    check_model_fits(stacked, model)
     n_lenses, n_vectors = len(imagings), options.n_batch
+    n_slots = max(slots or n_lenses, n_lenses)
+    stacked = stack(imagings + [imagings[0]] * (n_slots - n_lenses), bucket)
+    check_model_fits(stacked, model)
     filler = prior.median()
-    evaluator = _BlockEvaluator(stacked, model, n_lenses, n_vectors, filler, options.eval_chunk)
+    eval_chunk = auto_eval_chunk() if options.eval_chunk is None else options.eval_chunk
+    evaluator = _BlockEvaluator(stacked, model, n_slots, n_vectors, filler, eval_chunk)
 
     start = time.perf_counter()
     evaluator({0: filler[None, :]})  # compile outside the timed searches
     compile_s = time.perf_counter() - start
-    evaluator.calls, evaluator.evaluated, evaluator.seconds, evaluator.handed = 0, 0, 0.0, [0] * n_lenses
+    evaluator.calls, evaluator.evaluated, evaluator.seconds, evaluator.rounds = 0, 0, 0.0, 0
+    evaluator.handed = [0] * n_slots
+    evaluator.on_round = on_round
 
     checkpoints: list[Path | None] = [None] * n_lenses
     if checkpoint_dir is not None and options.checkpoint:
@@ -417,14 +435,16 @@ def search_block(
     if with_fit:
         results = _attach_fits(stacked, model, results, filler, imagings)
     return BlockSearch(
-        results, evaluator.handed, evaluator.evaluated, evaluator.calls, wall, evaluator.seconds, compile_s, checkpoints
+        results, evaluator.handed[:n_lenses], evaluator.evaluated, evaluator.calls, wall, evaluator.seconds,
+        compile_s, checkpoints,
     )
 
 
 def _attach_fits(stacked: MaskedImaging, model: Model, results: list, filler: np.ndarray,
                  imagings: list[MaskedImaging]) -> list:
     """Each lens's FitResult (reconstruction, model image on its own used pixels) at its max-likelihood point."""
-    best = np.stack([r.max_likelihood if isinstance(r, LensSearch) else filler for r in results])[:, None, :]
+    best = np.stack([r.max_likelihood if isinstance(r, LensSearch) else filler for r in results])
+    best = np.concatenate([best, np.broadcast_to(filler, (stacked.data.shape[0] - len(best), filler.size))])[:, None]
     fits = evaluate_block(stacked, best, model, with_arrays=True)
     out = []
     for slot, r in enumerate(results):

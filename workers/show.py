@@ -52,11 +52,39 @@ class StoredFit:
 
 
 def show_lens(store_url: str, dataset_id: str, out: str, catalog: str | None = None,
-              storage_options: dict | None = None) -> StoredFit:
-    """Draw the fit of `dataset_id` to `out` (PNG/PDF by extension)."""
+              storage_options: dict | None = None, corner: str | None = None) -> StoredFit:
+    """Draw the fit of `dataset_id` to `out` (PNG/PDF by extension), and with `corner` a corner plot of its lens
+    parameters' posterior there (search mode)."""
     fit = stored_fit(store_url, dataset_id, catalog, storage_options)
     plot_fit(fit.data, fit.model_image, fit.normalized_residuals, fit.source, fit.pixel_scale, fit.title, out)
+    if corner:
+        show_corner(store_url, dataset_id, corner, storage_options)
     return fit
+
+
+LENS_PARAMETER_PREFIX = "lens."
+
+
+def show_corner(store_url: str, dataset_id: str, out: str, storage_options: dict | None = None) -> None:
+    """A corner plot of the stored posterior of `dataset_id`'s lens parameters (mass, shear, lens light), with
+    the max-likelihood point marked. Needs a search-mode store."""
+    from .plot import plot_corner
+
+    results = open_results(store_url, storage_options)
+    if "samples" not in results.store.names:
+        raise StoreError(f"store {store_url} holds no posterior samples (it was not made in search mode)")
+    row = results.lens(dataset_id)
+    if row["status"] != "DONE":
+        raise StoreError(f"lens {dataset_id} in {store_url} is {row['status']}; there is no posterior to show")
+    names = list(results.attrs["parameter_names"])
+    keep = [i for i, n in enumerate(names) if n.startswith(LENS_PARAMETER_PREFIX)]
+    n = int(row["sample_count"])
+    samples = np.asarray(row["samples"])[:n][:, keep]
+    weights = np.asarray(row["sample_weight"])[:n]
+    best = np.asarray(row["parameter_max_likelihood"])[keep]
+    title = (f"{dataset_id}   ln Z = {float(row['search_log_evidence']):.2f} ± "
+             f"{float(row['search_log_evidence_error']):.2f}   ({n} samples; red: max likelihood)")
+    plot_corner(samples, weights, [names[i] for i in keep], out, title=title, markers=best)
 
 
 def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,

@@ -139,12 +139,9 @@ def test_buckets_round_trip_through_the_store_attribute_and_a_resumed_order(tmp_
         plan.in_store_order(["r0", "r1", "someone-else"])
 
 
-def test_run_refuses_a_search_config_rather_than_silently_evaluating(tmp_path):
-    from scheduler.driver import RunOptions, run
-    from workers.config import ConfigError
-
-    config = tmp_path / "fit.toml"
-    config.write_text('[source]\ntype = "mge"\n\n[search]\ntype = "nautilus"\n')
-    (tmp_path / "catalog.csv").write_text("id,path\na,a\n")
-    with pytest.raises(ConfigError, match=r"\[search\]: `lensfleet run` runs evaluate mode only"):
-        run(RunOptions(catalog=str(tmp_path / "catalog.csv"), config=str(config), store=str(tmp_path / "s.zarr")))
+def test_search_mode_plans_rows_without_parameters(tmp_path):
+    config = parse_config(tomllib.loads(FIT_TOML + "\n[search]\nn_live = 50\n"), "fit.toml")
+    cat = catalog(tmp_path, [("a", dataset(tmp_path / "a"), {"params": None}),
+                             ("b", dataset(tmp_path / "b"), {})])
+    plan = make_plan(cat, config, block_size=2)
+    assert plan.invalid == {} and [d.vectors for d in plan.datasets] == [(), ()]

@@ -15,7 +15,7 @@ import workers.search as search
 from workers.config import ConfigError, SearchOptions, parse_config
 from workers.inversion.batch import evaluate
 from workers.inversion.imaging import prepare_imaging
-from workers.inversion.model import MGEBasis, Model
+from workers.inversion.model import MGEBasis, Model, RectangularSource
 from workers.inversion.parameters import MassParameters
 from workers.inversion.simulate import SersicProfile, simulate_imaging
 from workers.priors import (
@@ -156,6 +156,12 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
     assert parse_config(config.to_dict()) == config.__class__(**{**config.__dict__, "origin": "<config>"})
     assert parse_config({}).search is None and parse_config({"search": {}}).search == SearchOptions()
 
+    pipeline = parse_config({"lens": {"shear": {}}, "search": {}, "source_pix": {"shape": [16, 12]}})
+    assert pipeline.source_pix == RectangularSource((16, 12), 1.0)
+    [(group, stage_model)] = pipeline.stages
+    assert group == "source_pix" and stage_model.source == pipeline.source_pix and stage_model.shear
+    assert parse_config(pipeline.to_dict()).stages == pipeline.stages
+
 
 @pytest.mark.parametrize(
     "raw, message",
@@ -181,6 +187,10 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
         ({"search": {"seed": -1}}, "fit.toml: search.seed: must be an integer >= 0"),
         ({"search": {"checkpoint": "yes"}}, "fit.toml: search.checkpoint: must be true or false"),
         ({"search": {"network_layers": []}}, "fit.toml: search.network_layers: must be a list of positive integers"),
+        ({"source_pix": {"type": "rectangular"}}, "fit.toml: source_pix: a second stage needs a [search] first"),
+        ({"search": {}, "source_pix": {"type": "mge"}}, "fit.toml: source_pix.type: must be \"rectangular\""),
+        ({"search": {}, "source_pix": {"shape": [2, 2]}},
+         "fit.toml: source_pix.shape: a rectangular mesh needs at least 3×3 cells"),
     ],
 )
 def test_prior_and_search_mistakes_name_the_file_and_key(raw, message):
