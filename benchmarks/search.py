@@ -188,7 +188,8 @@ def main() -> None:
     parser.add_argument("--n-networks", type=int, default=4)
     parser.add_argument("--network-epochs", type=int, default=10000)
     parser.add_argument("--n-like-max", type=int, default=None)
-    parser.add_argument("--eval-chunk", type=int, default=0)
+    parser.add_argument("--eval-chunk", type=int, default=None,
+                        help="SearchOptions.eval_chunk (default: chosen by the device, 8 on a CPU, 0 on a GPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the full report here")
     args = parser.parse_args()

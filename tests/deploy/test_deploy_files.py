@@ -26,7 +26,6 @@ DEPLOY = ROOT / "deploy"
 DOCKER = DEPLOY / "docker"
 sys.path.insert(0, str(DOCKER))
 import check_gpu  # noqa: E402
-import wait_for_gpus  # noqa: E402
 
 YAMLS = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml"))
 JSONS = sorted(DEPLOY.rglob("*.json"))
@@ -123,7 +122,8 @@ def test_versions_agree_with_pyproject():
 def lensfleet_commands() -> list[tuple[str, list[str]]]:
     """(where, argv after `lensfleet`) of every `lensfleet <command> ...` in deploy/'s files: in YAML strings
     (entrypoints, args) and in the commented usage lines (shell continuations joined), a command is a
-    `&&`/`;`-separated part that starts with `lensfleet `."""
+    `&&`/`;`/` -- `-separated part that starts with `lensfleet `; and the commands of the README's Deploy
+    section."""
     found = []
     for path in sorted(DEPLOY.rglob("*")):
         if not path.is_file() or path.suffix not in {".yaml", ".yml", ".sh"}:
@@ -137,10 +137,16 @@ def lensfleet_commands() -> list[tuple[str, list[str]]]:
         # in comments, a command is one with options (`lensfleet run ... --store ...`), not prose
         prose = [line for line in re.sub(r"\\\n", " ", comments).splitlines() if " --" in line]
         for source in sources + prose:
-            for part in re.split(r"'&&'|&&|;", source):
+            for part in re.split(r"'&&'|&&|;| -- ", source):  # ` -- `: `ray job submit ... -- lensfleet run ...`
                 part = part.strip()
                 if part.startswith("lensfleet ") and (source not in prose or " --" in part):
                     found.append((f"{path.relative_to(ROOT)}: {part[:80]}", shlex.split(part)[1:]))
+    deploy = (ROOT / "README.md").read_text().split("## Deploy", 1)[1].split("\n## ", 1)[0]
+    blocks = re.sub(r"\\\n\s*", " ", "\n".join(line for line in deploy.splitlines() if line.startswith("    ")))
+    for line in blocks.splitlines():
+        if "lensfleet " in line and " --" in line:
+            part = "lensfleet " + line.split("lensfleet ", 1)[1].split("#", 1)[0]
+            found.append((f"README.md: {part[:80]}", shlex.split(part)[1:]))
     return found
 
 
@@ -161,11 +167,11 @@ def test_entrypoints_are_real_commands_with_real_options():
 def test_rayjob_entrypoint_runs_lensfleet_on_gpus():
     rayjob = yaml.safe_load((DEPLOY / "kuberay" / "rayjob.yaml").read_text())
     entrypoint = rayjob["spec"]["entrypoint"]
-    run = shlex.split(entrypoint.split("&&")[-1])
+    run = shlex.split(entrypoint)
+    assert run[0] == "lensfleet"
     args = build_parser().parse_args(run[1:])
     assert args.command == "run" and args.gpus_per_actor == 1 and args.store.startswith(("s3://", "gs://"))
-    wait = shlex.split(entrypoint.split("&&")[0])
-    assert wait[:2] == ["python", "/opt/lensfleet/wait_for_gpus.py"]
+    assert args.actors == 4 and args.scale_up_timeout > 0  # the GPU group scales from zero: ask for its nodes
     assert rayjob["spec"]["backoffLimit"] >= 1 and rayjob["spec"]["shutdownAfterJobFinishes"] is True
 
 
@@ -323,14 +329,3 @@ def test_gpu_check_fails_loudly_without_a_gpu():
 def test_gpu_check_skips_where_no_gpu_was_given(monkeypatch, capsys):
     monkeypatch.setenv("LENSFLEET_GPU_CHECK", "off")
     assert check_gpu.main() == 0 and "skipped" in capsys.readouterr().err
-
-
-def test_wait_for_gpus():
-    now = [0.0]
-    seen = iter([0, 0, 2, 4])
-    assert wait_for_gpus.wait_for(4, lambda: next(seen), timeout=100, poll=5, clock=lambda: now[0],
-                                  sleep=lambda s: now.__setitem__(0, now[0] + s))
-    assert now[0] == 15
-    now[0] = 0.0
-    assert not wait_for_gpus.wait_for(1, lambda: 0, timeout=12, poll=5, clock=lambda: now[0],
-                                      sleep=lambda s: now.__setitem__(0, now[0] + s))

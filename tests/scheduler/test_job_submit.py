@@ -1,5 +1,7 @@
-"""The submission path: a `ray start --head` cluster on this machine, `ray job submit -- lensfleet run ...` with the
-survey as the job's working dir, `ray job stop` mid-run, and a second submission that resumes and finishes.
+"""The submission path, with the README's commands ("Submit to a local cluster", read from README.md; only ports,
+folders and the store's path are this test's): a `ray start --head` cluster on this machine,
+`ray job submit -- lensfleet run ...` with the survey as the job's working dir, `ray job stop` mid-run, and the
+same submission again, which resumes and finishes.
 
 The cluster is this test's own: started with `ray start --head --block` in a new session under its own
 --temp-dir, and stopped by SIGTERM to that `ray start` process (it drains and stops every process it started),
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -38,7 +41,33 @@ from workers.survey import simulate_survey
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-COPIES = 200  # catalog rows of the one simulated lens: 200 one-lens blocks, a run long enough to stop midway
+README = Path(__file__).resolve().parents[2] / "README.md"
+COPIES = 400  # catalog rows of the one simulated lens: 25 blocks of 16, a run long enough to stop midway
+
+
+def readme_commands() -> dict[str, list[str]]:
+    """The README's local-cluster commands by verb ("start", "submit", "stop"), each split like a shell would."""
+    section = README.read_text().split("### Submit to a local cluster", 1)[1].split("\n###", 1)[0]
+    lines = [shlex.split(line) for line in section.splitlines() if line.startswith("    ray ")]
+    commands = {argv[1] if argv[1] == "start" else argv[2]: argv for argv in lines}
+    assert set(commands) == {"start", "submit", "stop"}, lines
+    return commands
+
+
+def with_values(argv: list[str], values: dict[str, str]) -> list[str]:
+    """argv with the value of each option in `values` replaced (`--opt value` or `--opt=value`); every option
+    must be there."""
+    out, seen = list(argv), set()
+    for i, arg in enumerate(argv):
+        name = arg.split("=", 1)[0]
+        if name in values and name not in seen:
+            seen.add(name)
+            if "=" in arg:
+                out[i] = f"{name}={values[name]}"
+            else:
+                out[i + 1] = values[name]
+    assert seen == set(values), (argv, values)
+    return out
 
 
 def free_port() -> int:
@@ -50,15 +79,17 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     """A one-node Ray cluster with 2 CPUs; yields the dashboard (job submission) address."""
-    port, dashboard = free_port(), free_port()
+    port, dashboard, metrics = free_port(), free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="lfray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_JOB_STOP_WAIT_TIME_S="30",
                RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     log = open(os.path.join(temp_dir, "ray-start.log"), "w")
+    start = with_values(readme_commands()["start"], {"--dashboard-port": str(dashboard),
+                                                     "--metrics-export-port": str(metrics)})
     head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dashboard}",
-         "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
-         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+        [str(BIN / "ray"), *start[1:], "--block", f"--port={port}", "--dashboard-host=127.0.0.1",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true", f"--temp-dir={temp_dir}",
+         "--disable-usage-stats"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
@@ -116,18 +147,22 @@ def committed(store: str) -> int:
 def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
     address, env = cluster
     store = str(tmp_path / "results.zarr")  # absolute: the job runs in its own copy of the working dir
-    entrypoint = ["--", "lensfleet", "run", "catalog.ecsv", "--config", "fit.toml", "--store", store,
-                  "--block-size", "1"]
+    readme = readme_commands()
+    submit = with_values(readme["submit"], {"--address": address, "--working-dir": str(job_dir), "--store": store})
+    stop = with_values(readme["stop"], {"--address": address})
+    assert submit[:3] == ["ray", "job", "submit"] and stop[-1] == "<submission-id>"
     n = COPIES
 
-    started = ray_cli(env, "job", "submit", "--address", address, "--working-dir", str(job_dir),
-                      "--submission-id", "lensfleet-first", "--no-wait", *entrypoint)
+    def submit_as(submission_id: str, *options: str) -> subprocess.CompletedProcess:
+        return ray_cli(env, *submit[1:3], "--submission-id", submission_id, *options, *submit[3:])
+
+    started = submit_as("lensfleet-first", "--no-wait")
     assert started.returncode == 0, started.stderr
     deadline = time.monotonic() + 300
     while committed(store) == 0:  # wait for the actor to warm up and commit its first blocks
         assert time.monotonic() < deadline, ray_cli(env, "job", "logs", "--address", address, "lensfleet-first").stdout
         time.sleep(0.2)
-    stopped = ray_cli(env, "job", "stop", "--address", address, "lensfleet-first")
+    stopped = ray_cli(env, *stop[1:-1], "lensfleet-first")
     assert stopped.returncode == 0, stopped.stderr
     status = ray_cli(env, "job", "status", "--address", address, "lensfleet-first")
     assert "was stopped" in status.stdout, status.stdout + status.stderr
@@ -141,8 +176,7 @@ def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
     assert not (Path(store) / LEASE_FILE).exists(), "the stopped driver released the store's lease"
     done_first = midway.read_array("status") == Status.DONE
 
-    finished = ray_cli(env, "job", "submit", "--address", address, "--working-dir", str(job_dir),
-                       "--submission-id", "lensfleet-resume", *entrypoint)
+    finished = submit_as("lensfleet-resume")  # the same command again
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     status = subprocess.run([str(BIN / "lensfleet"), "status", store, "--json"], capture_output=True, text=True)
     summary = json.loads(status.stdout)

@@ -1,0 +1,145 @@
+"""The actor pool: its size from the cluster's resources, and `lensfleet run --actors N --scale-up-timeout S` on an
+autoscaling cluster whose GPU workers scale from zero.
+
+The autoscaling cluster is real Ray: `ray start --head --autoscaling-config=...` runs Ray's autoscaler (the
+monitor), with Ray's fake multi-node provider standing in for a cloud (it starts worker nodes as local raylets,
+with the resources their node type declares: here 1 CPU and 1 GPU, a GPU that JAX does not see, so the actor
+computes on the CPU). Token authentication is on, as on a real cluster. The cluster is this test's own (its own port and --temp-dir), stopped by SIGTERM to its
+`ray start --block` process and a kill of its process group, never by `ray stop`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from scheduler.pool import CPUS_PER_CPU_ACTOR, PoolError, actor_bundle, choose_pool
+from storage.schema import Status
+from storage.store import ResultStore
+from workers.survey import simulate_survey
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize(
+    "cluster, asked, pool",
+    [
+        ((2, 0, 2), {}, (1, CPUS_PER_CPU_ACTOR, 0)),        # this machine: one CPU actor of 2 CPUs
+        ((16, 0, 8), {}, (8, 2, 0)),                         # two 8-CPU nodes
+        ((16, 4, 8), {}, (4, 1, 1)),                         # one actor per GPU
+        ((16, 4, 8), {"gpus_per_actor": 0.5}, (8, 1, 0.5)),  # two actors packed per GPU
+        ((16, 4, 8), {"gpus_per_actor": 0}, (8, 2, 0)),      # CPU actors on a GPU cluster
+        ((16, 0, 8), {"actors": 3, "cpus_per_actor": 4}, (3, 4, 0)),
+    ],
+)
+def test_pool_size_follows_the_cluster(cluster, asked, pool):
+    assert choose_pool(*cluster, **asked) == pool
+
+
+def test_a_pool_the_cluster_cannot_hold_is_refused_with_the_numbers():
+    with pytest.raises(PoolError, match="1 GPUs per actor asked for, but the cluster has 0 GPUs"):
+        choose_pool(8, 0, 8, gpus_per_actor=1)
+    with pytest.raises(PoolError, match="16 CPUs per actor asked for, but the largest node has 8 CPUs"):
+        choose_pool(16, 0, 8, cpus_per_actor=16)
+    assert actor_bundle(1, None) == {"CPU": 1.0, "GPU": 1} and actor_bundle(None, None) == {"CPU": 2.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def autoscaling_cluster():
+    """A head with 2 CPUs and no GPU, and an autoscaler that may add one worker of 1 CPU + 1 GPU; yields the
+    address and the environment for joining it."""
+    port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="lfas", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    config = {
+        "cluster_name": "lensfleet-test",
+        "max_workers": 1,
+        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                     "disable_launch_config_check": True, "gcs_address": f"127.0.0.1:{port}"},
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": 2}, "node_config": {}, "max_workers": 0},
+            "gpu_worker": {"resources": {"CPU": 1, "GPU": 1}, "node_config": {}, "min_workers": 0, "max_workers": 1},
+        },
+        "head_node_type": "ray.head.default",
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": 5,
+        "auth": {}, "docker": {}, "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
+        "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+        "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False,
+        "rsync_exclude": [], "rsync_filter": [],
+    }
+    config_file = os.path.join(temp_dir, "autoscaling.json")
+    Path(config_file).write_text(json.dumps(config))
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_FAKE_CLUSTER="1",
+               AUTOSCALER_UPDATE_INTERVAL_S="1", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN=secrets.token_hex(32))
+    log = open(os.path.join(temp_dir, "ray-start.log"), "w")
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--autoscaling-config={config_file}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+         "--disable-usage-stats"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], env=env,
+                             capture_output=True).returncode != 0:
+            if head.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"ray start did not come up: {Path(log.name).read_text()[-2000:]}")
+            time.sleep(1)
+        yield address, dict(env, RAY_ADDRESS=address)
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # the autoscaler's worker nodes live in this process group
+        except ProcessLookupError:
+            pass
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_run_asks_the_autoscaler_for_its_gpus_and_fits_on_the_new_node(autoscaling_cluster, tmp_path):
+    address, env = autoscaling_cluster
+    survey = simulate_survey(2, tmp_path / "survey", seed=11)
+    store = tmp_path / "results.zarr"
+    run = [str(BIN / "lensfleet"), "run", str(survey.catalog), "--config", str(survey.config), "--store",
+           str(store), "--actors", "1", "--gpus-per-actor", "1", "--scale-up-timeout", "240"]
+
+    done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "asked the autoscaler for 1 CPU, 1 GPU; the cluster has 2 CPU, 0 GPU" in done.stdout, done.stdout
+    assert "1 actors × (1 CPU, 1 GPU)" in done.stdout
+    assert (ResultStore.open_existing(str(store)).read_array("status") == Status.DONE).all()
+    status = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], env=env, capture_output=True,
+                            text=True)
+    assert "gpu_worker" in status.stdout, status.stdout
+
+    # more than the autoscaler may start (max_workers 1): refused after the timeout, naming what it has
+    other = str(tmp_path / "other.zarr")
+    too_many = subprocess.run([*run[:6], other, "--actors", "2", "--gpus-per-actor", "1", "--scale-up-timeout", "3"],
+                              env=env, capture_output=True, text=True, timeout=300)
+    assert too_many.returncode == 2
+    assert "the cluster did not scale up to 2 CPU, 2 GPU in 3 s (it has 3 CPU, 1 GPU)" in too_many.stderr, \
+        too_many.stderr
