@@ -1,7 +1,10 @@
 """The submission path, with the README's commands ("Submit to a local cluster", read from README.md; only ports,
 folders and the store's path are this test's): a `ray start --head` cluster on this machine,
 `ray job submit -- lensfleet run ...` with the survey as the job's working dir, `ray job stop` mid-run, and the
-same submission again, which resumes and finishes.
+same submission again, which resumes and finishes. Meanwhile the node's Prometheus endpoint (the README's
+--metrics-export-port) is scraped: every lensfleet metric the Grafana dashboard queries must be one this real run
+exported (or a failure counter, which Ray exports only once incremented; tests/scheduler/test_metrics.py checks
+those names).
 
 The cluster is this test's own: started with `ray start --head --block` in a new session under its own
 --temp-dir, and stopped by SIGTERM to that `ray start` process (it drains and stops every process it started),
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -32,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.lease import LEASE_FILE
 from storage.schema import Status
@@ -41,7 +47,11 @@ from workers.survey import simulate_survey
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+GRAFANA = ROOT / "deploy" / "grafana" / "lensfleet.json"
+NEVER_INCREMENTED = {"ray_lensfleet_datasets_failed_total", "ray_lensfleet_datasets_invalid_total",
+                     "ray_lensfleet_blocks_retried_total"}  # this run has no failure, invalid dataset or retry
 COPIES = 400  # catalog rows of the one simulated lens: 25 blocks of 16, a run long enough to stop midway
 
 
@@ -78,7 +88,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A one-node Ray cluster with 2 CPUs; yields the dashboard (job submission) address."""
+    """A one-node Ray cluster with 2 CPUs; yields the dashboard (job submission) address, the environment for
+    `ray` commands and the metrics endpoint."""
     port, dashboard, metrics = free_port(), free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="lfray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_JOB_STOP_WAIT_TIME_S="30",
@@ -105,7 +116,7 @@ def cluster():
                 if head.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"ray start did not come up: {Path(log.name).read_text()[-2000:]}")
                 time.sleep(1)
-        yield address, env
+        yield address, env, f"http://127.0.0.1:{metrics}/metrics"
     finally:
         head.send_signal(signal.SIGTERM)  # ray start --block drains the node and stops what it started
         try:
@@ -136,6 +147,16 @@ def ray_cli(env, *args: str, timeout: float = 600) -> subprocess.CompletedProces
     return subprocess.run([str(BIN / "ray"), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def exported(metrics: str) -> set[str]:
+    """The lensfleet metric names (samples) on the node's Prometheus endpoint now."""
+    try:
+        text = urllib.request.urlopen(metrics, timeout=5).read().decode()
+    except OSError:
+        return set()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name.startswith("ray_lensfleet_")}
+
+
 def committed(store: str) -> int:
     try:
         counts = ResultStore.open_existing(store).status_counts()
@@ -145,7 +166,7 @@ def committed(store: str) -> int:
 
 
 def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
-    address, env = cluster
+    address, env, metrics = cluster
     store = str(tmp_path / "results.zarr")  # absolute: the job runs in its own copy of the working dir
     readme = readme_commands()
     submit = with_values(readme["submit"], {"--address": address, "--working-dir": str(job_dir), "--store": store})
@@ -159,9 +180,11 @@ def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
     started = submit_as("lensfleet-first", "--no-wait")
     assert started.returncode == 0, started.stderr
     deadline = time.monotonic() + 300
+    seen: set[str] = set()
     while committed(store) == 0:  # wait for the actor to warm up and commit its first blocks
         assert time.monotonic() < deadline, ray_cli(env, "job", "logs", "--address", address, "lensfleet-first").stdout
         time.sleep(0.2)
+        seen |= exported(metrics)
     stopped = ray_cli(env, *stop[1:-1], "lensfleet-first")
     assert stopped.returncode == 0, stopped.stderr
     status = ray_cli(env, "job", "status", "--address", address, "lensfleet-first")
@@ -176,8 +199,19 @@ def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
     assert not (Path(store) / LEASE_FILE).exists(), "the stopped driver released the store's lease"
     done_first = midway.read_array("status") == Status.DONE
 
-    finished = submit_as("lensfleet-resume")  # the same command again
-    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    resumed = submit_as("lensfleet-resume", "--no-wait")  # the same command again
+    assert resumed.returncode == 0, resumed.stderr
+    while True:
+        seen |= exported(metrics)
+        state = ray_cli(env, "job", "status", "--address", address, "lensfleet-resume").stdout
+        if any(word in state for word in ("succeeded", "failed", "stopped")):
+            break
+        time.sleep(1)
+    assert "succeeded" in state, state + ray_cli(env, "job", "logs", "--address", address, "lensfleet-resume").stdout
+    queried = set(re.findall(r"\bray_lensfleet_\w+", GRAFANA.read_text()))
+    assert {"ray_lensfleet_datasets_done_total", "ray_lensfleet_block_seconds_bucket",
+            "ray_lensfleet_likelihood_evaluations_total"} <= queried & seen
+    assert queried <= seen | NEVER_INCREMENTED, queried - seen
     status = subprocess.run([str(BIN / "lensfleet"), "status", store, "--json"], capture_output=True, text=True)
     summary = json.loads(status.stdout)
     assert summary["counts"] == {"pending": 0, "done": n, "failed": 0, "invalid": 0} and summary["driver_runs"] == 2

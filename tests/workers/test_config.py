@@ -88,3 +88,22 @@ def test_mistakes_name_the_file_and_key(tmp_path, text, message):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_path):
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from workers.config import FitConfig, SearchOptions
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    basic, search = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    config = parse_config(tomllib.loads(basic), "README")
+    default = FitConfig()
+    assert config.dataset == default.dataset and config.model.settings == default.model.settings
+    assert config.model.lens_light == config.model.source == default.model.source and config.model.shear
+    pipeline = parse_config(tomllib.loads(search), "README")
+    assert pipeline.search == SearchOptions()  # the values shown are the defaults
+    assert pipeline.source_pix == RectangularSource((20, 20), 1.0)
+    assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05
