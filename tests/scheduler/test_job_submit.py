@@ -208,7 +208,9 @@ def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
             break
         time.sleep(1)
     assert "succeeded" in state, state + ray_cli(env, "job", "logs", "--address", address, "lensfleet-resume").stdout
-    queried = set(re.findall(r"\bray_lensfleet_\w+", GRAFANA.read_text()))
+    dashboard = json.loads(GRAFANA.read_text())
+    queries = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", []))
+    queried = set(re.findall(r"\bray_lensfleet_\w+", queries))
     assert {"ray_lensfleet_datasets_done_total", "ray_lensfleet_block_seconds_bucket",
             "ray_lensfleet_likelihood_evaluations_total"} <= queried & seen
     assert queried <= seen | NEVER_INCREMENTED, queried - seen
