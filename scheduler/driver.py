@@ -56,6 +56,7 @@ Exit codes (RunResult.exit_code): 0 every dataset committed (DONE, INVALID, or F
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -705,5 +706,11 @@ def _run_metrics(store: str) -> RunMetrics:
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    """One line for an error: its first, or where it carries a traceback (an actor that raised in its creation
+    task) the exception line that ends it, which says what went wrong."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    if any(line.startswith("File ") for line in lines) and re.match(r"[\w.]+(Error|Exception)\b", lines[-1]):
+        return lines[-1]
+    return lines[0]

@@ -25,6 +25,8 @@ Runtime configuration (`configure_runtime`, before JAX starts)
 - CPU-only actor (num_gpus == 0): JAX_PLATFORMS=cpu, so JAX does not look for (or grab) an accelerator.
 - Fractional GPU (0 < num_gpus < 1): XLA_PYTHON_CLIENT_MEM_FRACTION = 0.9 × num_gpus, so the actors packed on one
   GPU fit beside each other. A whole GPU keeps JAX's default preallocation.
+- An actor given a GPU whose JAX computes on the CPU refuses to start (`check_gpu`): JAX would fall back to the
+  CPU silently, 100× slower, on a node paid for its GPU.
 - XLA CPU threads = the CPUs the actor reserved: XLA sizes its CPU thread pools from the CPUs the process may
   run on (sched_getaffinity), and there is no JAX option for an intra-op thread count. So an actor that reserved
   fewer CPUs than the node has pins itself (os.sched_setaffinity) to that many CPUs, chosen by its slot number
@@ -55,6 +57,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,6 +274,7 @@ class FitActor:
             )
         self._metrics = _actor_metrics(spec.store, self.name)
         self.device = _device_name()
+        check_gpu(self.name, num_gpus, jax.devices()[0].platform, os.environ)
         self._prior = None
         if spec.config.search is not None:
             from workers.priors import prior_transform
@@ -602,6 +606,18 @@ def _native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = np.full(mask.shape, np.nan)
     out[~mask] = slim
     return out
+
+
+def check_gpu(actor: str, num_gpus: float, platform: str, env: Mapping[str, str]) -> None:
+    """An actor given a GPU must compute on one: raise (the actor fails to start, loudly) when JAX's device is
+    the CPU, e.g. a CPU-only jaxlib or a CUDA driver JAX cannot use, where JAX would silently fall back.
+    LENSFLEET_GPU_CHECK=off (in the nodes' environment) allows it, as for the container check."""
+    if num_gpus > 0 and platform == "cpu" and env.get("LENSFLEET_GPU_CHECK", "auto").strip().lower() != "off":
+        raise RuntimeError(
+            f"actor {actor} was given {num_gpus:g} GPU (CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '')!r}) "
+            "but JAX computes on the CPU: install JAX with CUDA (jax[cuda12]) on the GPU nodes, or set "
+            "LENSFLEET_GPU_CHECK=off there to allow it"
+        )
 
 
 def _device_name() -> str:

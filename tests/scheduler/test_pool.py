@@ -4,7 +4,7 @@ autoscaling cluster whose GPU workers scale from zero.
 The autoscaling cluster is real Ray: `ray start --head --autoscaling-config=...` runs Ray's autoscaler (the
 monitor), with Ray's fake multi-node provider standing in for a cloud (it starts worker nodes as local raylets,
 with the resources their node type declares: here 1 CPU and 1 GPU, a GPU that JAX does not see, so the actor
-computes on the CPU). Token authentication is on, as on a real cluster. The cluster is this test's own (its own port and --temp-dir), stopped by SIGTERM to its
+computes on the CPU, allowed by LENSFLEET_GPU_CHECK=off in the nodes' environment). Token authentication is on, as on a real cluster. The cluster is this test's own (its own port and --temp-dir), stopped by SIGTERM to its
 `ray start --block` process and a kill of its process group, never by `ray stop`.
 """
 
@@ -88,7 +88,7 @@ def autoscaling_cluster():
     Path(config_file).write_text(json.dumps(config))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_FAKE_CLUSTER="1",
                AUTOSCALER_UPDATE_INTERVAL_S="1", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
-               RAY_AUTH_TOKEN=secrets.token_hex(32))
+               RAY_AUTH_TOKEN=secrets.token_hex(32), LENSFLEET_GPU_CHECK="off")
     log = open(os.path.join(temp_dir, "ray-start.log"), "w")
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--autoscaling-config={config_file}",
@@ -143,3 +143,26 @@ def test_run_asks_the_autoscaler_for_its_gpus_and_fits_on_the_new_node(autoscali
     assert too_many.returncode == 2
     assert "the cluster did not scale up to 2 CPU, 2 GPU in 3 s (it has 3 CPU, 1 GPU)" in too_many.stderr, \
         too_many.stderr
+
+
+@pytest.mark.slow
+def test_an_actor_given_a_gpu_that_jax_cannot_use_refuses_to_start(tmp_path, capfd):
+    """A local cluster that declares a GPU this machine does not have: the actor sees JAX on the CPU and stops
+    loudly (every attempt), and the run stops with nothing fitted instead of fitting on the CPU."""
+    import ray
+
+    from scheduler.driver import RunOptions, run
+
+    assert os.environ.get("LENSFLEET_GPU_CHECK", "auto") != "off"
+    survey = simulate_survey(1, tmp_path / "survey", seed=11)
+    store = tmp_path / "results.zarr"
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        result = run(RunOptions(catalog=str(survey.catalog), config=str(survey.config), store=str(store),
+                                gpus_per_actor=1, max_attempts=2))
+    finally:
+        ray.shutdown()
+    assert result.exit_code != 0 and "no actor could start" in result.message, result
+    err = capfd.readouterr().err
+    assert "actor lensfleet-fit-0 was given 1 GPU" in err and "but JAX computes on the CPU" in err, err[-3000:]
+    assert (ResultStore.open_existing(str(store)).read_array("status") == Status.PENDING).all()
