@@ -7,9 +7,9 @@ commands a user would type, each run as its own process and echoed as it runs:
     lensfleet show DIR/results.zarr lens-00000 -o DIR/lens-00000.png --corner DIR/lens-00000-corner.png
 
 The run *fits* the survey: DIR/fit_search.toml is the survey's fit.toml plus DEMO_SEARCH (a Nautilus search of
-every lens with small, fast settings and priors matching the simulation's ranges, capped at a few thousand
-likelihood evaluations per lens so the demo takes minutes on a laptop; a real survey keeps the defaults), then
-the pixelized-source stage at each lens's max-likelihood lens model ([source_pix]).
+every lens with small, fast settings and priors matching the simulation's ranges, so the demo takes minutes;
+a real survey keeps the defaults), then the pixelized-source stage at each lens's max-likelihood lens model
+([source_pix]).
 
 The run starts a local Ray cluster (one CPU actor per 2 CPUs, or one per GPU). This process imports neither JAX
 nor Ray, so on a GPU machine the actors get the GPU. `--restart` makes a repeated demo start afresh.
@@ -28,20 +28,24 @@ DEMO_SEED = 4  # 8 lenses covering all three imagings, 1- and 2-source lenses
 DEMO_BLOCK_SIZE = 4
 SHOWN_LENS = "lens-00000"
 DEMO_SEARCH = """
-# Added by `lensfleet demo`: fit every lens (small, fast settings; see workers/config.py for the defaults).
+# Added by `lensfleet demo`: search every lens's model with small, fast settings (defaults: workers/config.py),
+# and priors as wide as the simulation's ranges (workers/survey.py draw_lens), narrower than the survey defaults.
 [priors]
 "lens.mass.centre" = { type = "uniform", lower = -0.1, upper = 0.1 }
+"lens.mass.ell_comps" = { type = "uniform", lower = -0.3, upper = 0.3 }
 "lens.mass.einstein_radius" = { type = "uniform", lower = 0.6, upper = 2.0 }
 "lens.shear.gamma_1" = { type = "uniform", lower = -0.1, upper = 0.1 }
 "lens.shear.gamma_2" = { type = "uniform", lower = -0.1, upper = 0.1 }
+"source.centre" = { type = "uniform", lower = -0.4, upper = 0.4 }
+"source.ell_comps" = { type = "uniform", lower = -0.3, upper = 0.3 }
 
 [search]
 type = "nautilus"
 n_live = 60
 n_batch = 50
-n_eff = 200
-f_live = 0.1
-n_like_max = 3000
+n_eff = 100
+f_live = 0.2
+n_like_max = 10000
 n_networks = 1
 network_layers = [32, 16]
 network_epochs = 50
