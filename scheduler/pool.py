@@ -51,7 +51,9 @@ def choose_pool(
     return actors or max(1, int(total_cpus // cpus)), cpus, gpus
 
 
-def cluster_pool(actors: int | None, gpus_per_actor: float | None, cpus_per_actor: float | None) -> tuple[int, float, float]:
+def cluster_pool(
+    actors: int | None, gpus_per_actor: float | None, cpus_per_actor: float | None
+) -> tuple[int, float, float]:
     """choose_pool for the cluster Ray is connected to now."""
     import ray
 

@@ -4,8 +4,9 @@ autoscaling cluster whose GPU workers scale from zero.
 The autoscaling cluster is real Ray: `ray start --head --autoscaling-config=...` runs Ray's autoscaler (the
 monitor), with Ray's fake multi-node provider standing in for a cloud (it starts worker nodes as local raylets,
 with the resources their node type declares: here 1 CPU and 1 GPU, a GPU that JAX does not see, so the actor
-computes on the CPU, allowed by LENSFLEET_GPU_CHECK=off in the nodes' environment). Token authentication is on, as on a real cluster. The cluster is this test's own (its own port and --temp-dir), stopped by SIGTERM to its
-`ray start --block` process and a kill of its process group, never by `ray stop`.
+computes on the CPU, allowed by LENSFLEET_GPU_CHECK=off in the nodes' environment). Token authentication is
+on, as on a real cluster. The cluster is this test's own (its own port and --temp-dir), stopped by SIGTERM to
+its `ray start --block` process and a kill of its process group, never by `ray stop`.
 """
 
 from __future__ import annotations
