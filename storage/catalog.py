@@ -127,7 +127,8 @@ def read_catalog(path: str, storage_options: dict | None = None) -> Catalog:
 def write_catalog(path: str, entries: Sequence[CatalogEntry]) -> None:
     """Write entries as a catalog (format from the suffix) with flattened parameter columns.
 
-    Local paths inside the catalog's folder are written relative to it, so the survey folder can be moved.
+    Local absolute paths inside the catalog's folder are written relative to it, so the survey folder can be
+    moved; a relative path is already relative to the catalog's folder and is written as given.
     """
     fmt = _format(path)
     folder = parent(path)
@@ -244,7 +245,9 @@ def _parse_params(raw: bytes, catalog: str, where: str) -> dict:
 
 
 def _relative(location: str, folder: str) -> str:
-    if is_url(location) or is_url(folder):
+    """A local absolute path inside `folder` made relative to it; anything else (a URL, a path already relative
+    to the catalog's folder, a path outside it) as given."""
+    if is_url(location) or is_url(folder) or not os.path.isabs(location):
         return location
     relative = os.path.relpath(location, folder)
     return location if relative.startswith("..") else relative

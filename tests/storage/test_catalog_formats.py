@@ -112,6 +112,18 @@ def test_write_catalog_round_trips_and_writes_local_paths_relative(tmp_path, suf
     assert read_catalog(str(path)).entries == entries
 
 
+def test_a_relative_path_is_relative_to_the_catalog_whatever_the_working_directory(tmp_path, monkeypatch):
+    """A relative entry path already means "relative to the catalog's folder": it is written as given, not
+    re-based on the process's working directory (which once turned "lenses/A0" into "cwd-name/lenses/A0" when
+    the working directory lay inside the catalog's folder)."""
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    path = tmp_path / "catalog.ecsv"
+    write_catalog(str(path), [CatalogEntry("A0", "lenses/A0")])
+    assert list(Table.read(path, format="ascii.ecsv")["path"]) == ["lenses/A0"]
+    assert read_catalog(str(path)).entries[0].path == str(tmp_path / "lenses" / "A0")
+
+
 @pytest.mark.parametrize(
     "columns, message",
     [
