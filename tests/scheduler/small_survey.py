@@ -163,3 +163,34 @@ def clean_store(base: Path) -> Path:
         assert result.counts == {"pending": 0, "done": len(SURVEY_SHAPES), "failed": 0, "invalid": 0}
         done.touch()
     return store
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_head(head, log, temp_dir: str) -> None:
+    """Stop a test's own `ray start --head --block` cluster (started in a new session): SIGTERM drains the node
+    and stops what it started; then anything of its process group still alive is killed (never `ray stop`, which
+    would stop every cluster on the machine)."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    head.send_signal(signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(head.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    log.close()
+    shutil.rmtree(temp_dir, ignore_errors=True)

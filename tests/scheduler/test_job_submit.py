@@ -22,9 +22,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +35,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from small_survey import free_port, stop_head
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.lease import LEASE_FILE
 from storage.schema import Status
@@ -80,12 +78,6 @@ def with_values(argv: list[str], values: dict[str, str]) -> list[str]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """A one-node Ray cluster with 2 CPUs; yields the dashboard (job submission) address, the environment for
@@ -118,17 +110,7 @@ def cluster():
                 time.sleep(1)
         yield address, env, f"http://127.0.0.1:{metrics}/metrics"
     finally:
-        head.send_signal(signal.SIGTERM)  # ray start --block drains the node and stops what it started
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # anything of this cluster's process group still alive
-        except ProcessLookupError:
-            pass
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        stop_head(head, log, temp_dir)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ that the driver and the actors recorded (a real local Ray cluster; export is per
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,9 @@ import ray
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.metrics import METRIC_NAMES, ActorMetrics, RunMetrics, run_name
+from small_survey import free_port
 
 RUN = "metrics-test.zarr"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

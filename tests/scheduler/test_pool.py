@@ -14,9 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.pool import CPUS_PER_CPU_ACTOR, PoolError, actor_bundle, choose_pool
+from small_survey import free_port, stop_head
 from storage.schema import Status
 from storage.store import ResultStore
 from workers.survey import simulate_survey
@@ -54,12 +52,6 @@ def test_a_pool_the_cluster_cannot_hold_is_refused_with_the_numbers():
     with pytest.raises(PoolError, match="16 CPUs per actor asked for, but the largest node has 8 CPUs"):
         choose_pool(16, 0, 8, cpus_per_actor=16)
     assert actor_bundle(1, None) == {"CPU": 1.0, "GPU": 1} and actor_bundle(None, None) == {"CPU": 2.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -107,17 +99,7 @@ def autoscaling_cluster():
             time.sleep(1)
         yield address, dict(env, RAY_ADDRESS=address)
     finally:
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # the autoscaler's worker nodes live in this process group
-        except ProcessLookupError:
-            pass
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        stop_head(head, log, temp_dir)
 
 
 @pytest.mark.slow
