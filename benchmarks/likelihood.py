@@ -59,8 +59,8 @@ def run_case(case: Case, repeats: int) -> dict:
     from workers.evaluate import device_name, peak_memory_mb
     from workers.inversion.batch import evaluate, evaluate_block, stack
     from workers.inversion.imaging import prepare_imaging
-    from workers.inversion.model import MGEBasis, Model, RectangularSource
-    from workers.inversion.settings import Settings
+    from workers.model.description import MGEBasis, Model, RectangularSource
+    from workers.model.settings import Settings
 
     folder = REFERENCE / case.dataset
     truth = json.loads((folder / "truth.json").read_text())

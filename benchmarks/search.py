@@ -75,8 +75,8 @@ def run(args) -> dict:
 
     from workers.config import SearchOptions
     from workers.inversion.batch import evaluate
-    from workers.inversion.model import MGEBasis, Model
-    from workers.inversion.settings import Settings
+    from workers.model.description import MGEBasis, Model
+    from workers.model.settings import Settings
     from workers.priors import prior_transform
     from workers.search import LensSearch, search_block
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from storage.errors import CatalogError, DatasetError, StoreError
 from workers.config import ConfigError, load_config
-from workers.inversion.model import ParameterError
+from workers.model.description import ParameterError
 
 USER_ERRORS = (ConfigError, DatasetError, CatalogError, StoreError, ParameterError)
 

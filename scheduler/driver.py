@@ -18,7 +18,7 @@ Order of a run
  5. Finish with a reconcile pass against the store, print a summary and release the lease.
 
 Progress: scheduler.progress (a live bar on a terminal, a `lensfleet progress ...` line every few seconds in a
-log, counts over the whole store). Metrics: scheduler.metrics.RunMetrics (datasets committed by status, blocks in
+log, counts over the whole store). Metrics: workers.telemetry.RunMetrics (datasets committed by status, blocks in
 flight and retried, datasets pending, block latency from submit to commit); the actors record theirs
 (evaluations, compiles, device memory) with ActorMetrics.
 
@@ -69,7 +69,7 @@ from enum import Enum
 
 import numpy as np
 
-from scheduler.metrics import RunMetrics, run_name
+from workers.telemetry import RunMetrics, run_name
 from scheduler.plan import Plan, make_plan
 from scheduler.pool import PoolError, actor_bundle, cluster_pool, scale_up
 from scheduler.progress import Progress
@@ -79,9 +79,10 @@ from storage.lease import DEFAULT_TTL, DriverLease
 from storage.locations import is_url
 from storage.schema import ArraySpec, Status, result_specs
 from storage.store import ResultStore
-from workers.actor import FitActor, RunSpec
+from workers.actor import FitActor
+from workers.contract import RunSpec
 from workers.config import FitConfig, load_config
-from workers.inversion.model import parameter_names
+from workers.model.description import parameter_names
 
 ACTOR_PREFIX = "lensfleet-fit"
 DRIVER_RUN = ArraySpec("driver_run", dtype="int32", fill=0)  # which driver run (1, 2, ...) committed a dataset

@@ -29,10 +29,11 @@ from dataclasses import dataclass, replace
 from storage.catalog import Catalog, CatalogEntry
 from storage.datasets import ImagingShapes, read_shapes
 from storage.errors import DatasetError
-from workers.actor import BucketSpec, DatasetSpec
+from storage.schema import block_slice, n_blocks
+from workers.contract import BucketSpec, DatasetSpec
 from workers.config import FitConfig
-from workers.inversion.buckets import Bucket, bucket_for_shapes, common_bucket
-from workers.inversion.model import ParameterError, parameter_names, vector_from_params
+from workers.model.buckets import Bucket, bucket_for_shapes, common_bucket
+from workers.model.description import ParameterError, parameter_names, vector_from_params
 
 HEADER_THREADS = 16
 EVALUATE = "evaluate"
@@ -56,11 +57,11 @@ class Plan:
 
     @property
     def n_blocks(self) -> int:
-        return -(-len(self.datasets) // self.block_size)
+        return n_blocks(len(self.datasets), self.block_size)
 
     def block(self, k: int) -> slice:
         """Datasets of block k (the last block may be short)."""
-        return slice(k * self.block_size, min((k + 1) * self.block_size, len(self.datasets)))
+        return block_slice(k, self.block_size, len(self.datasets))
 
     def block_buckets(self, k: int) -> list[int]:
         """The distinct buckets of block k's datasets, in order (-1: datasets without one)."""

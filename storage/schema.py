@@ -42,6 +42,18 @@ SCHEMA_VERSION = 1
 DATASET_DIM = "dataset"
 
 
+def n_blocks(n_datasets: int, block_size: int) -> int:
+    """Blocks of `block_size` datasets covering `n_datasets` (the last may be short)."""
+    return -(-n_datasets // block_size)
+
+
+def block_slice(k: int, block_size: int, n_datasets: int) -> slice:
+    """The datasets of block k along the dataset axis: [k·B, min((k+1)·B, N)); IndexError out of range."""
+    if not 0 <= k < n_blocks(n_datasets, block_size):
+        raise IndexError(f"block {k} out of range 0..{n_blocks(n_datasets, block_size) - 1}")
+    return slice(k * block_size, min((k + 1) * block_size, n_datasets))
+
+
 class Status(IntEnum):
     """State of one dataset in the store."""
 

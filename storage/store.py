@@ -40,7 +40,7 @@ from zarr.storage import FsspecStore, LocalStore
 from storage.errors import StoreError
 from storage.lease import LEASE_FILE
 from storage.locations import filesystem, is_url
-from storage.schema import BOOKKEEPING, DATASET_DIM, SCHEMA_VERSION, ArraySpec, Status
+from storage.schema import BOOKKEEPING, DATASET_DIM, SCHEMA_VERSION, ArraySpec, Status, block_slice, n_blocks
 
 COMMIT_ARRAYS = ("attempts", "error", "wall_time", "status")  # written by write_block's own arguments, status last
 RUN_ATTRIBUTES = (
@@ -67,7 +67,7 @@ class ResultStore:
             raise StoreError(f"store {url} is incomplete (its creation was interrupted); start over with restart")
         self.block_size: int = int(self.attrs["block_size"])
         self.n_datasets: int = int(self.attrs["n_datasets"])
-        self.n_blocks: int = -(-self.n_datasets // self.block_size)
+        self.n_blocks: int = n_blocks(self.n_datasets, self.block_size)
         with warnings.catch_warnings():  # lease.json (and its heartbeat temporaries) are not Zarr objects, by design
             warnings.filterwarnings("ignore", message=f"Object at {re.escape(LEASE_FILE)}[^ ]* is not recognized")
             # every array, those of a pipeline stage's group too ("source_pix/figure_of_merit")
@@ -202,9 +202,7 @@ class ResultStore:
 
     def block_slice(self, k: int) -> slice:
         """The datasets of block k (the last block may be short)."""
-        if not 0 <= k < self.n_blocks:
-            raise IndexError(f"block {k} out of range 0..{self.n_blocks - 1}")
-        return slice(k * self.block_size, min((k + 1) * self.block_size, self.n_datasets))
+        return block_slice(k, self.block_size, self.n_datasets)
 
     def block_status(self, k: int) -> np.ndarray:
         """The status codes (see `Status`) of block k's datasets."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from storage.schema import TERMS as STORE_TERMS
 from workers.config import FitConfig
 from workers.inversion.fit import TERMS as ENGINE_TERMS
-from workers.inversion.settings import Settings
+from workers.model.settings import Settings
 
 
 def test_engine_and_store_name_the_figure_of_merit_terms_alike():

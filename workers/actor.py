@@ -58,94 +58,17 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from storage.errors import DatasetError
 from storage.schema import TERMS, Status
-from workers.config import FitConfig
-from workers.inversion.buckets import Bucket, common_bucket
+from workers.contract import BucketSpec, RunSpec
+from workers.model.buckets import Bucket, common_bucket
 
 GPU_MEMORY_SHARE = 0.9  # of an actor's GPU fraction, given to XLA's allocator
 
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One dataset as the driver planned it: catalog id and resolved path, catalog pixel scale (None: from the
-    header) and effective mask radius (arcsec), its parameter vectors (V, n) in model order (empty when the
-    catalog row had none), the index of its shape bucket in `RunSpec.buckets` (-1: the headers could not be
-    read or the shapes cannot be bucketed), its image shape from the headers ((0, 0) unknown) and `error`, the
-    reason it is INVALID when planning already knows it ("" otherwise)."""
-
-    id: str
-    path: str
-    pixel_scale: float | None
-    mask_radius: float
-    vectors: tuple[tuple[float, ...], ...]
-    bucket: int = -1
-    image_shape: tuple[int, int] = (0, 0)
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class BucketSpec:
-    """A shape bucket of the run (the rounded bucket every compiled call of it uses), with the shapes, pixel
-    scale and mask radius of one of its datasets so a worker can build a warm-up dataset without reading it."""
-
-    bucket: Bucket
-    image_shape: tuple[int, int]
-    psf_shape: tuple[int, int]
-    pixel_scale: float
-    mask_radius: float
-
-    @classmethod
-    def from_dict(cls, d: dict) -> BucketSpec:
-        """Inverse of `to_dict`."""
-        bucket = Bucket(tuple(d["canvas"]), tuple(d["psf"]), d["pixels"], d["lp_sub"], d["pix_sub"], d["blurring"])
-        e = d["example"]
-        return cls(bucket, tuple(e["image_shape"]), tuple(e["psf_shape"]), e["pixel_scale"], e["mask_radius"])
-
-    def to_dict(self) -> dict:
-        """The store attribute form: the bucket's sizes and the example dataset's shapes."""
-        b = self.bucket
-        return {
-            "canvas": list(b.canvas), "psf": list(b.psf), "pixels": b.pixels, "lp_sub": b.lp_sub,
-            "pix_sub": b.pix_sub, "blurring": b.blurring,
-            "example": {"image_shape": list(self.image_shape), "psf_shape": list(self.psf_shape),
-                        "pixel_scale": self.pixel_scale, "mask_radius": self.mask_radius},
-        }
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything an actor needs for a run: the store (URL, fsspec options), the fit config, the datasets in
-    store order, the buckets, the block size B (store chunk and compiled batch of lenses), the store's padded
-    result sizes, which driver run this is (`driver_run`, 1 for the run that created the store) and the JAX
-    persistent compilation cache folder (None: `default_compile_cache()` on the actor's node)."""
-
-    store: str
-    config: FitConfig
-    datasets: tuple[DatasetSpec, ...]
-    buckets: tuple[BucketSpec, ...]
-    block_size: int
-    n_evaluations: int
-    max_image_shape: tuple[int, int]
-    max_source_size: int
-    driver_run: int = 1
-    compile_cache: str | None = None
-    storage_options: dict | None = field(default=None, hash=False)
-
-    @property
-    def n_blocks(self) -> int:
-        return -(-len(self.datasets) // self.block_size)
-
-    def block(self, k: int) -> slice:
-        """Datasets of block k, as a slice of the store's dataset axis (the last block may be short)."""
-        if not 0 <= k < self.n_blocks:
-            raise IndexError(f"block {k} out of range 0..{self.n_blocks - 1}")
-        return slice(k * self.block_size, min((k + 1) * self.block_size, len(self.datasets)))
 
 
 def default_compile_cache() -> str:
@@ -416,7 +339,7 @@ class FitActor:
     def _search_group(self, k, rows, members, planned: Bucket | None, out, status, errors):
         """Search mode for one bucket group of block k (see the module docstring); returns (likelihood
         evaluations, the BlockSearch, whose checkpoints go once the block is committed)."""
-        from workers.inversion.model import parameter_names
+        from workers.model.description import parameter_names
         from workers.search import LensSearch, search_block
 
         spec, config = self.spec, self.spec.config
@@ -541,9 +464,9 @@ class FitActor:
         import jax
 
         from workers.inversion.batch import evaluate_block, stack
-        from workers.inversion.grids import circular_mask
+        from workers.model.grids import circular_mask
         from workers.inversion.imaging import prepare_imaging
-        from workers.inversion.model import parameter_names
+        from workers.model.description import parameter_names
 
         options, model = self.spec.config.dataset, self.spec.config.model
         image = np.zeros(spec.image_shape)
@@ -654,11 +577,11 @@ def _node_id() -> str:
 
 
 def _actor_metrics(store: str, name: str):
-    """The actor's Ray metrics (scheduler.metrics.ActorMetrics: JAX-free), or None outside Ray."""
+    """The actor's Ray metrics (workers.telemetry.ActorMetrics: JAX-free), or None outside Ray."""
     import ray
 
     if not ray.is_initialized():
         return None
-    from scheduler.metrics import ActorMetrics, run_name
+    from workers.telemetry import ActorMetrics, run_name
 
     return ActorMetrics(run_name(store), name)

@@ -2,7 +2,7 @@
 
     [dataset]      mask_radius (arcsec), over_sample_size_lp, over_sample_size_pixelization
                    (an integer, or {sub_sizes = [...], radii = [...]} for radial-bin adaptive over-sampling)
-    [lens.mass]    type = "isothermal"
+    [lens.mass]    type = a name in MASS_PROFILES ("isothermal")
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
     [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
@@ -20,14 +20,14 @@ Every unknown key or wrong type is a ConfigError naming the file and the key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 import tomllib
 from typing import Any
 
-from .inversion.grids import OverSampling, RadialOverSampling
-from .inversion.model import MGEBasis, Model, RectangularSource, parameter_names
-from .inversion.settings import Settings
+from .model.grids import OverSampling, RadialOverSampling
+from .model.description import MASS_PROFILES, MGEBasis, Model, RectangularSource, parameter_names
+from .model.settings import Settings
 from .priors import Prior, prior_from_dict, prior_to_dict
 
 
@@ -113,13 +113,12 @@ class FitConfig:
         """The later pipeline stages as (store group, model): the search's lens model with a pixelized source."""
         if self.source_pix is None:
             return ()
-        return (("source_pix", Model(source=self.source_pix, shear=self.model.shear,
-                                     lens_light=self.model.lens_light, settings=self.model.settings)),)
+        return (("source_pix", replace(self.model, source=self.source_pix)),)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict in fit.toml's structure (for the store's attributes)."""
         m = self.model
-        lens: dict[str, Any] = {"mass": {"type": "isothermal"}}
+        lens: dict[str, Any] = {"mass": {"type": m.mass.name}}
         if m.shear:
             lens["shear"] = {}
         if m.lens_light is not None:
@@ -171,14 +170,16 @@ def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     reader.keys(lens, "lens", {"mass", "shear", "light"})
     mass = lens.get("mass", {"type": "isothermal"})
     reader.keys(mass, "lens.mass", {"type"})
-    if mass.get("type", "isothermal") != "isothermal":
-        raise ConfigError(f"{where}: lens.mass.type: only \"isothermal\" is supported, got {mass['type']!r}")
+    mass_type = mass.get("type", "isothermal")
+    if mass_type not in MASS_PROFILES:
+        raise reader.fail("lens.mass.type", f"must be one of {sorted(MASS_PROFILES)}, got {mass_type!r}")
     if "shear" in lens:
         reader.keys(lens["shear"], "lens.shear", set())
     light = _mge(reader, lens["light"], "lens.light") if "light" in lens else None
     source = _source(reader, raw.get("source", {"type": "mge"}))
     settings = _settings(reader, raw.get("settings", {}))
-    model = Model(source=source, shear="shear" in lens, lens_light=light, settings=settings)
+    model = Model(source=source, shear="shear" in lens, lens_light=light, settings=settings,
+                  mass=MASS_PROFILES[mass_type]())
     priors = _priors(reader, raw.get("priors", {}), model)
     search = _search(reader, raw["search"]) if "search" in raw else None
     source_pix = None

@@ -11,9 +11,9 @@ from storage.datasets import ImagingData, validate_imaging
 from storage.errors import DatasetError
 
 from .config import DatasetOptions
-from .inversion.grids import circular_mask
+from .model.grids import circular_mask
 from .inversion.imaging import ImagingError, MaskedImaging, prepare_imaging
-from .inversion.model import Model
+from .model.description import Model
 
 
 def fit_mask(data: ImagingData, mask_radius: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from .inversion.fit import TERMS, FitResult
 from .inversion.imaging import MaskedImaging
 from .inversion.light import gaussian_basis, mge_sigmas
 from .inversion.mass import ray_trace
-from .inversion.model import Model, vector_from_params
+from .model.description import Model, vector_from_params
 from .inversion.parameters import unpack
 from .plot import SourcePicture, native, plot_fit
 import jax

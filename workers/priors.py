@@ -35,7 +35,7 @@ from typing import Any, Mapping, Union
 import numpy as np
 from scipy import special, stats
 
-from .inversion.model import Model, parameter_names
+from .model.description import Model, parameter_names
 
 # The unit cube is open: keep u away from 0 and 1 so Gaussian tails stay finite.
 _U_EPS = 1e-12

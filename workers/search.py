@@ -62,10 +62,10 @@ import jax
 
 from .config import SearchOptions
 from .inversion.batch import evaluate_block, stack
-from .inversion.buckets import Bucket
+from .model.buckets import Bucket
 from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits, fit
 from .inversion.imaging import MaskedImaging
-from .inversion.model import Model
+from .model.description import Model
 from .priors import PriorTransform, prior_to_dict
 from .samplers import SamplerJob, SamplerOutcome, lens_seed, start_sampler
 

@@ -28,7 +28,7 @@ from .config import parse_config
 from .datasets import masked_imaging
 from .evaluate import LensFit, source_picture
 from .inversion.fit import TERMS, FitResult
-from .inversion.model import parameter_names
+from .model.description import parameter_names
 from .plot import SourcePicture, plot_fit
 
 

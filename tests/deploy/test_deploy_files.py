@@ -2,7 +2,7 @@
 every `lensfleet ...` command named is a real CLI command with real options; the cluster launcher configs pass
 Ray's own schema; the KubeRay manifests keep head/worker structure (CPU-0 head, GPU workers, token auth,
 metrics port); every metric the Grafana dashboard queries is one the system exports (lensfleet's, from
-scheduler/metrics.py with Ray's Prometheus naming — which tests/scheduler/test_metrics.py checks against a live
+workers/telemetry.py with Ray's Prometheus naming — which tests/scheduler/test_metrics.py checks against a live
 scrape — and Ray's node metrics, from the installed Ray's reporter agent); the GPU start-up check's logic.
 No docker engine here: the Dockerfile is checked as text."""
 
@@ -246,11 +246,11 @@ def test_podmonitor_scrapes_the_metrics_port():
 # --- Grafana ------------------------------------------------------------------------------------------------------
 
 def exported_lensfleet_metrics() -> set[str]:
-    """Prometheus names of scheduler/metrics.py's metrics: Ray adds `ray_`; counters get `_total`, histograms
+    """Prometheus names of workers/telemetry.py's metrics: Ray adds `ray_`; counters get `_total`, histograms
     `_bucket`/`_sum`/`_count` (the naming tests/scheduler/test_metrics.py checks against a live scrape)."""
-    from scheduler.metrics import METRIC_NAMES
+    from workers.telemetry import METRIC_NAMES
 
-    source = (ROOT / "scheduler" / "metrics.py").read_text()
+    source = (ROOT / "workers" / "telemetry.py").read_text()
     kinds = dict((name, kind) for kind, name in re.findall(r"_(counter|gauge|histogram)\(\s*\"(lensfleet_\w+)\"", source))
     assert set(kinds) == set(METRIC_NAMES)
     suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
@@ -299,7 +299,7 @@ def test_grafana_queries_name_exported_metrics():
         if "histogram_quantile" in expr:
             assert all(n.endswith("_bucket") for n in names) and "by (le" in expr, expr
         used |= names
-    from scheduler.metrics import METRIC_NAMES
+    from workers.telemetry import METRIC_NAMES
 
     for name in METRIC_NAMES:  # every lensfleet metric is on the dashboard
         assert any(u.startswith(f"ray_{name}") for u in used), name

@@ -1,4 +1,4 @@
-"""The custom metrics reach the node's Prometheus endpoint with the names in scheduler/metrics.py and the counts
+"""The custom metrics reach the node's Prometheus endpoint with the names in workers/telemetry.py and the counts
 that the driver and the actors recorded (a real local Ray cluster; export is periodic, so the test polls)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler.metrics import METRIC_NAMES, ActorMetrics, RunMetrics, run_name
+from workers.telemetry import METRIC_NAMES, ActorMetrics, RunMetrics, run_name
 from small_survey import free_port
 
 RUN = "metrics-test.zarr"
@@ -113,12 +113,12 @@ def test_run_tag_is_the_store_name():
 
 
 def test_metrics_module_leaves_jax_out():
-    code = "import sys, scheduler.metrics, scheduler.progress, scheduler.status; assert 'jax' not in sys.modules"
+    code = "import sys, workers.telemetry, scheduler.progress, scheduler.status; assert 'jax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_gauges_are_set_again_until_their_run_closes(monkeypatch):
-    from scheduler import metrics
+    from workers import telemetry as metrics
 
     class FakeGauge:
         info = {"name": "lensfleet_fake"}

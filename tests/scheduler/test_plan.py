@@ -13,10 +13,10 @@ from scheduler.plan import make_plan
 from small_survey import FIT_TOML
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.datasets import load_imaging, write_imaging
-from workers.actor import BucketSpec
+from workers.contract import BucketSpec
 from workers.config import parse_config
-from workers.inversion.buckets import common_bucket
-from workers.inversion.model import parameter_names
+from workers.model.buckets import common_bucket
+from workers.model.description import parameter_names
 
 PARAMS = {
     "lens": {"mass": {"centre": [0.0, 0.0], "ell_comps": [0.05, 0.0], "einstein_radius": 1.0},

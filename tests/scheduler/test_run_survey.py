@@ -66,7 +66,7 @@ def test_every_lens_in_the_store_equals_its_single_lens_fit(base, clean):
     from workers.config import load_config
     from workers.datasets import fit_mask
     from workers.evaluate import fit_lens
-    from workers.inversion.model import vector_from_params
+    from workers.model.description import vector_from_params
 
     catalog = read_catalog(str(shared_survey(base)))
     config = load_config(catalog.path.replace("catalog.ecsv", "fit.toml"))
@@ -110,7 +110,7 @@ def test_every_lens_in_the_store_equals_its_single_lens_fit(base, clean):
 def test_store_layout_and_bookkeeping_of_a_clean_run(base, clean):
     from scheduler.plan import make_plan
     from workers.config import load_config
-    from workers.inversion.model import parameter_names
+    from workers.model.description import parameter_names
 
     catalog = read_catalog(str(shared_survey(base)))
     config = load_config(catalog.path.replace("catalog.ecsv", "fit.toml"))

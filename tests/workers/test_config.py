@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from workers.config import ConfigError, load_config, parse_config
-from workers.inversion.grids import RadialOverSampling
-from workers.inversion.model import MGEBasis, RectangularSource
+from workers.model.grids import RadialOverSampling
+from workers.model.description import MGEBasis, RectangularSource
 
 FULL = """
 [dataset]
@@ -72,7 +72,7 @@ def test_defaults_are_pyautolens_defaults():
         ("[dataset]\nmask_radius = -1", "fit.toml: dataset.mask_radius: must be > 0"),
         ("[source]\ntype = \"delaunay\"", "fit.toml: source.type: must be \"mge\" or \"rectangular\""),
         ("[source]\ntype = \"rectangular\"\nshape = [2, 20]", "fit.toml: source.shape: a rectangular mesh needs at least 3×3"),
-        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: only \"isothermal\""),
+        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: must be one of ['isothermal']"),
         ("[settings]\nuse_positive_only_solver = 1", "fit.toml: settings.use_positive_only_solver: must be true or false"),
         ("[dataset\n", "fit.toml: not valid TOML"),
     ],

@@ -15,7 +15,7 @@ import workers.search as search
 from workers.config import ConfigError, SearchOptions, parse_config
 from workers.inversion.batch import evaluate
 from workers.inversion.imaging import prepare_imaging
-from workers.inversion.model import MGEBasis, Model, RectangularSource
+from workers.model.description import MGEBasis, Model, RectangularSource
 from workers.inversion.parameters import MassParameters
 from workers.inversion.simulate import SersicProfile, simulate_imaging
 from workers.priors import (

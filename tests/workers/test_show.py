@@ -17,7 +17,7 @@ from storage.store import ResultStore
 from workers.config import load_config, parse_config
 from workers.datasets import fit_mask
 from workers.evaluate import fit_lens, source_picture
-from workers.inversion.model import parameter_names
+from workers.model.description import parameter_names
 from workers.plot import native
 from workers.show import stored_fit
 from workers.survey import simulate_survey

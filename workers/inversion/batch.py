@@ -13,9 +13,9 @@ import jax
 import numpy as np
 
 from .fit import FitResult, fit
-from .buckets import Bucket, common_bucket
+from workers.model.buckets import Bucket, common_bucket
 from .imaging import MaskedImaging, pad_to_bucket
-from .model import Model
+from workers.model.description import Model
 
 
 @partial(jax.jit, static_argnames=("model", "with_arrays", "convolution"))

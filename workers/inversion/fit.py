@@ -41,7 +41,7 @@ from .light import gaussian_basis, mge_sigmas
 from .linear_algebra import data_vector_and_curvature, hold_at_zero, log_det, solve_cholesky, solve_positive_only
 from .mass import ray_trace
 from .mesh import MeshGeometry, edge_cells, mapping_entries, mesh_centres, overlay, validate_shape
-from .model import MGEBasis, Model, RectangularSource
+from workers.model.description import MGEBasis, Model, RectangularSource
 from .parameters import BasisParameters, MassParameters, unpack
 from .precision import ConvolutionPrecision, precision_for
 from .regularization import constant_log_det, constant_regularization_matrix, constant_regularization_term

@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 from .border import border_pixels
-from .buckets import Bucket
-from .grids import (
+from workers.model.buckets import Bucket
+from workers.model.grids import (
     OverSampling,
     RadialOverSampling,
     blurring_mask,

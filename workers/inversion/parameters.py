@@ -10,7 +10,7 @@ from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
 
-from .model import Model, parameter_names
+from workers.model.description import Model, parameter_names
 
 
 @jax.tree_util.register_dataclass

@@ -14,7 +14,7 @@ from . import jax_setup  # noqa: F401
 import jax.numpy as jnp
 import numpy as np
 
-from .grids import pixel_centres, sub_pixel_offsets
+from workers.model.grids import pixel_centres, sub_pixel_offsets
 from .light import sersic
 from .mass import ray_trace
 from .parameters import MassParameters

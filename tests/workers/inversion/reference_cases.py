@@ -10,8 +10,8 @@ import numpy as np
 
 from storage.datasets import load_imaging
 from workers.inversion.imaging import MaskedImaging, prepare_imaging
-from workers.inversion.model import MGEBasis, Model, RectangularSource
-from workers.inversion.settings import Settings
+from workers.model.description import MGEBasis, Model, RectangularSource
+from workers.model.settings import Settings
 
 REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
 REFERENCE_JSON = json.loads((REFERENCE / "reference.json").read_text())

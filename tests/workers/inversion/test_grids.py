@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.inversion.grids import (
+from workers.model.grids import (
     blurring_mask, circular_mask, pixel_centres, radial_bin_sub_sizes, sub_grid, sub_pixel_offsets,
 )
 from workers.inversion.imaging import prepare_imaging
-from workers.inversion.grids import RadialOverSampling
+from workers.model.grids import RadialOverSampling
 
 
 def test_pixel_centres_are_y_up_about_the_image_centre():
@@ -61,7 +61,7 @@ def test_prepared_imaging_counts_match_the_mask_and_over_sampling():
 
 
 def test_bucket_predicted_from_shapes_equals_the_prepared_datasets():
-    from workers.inversion.buckets import bucket_for_shapes
+    from workers.model.buckets import bucket_for_shapes
 
     image = np.ones((40, 36))
     psf = np.ones((5, 7))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.inversion.model import MGEBasis, Model, ParameterError, RectangularSource, parameter_names, params_from_vector, vector_from_params
+from workers.model.description import MGEBasis, Model, ParameterError, RectangularSource, parameter_names, params_from_vector, vector_from_params
 from workers.inversion.parameters import unpack
 
 PARAMS = {

@@ -19,11 +19,11 @@ from workers.inversion.batch import common_bucket, evaluate
 from workers.inversion.convolution import blur_targets, convolve_mapping_matrix, mapping_route
 from workers.inversion.fit import DEGENERATE_FIGURE_OF_MERIT, TERMS, check_model_fits, fit
 from workers.inversion.imaging import ImagingError, pad_to_bucket
-from workers.inversion.model import MGEBasis, Model, RectangularSource
+from workers.model.description import MGEBasis, Model, RectangularSource
 from workers.inversion.parameters import MassParameters
 from workers.inversion.mass import ray_trace
 from workers.inversion.precision import FP64
-from workers.inversion.settings import Settings
+from workers.model.settings import Settings
 
 RECT_CASES = ("rect", "rect_pos", "rect_pos_edge0")
 REPORTED_TERMS = TERMS + ("log_likelihood",)

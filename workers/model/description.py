@@ -2,7 +2,9 @@
 
 The flat layout a search hands the engine uses PyAutoLens's model paths with an index suffix for vectors:
 `lens.mass.centre.0` (y), `lens.mass.centre.1` (x), `lens.mass.ell_comps.0`, `lens.mass.einstein_radius`,
-`lens.shear.gamma_1`, `lens.light.centre.0`, `source.ell_comps.1`.
+`lens.shear.gamma_1`, `lens.light.centre.0`, `source.ell_comps.1`. A mass profile declares its own parameters
+(`parameters`: (name, size) with size 0 for a scalar) and is found by its fit.toml name in MASS_PROFILES, so a
+new profile is one class and one registry entry here (and its deflections in the engine's mass registry).
 
 Pure Python (no JAX): the driver and the config file use it too. A compiled likelihood is keyed by a Model
 (it is hashable), the shape bucket of the data and the batch size.
@@ -11,6 +13,7 @@ Pure Python (no JAX): the driver and the config file use it too. A compiled like
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -19,6 +22,17 @@ from .settings import Settings
 
 class ParameterError(ValueError):
     """A parameter the model needs is missing or malformed in a params mapping."""
+
+
+@dataclass(frozen=True)
+class Isothermal:
+    """PyAutoLens's Isothermal (SIE): centre (y, x) and einstein_radius θE in arcsec, ell_comps."""
+
+    name: ClassVar[str] = "isothermal"
+    parameters: ClassVar[tuple[tuple[str, int], ...]] = (("centre", 2), ("ell_comps", 2), ("einstein_radius", 0))
+
+
+MASS_PROFILES: dict[str, type] = {profile.name: profile for profile in (Isothermal,)}
 
 
 @dataclass(frozen=True)
@@ -48,12 +62,13 @@ class RectangularSource:
 
 @dataclass(frozen=True)
 class Model:
-    """Isothermal mass (+ ExternalShear if `shear`), optional lens-light MGE, and an MGE or pixelized source."""
+    """A mass profile (+ ExternalShear if `shear`), optional lens-light MGE, and an MGE or pixelized source."""
 
     source: MGEBasis | RectangularSource
     shear: bool = True
     lens_light: MGEBasis | None = None
     settings: Settings = field(default_factory=Settings)
+    mass: Isothermal = field(default_factory=Isothermal)
 
     @property
     def pixelized(self) -> bool:
@@ -69,7 +84,7 @@ class Model:
 
 def _entries(model: Model) -> list[tuple[str, int]]:
     """(nested path, size) of every parameter in vector order; size 0 marks a scalar."""
-    entries = [("lens.mass.centre", 2), ("lens.mass.ell_comps", 2), ("lens.mass.einstein_radius", 0)]
+    entries = [(f"lens.mass.{name}", size) for name, size in model.mass.parameters]
     if model.shear:
         entries += [("lens.shear.gamma_1", 0), ("lens.shear.gamma_2", 0)]
     if model.lens_light is not None:
