@@ -56,7 +56,7 @@ def run_case(case: Case, repeats: int) -> dict:
     import numpy as np
 
     from storage.datasets import load_imaging
-    from workers.evaluate import device_name, peak_memory_mb
+    from workers.runtime import device_name, peak_memory_mb
     from workers.inversion.batch import evaluate, evaluate_block, stack
     from workers.inversion.imaging import prepare_imaging
     from workers.model.description import MGEBasis, Model, RectangularSource

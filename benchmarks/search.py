@@ -78,7 +78,8 @@ def run(args) -> dict:
     from workers.model.description import MGEBasis, Model
     from workers.model.settings import Settings
     from workers.priors import prior_transform
-    from workers.search import LensSearch, search_block
+    from workers.posterior import LensSearch
+    from workers.search import search_block
 
     model = Model(source=MGEBasis(gaussians=20, sigma_min=0.01), shear=True,
                   settings=Settings(use_positive_only_solver=True))
@@ -104,10 +105,10 @@ def run(args) -> dict:
     def record(name: str, blocks: list, seconds: float) -> None:
         per_lens = []
         for block in blocks:
-            for r, n in zip(block.results, block.evaluations):
+            for r, n in zip(block.results, block.likelihood_evaluations):
                 ok = isinstance(r, LensSearch)
                 per_lens.append({
-                    "evaluations": n, "n_like": r.n_like if ok else None, "converged": ok and r.converged,
+                    "evaluations": n, "converged": ok and r.converged,
                     "log_evidence": r.log_evidence if ok else None,
                     "max_log_likelihood": r.max_log_likelihood if ok else None,
                 })

@@ -114,14 +114,14 @@ def evaluation_specs(n_evaluations: int, n_parameters: int) -> list[ArraySpec]:
     ]
 
 
-def reconstruction_specs(max_source_size: int, pixelized: bool) -> list[ArraySpec]:
+def reconstruction_specs(max_reconstruction_size: int, pixelized: bool) -> list[ArraySpec]:
     """The best vector's source reconstruction (and mesh cell centres (y, x) for pixelized sources)."""
     specs = [
-        ArraySpec("reconstruction", (max_source_size,), dims=("source_parameter",)),
+        ArraySpec("reconstruction", (max_reconstruction_size,), dims=("linear_parameter",)),
         ArraySpec("reconstruction_size", dtype="int32", fill=0),
     ]
     if pixelized:
-        specs.append(ArraySpec("mesh_centres", (max_source_size, 2), dims=("source_parameter", "axis")))
+        specs.append(ArraySpec("mesh_centres", (max_reconstruction_size, 2), dims=("linear_parameter", "axis")))
     return specs
 
 
@@ -150,13 +150,13 @@ def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
 
 
 def stage_specs(
-    stage: str, max_image_shape: tuple[int, int], n_parameters: int, max_source_size: int, pixelized: bool
+    stage: str, max_image_shape: tuple[int, int], n_parameters: int, max_reconstruction_size: int, pixelized: bool
 ) -> list[ArraySpec]:
     """A later pipeline stage's evaluation results, in the Zarr group `stage` (array names `stage/NAME`)."""
     specs = [
         *term_specs(),
         *evaluation_specs(1, n_parameters),
-        *reconstruction_specs(max_source_size, pixelized),
+        *reconstruction_specs(max_reconstruction_size, pixelized),
         *image_specs(max_image_shape),
     ]
     return [replace(spec, name=f"{stage}/{spec.name}") for spec in specs]
@@ -166,17 +166,17 @@ def result_specs(
     max_image_shape: tuple[int, int],
     n_parameters: int,
     n_evaluations: int,
-    max_source_size: int,
+    max_reconstruction_size: int,
     pixelized: bool,
     max_samples: int | None = None,
     stages: tuple[tuple[str, int, int, bool], ...] = (),
 ) -> list[ArraySpec]:
     """Every result array of a run, in store order: with `max_samples`, a search's arrays; each of `stages`
-    ((name, n_parameters, max_source_size, pixelized)) adds a later stage's group."""
+    ((name, n_parameters, max_reconstruction_size, pixelized)) adds a later stage's group."""
     specs = [
         *term_specs(),
         *evaluation_specs(n_evaluations, n_parameters),
-        *reconstruction_specs(max_source_size, pixelized),
+        *reconstruction_specs(max_reconstruction_size, pixelized),
         *image_specs(max_image_shape),
     ]
     if max_samples is not None:

@@ -64,18 +64,15 @@ class BucketSpec:
 @dataclass(frozen=True)
 class RunSpec:
     """Everything an actor needs for a run: the store (URL, fsspec options), the fit config, the datasets in
-    store order, the buckets, the block size B (store chunk and compiled batch of lenses), the store's padded
-    result sizes, which driver run this is (`driver_run`, 1 for the run that created the store) and the JAX
-    persistent compilation cache folder (None: `default_compile_cache()` on the actor's node)."""
+    store order, the buckets, the block size B (store chunk and compiled batch of lenses), which driver run this
+    is (`driver_run`, 1 for the run that created the store) and the JAX persistent compilation cache folder
+    (None: `default_compile_cache()` on the actor's node). Result shapes come from the store's arrays."""
 
     store: str
     config: FitConfig
     datasets: tuple[DatasetSpec, ...]
     buckets: tuple[BucketSpec, ...]
     block_size: int
-    n_evaluations: int
-    max_image_shape: tuple[int, int]
-    max_source_size: int
     driver_run: int = 1
     compile_cache: str | None = None
     storage_options: dict | None = field(default=None, hash=False)

@@ -30,12 +30,9 @@ def masked_imaging(
     radius = options.mask_radius if mask_radius is None else mask_radius
     mask = fit_mask(data, radius)
     validate_imaging(data, mask)
-    used = int((~mask).sum())
-    if model.pixelized and used < model.source.pixels:
-        raise DatasetError(
-            data.dataset_id, data.path,
-            f"the mask leaves {used} used pixels, fewer than the {model.source.pixels} source pixels",
-        )
+    shortfall = model.pixel_shortfall(int((~mask).sum()))
+    if shortfall:
+        raise DatasetError(data.dataset_id, data.path, shortfall)
     try:
         return prepare_imaging(
             data.image, data.noise_map, data.psf, data.pixel_scale, mask_radius=radius, mask=mask,

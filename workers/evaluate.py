@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import dataclass
 
@@ -19,7 +18,9 @@ from .inversion.light import gaussian_basis, mge_sigmas
 from .inversion.mass import ray_trace
 from .model.description import Model, vector_from_params
 from .inversion.parameters import unpack
-from .plot import SourcePicture, native, plot_fit
+from .model.grids import native
+from .plot import SourcePicture, plot_fit
+from .runtime import device_name, peak_memory_mb
 import jax
 import jax.numpy as jnp
 
@@ -81,21 +82,6 @@ def benchmark(data: ImagingData, config: FitConfig, params: dict, batch: int = 6
         "peak_memory_mb": peak_memory_mb(),
         "device": device_name(),
     }
-
-
-def peak_memory_mb() -> float:
-    """Peak device memory on an accelerator, else the process's peak resident memory (MB)."""
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        return stats["peak_bytes_in_use"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def device_name() -> str:
-    """The JAX device the engine runs on, e.g. 'cpu' or 'gpu: NVIDIA H100 80GB HBM3'."""
-    device = jax.devices()[0]
-    return device.platform if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
 
 
 def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePicture:

@@ -21,13 +21,6 @@ class SourcePicture:
     mesh: bool
 
 
-def native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A 2-D image from values on the used pixels (row-major), NaN where masked."""
-    out = np.full(mask.shape, np.nan)
-    out[~mask] = slim
-    return out
-
-
 def plot_fit(
     data: np.ndarray,
     model_image: np.ndarray,

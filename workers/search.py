@@ -26,17 +26,7 @@ running the block's searches one after another (concurrent=False, each lens alon
 depend on its block mates (tests/workers/test_search.py checks both, bit for bit). Sampler processes hold OpenBLAS at one thread
 so that their own linear algebra (neural-network training) is reproducible too.
 
-Posterior, evidence and their summaries per lens (LensSearch):
-- samples, log_weight, log_likelihood: Nautilus's weighted posterior points (all of them);
-- log_evidence: Nautilus's log Z; log_evidence_error: 1/√N_eff, the relative standard error of an importance-
-  sampling estimate of Z with Kish effective sample size N_eff (Nautilus's own n_eff), i.e. the statistical
-  error of ln Z. Nautilus gives no error of its own; this one leaves out any bias of the exploration phase;
-- parameter_median, parameter_sigma: weighted quantiles, sigma = (q84 − q16)/2;
-- max_likelihood: the evaluated point with the largest figure of merit, and `fit`, its FitResult with the
-  reconstruction and the model image (on the lens's own used pixels) from one final evaluation.
-For a store with a fixed sample axis, stored_samples(max_samples) keeps every point when there are at most
-max_samples, and otherwise a deterministic systematic resample (positions (k + ½)/max_samples on the weight
-CDF) merged into distinct points weighted by multiplicity / max_samples.
+Each lens's result is a posterior.LensSearch (or a SearchError): its posterior, evidence and summaries.
 
 Checkpoints. With a checkpoint directory, each lens's sampler keeps a Nautilus HDF5 checkpoint there (named by
 the dataset id and a fingerprint of the model, priors, search options and data), written atomically (a
@@ -66,10 +56,11 @@ from .model.buckets import Bucket
 from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits, fit
 from .inversion.imaging import MaskedImaging
 from .model.description import Model
+from .posterior import LensSearch, weighted_quantiles
 from .priors import PriorTransform, prior_to_dict
 from .samplers import SamplerJob, SamplerOutcome, lens_seed, start_sampler
 
-__all__ = ["BlockSearch", "LensSearch", "SearchError", "StoredSamples", "lens_seed", "search_block"]
+__all__ = ["BlockSearch", "SearchError", "lens_seed", "search_block"]
 
 
 class SearchError(RuntimeError):
@@ -131,91 +122,19 @@ def block_figure_of_merit(
     return np.where(np.isfinite(values), values, DEGENERATE_FIGURE_OF_MERIT)
 
 
-# --- results -----------------------------------------------------------------------------------------------
-
-
-def weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
-    """Quantiles (len(quantiles), d) of weighted samples values (n, d): the weighted CDF at each sorted value
-    is the weight below it plus half its own, interpolated linearly."""
-    values = np.asarray(values, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    out = np.empty((len(quantiles), values.shape[1]))
-    for j in range(values.shape[1]):
-        order = np.argsort(values[:, j], kind="stable")
-        v, w = values[order, j], weights[order]
-        cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
-        out[:, j] = np.interp(quantiles, cdf, v)
-    return out
-
-
-@dataclass(frozen=True)
-class StoredSamples:
-    """A posterior on a fixed sample axis of length max_samples: samples (max_samples, d), sample_weight
-    (summing to 1), sample_log_likelihood; entries from sample_count on are padding (NaN, weight 0)."""
-
-    samples: np.ndarray
-    sample_weight: np.ndarray
-    sample_log_likelihood: np.ndarray
-    sample_count: int
-
-
-@dataclass(frozen=True)
-class LensSearch:
-    """One lens's search: its weighted posterior, evidence, summaries and max-likelihood fit (module
-    docstring). Vectors are in parameter_names order; arcsec for centres and θE."""
-
-    dataset_id: str
-    parameter_names: tuple[str, ...]
-    samples: np.ndarray
-    log_weight: np.ndarray
-    log_likelihood: np.ndarray
-    log_evidence: float
-    log_evidence_error: float
-    n_eff: float
-    n_like: int
-    converged: bool
-    max_likelihood: np.ndarray
-    max_log_likelihood: float
-    parameter_median: np.ndarray
-    parameter_sigma: np.ndarray
-    fit: FitResult | None = None
-
-    @property
-    def weight(self) -> np.ndarray:
-        return np.exp(self.log_weight)
-
-    def stored_samples(self, max_samples: int) -> StoredSamples:
-        """The posterior on a sample axis of length max_samples (module docstring: resampling rule)."""
-        weight = self.weight / self.weight.sum()
-        n, d = self.samples.shape
-        if n <= max_samples:
-            keep, kept_weight = np.arange(n), weight
-        else:
-            cdf = np.cumsum(weight)
-            positions = (np.arange(max_samples) + 0.5) / max_samples * cdf[-1]
-            picks = np.minimum(np.searchsorted(cdf, positions, side="right"), n - 1)
-            keep, counts = np.unique(picks, return_counts=True)
-            kept_weight = counts / max_samples
-        count = len(keep)
-        samples = np.full((max_samples, d), np.nan)
-        samples[:count] = self.samples[keep]
-        sample_weight = np.zeros(max_samples)
-        sample_weight[:count] = kept_weight
-        log_likelihood = np.full(max_samples, np.nan)
-        log_likelihood[:count] = self.log_likelihood[keep]
-        return StoredSamples(samples, sample_weight, log_likelihood, count)
+# --- the block's searches --------------------------------------------------------------------------------
 
 
 @dataclass
 class BlockSearch:
     """The searches of one block: a LensSearch or a SearchError per lens (block order), and accounting.
-    evaluations: likelihood values handed to the samplers; evaluated: slots × vectors computed (the
+    likelihood_evaluations: likelihood values handed to each lens's sampler; evaluated: slots × vectors computed (the
     difference is padding and idle slots); block_calls: calls of the compiled block function; wall_s: per
     lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls
     (the rest of the wall time is the samplers' own work); compile_s: the first block call's time."""
 
     results: list[LensSearch | SearchError]
-    evaluations: list[int]
+    likelihood_evaluations: list[int]
     evaluated: int
     block_calls: int
     wall_s: list[float]
@@ -341,7 +260,7 @@ class _BlockEvaluator:
 
 def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform) -> LensSearch:
     q16, q50, q84 = weighted_quantiles(outcome.samples, np.exp(outcome.log_weight), (0.16, 0.5, 0.84))
-    n_eff = outcome.n_eff
+    n_eff = outcome.effective_samples
     return LensSearch(
         dataset_id=dataset_id,
         parameter_names=prior.names,
@@ -350,11 +269,11 @@ def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform
         log_likelihood=outcome.log_likelihood,
         log_evidence=outcome.log_evidence,
         log_evidence_error=float(1.0 / np.sqrt(n_eff)) if n_eff > 0 else float("inf"),
-        n_eff=n_eff,
-        n_like=outcome.n_like,
+        effective_samples=n_eff,
+        likelihood_evaluations=outcome.likelihood_evaluations,
         converged=outcome.converged,
-        max_likelihood=outcome.best_vector,
-        max_log_likelihood=outcome.best_log_likelihood,
+        parameter_max_likelihood=outcome.parameter_max_likelihood,
+        max_log_likelihood=outcome.max_log_likelihood,
         parameter_median=q50,
         parameter_sigma=0.5 * (q84 - q16),
     )
@@ -443,7 +362,7 @@ def search_block(
 def _attach_fits(stacked: MaskedImaging, model: Model, results: list, filler: np.ndarray,
                  imagings: list[MaskedImaging]) -> list:
     """Each lens's FitResult (reconstruction, model image on its own used pixels) at its max-likelihood point."""
-    best = np.stack([r.max_likelihood if isinstance(r, LensSearch) else filler for r in results])
+    best = np.stack([r.parameter_max_likelihood if isinstance(r, LensSearch) else filler for r in results])
     best = np.concatenate([best, np.broadcast_to(filler, (stacked.data.shape[0] - len(best), filler.size))])[:, None]
     fits = evaluate_block(stacked, best, model, with_arrays=True)
     out = []

@@ -25,7 +25,8 @@ from workers.priors import (
     default_prior,
     prior_transform,
 )
-from workers.search import LensSearch, lens_seed, search_block, weighted_quantiles
+from workers.posterior import LensSearch, weighted_quantiles
+from workers.search import lens_seed, search_block
 
 MODEL = Model(source=MGEBasis(gaussians=10, sigma_min=0.01), shear=True)
 
@@ -250,9 +251,9 @@ def test_lens_seeds_depend_on_the_run_seed_and_the_dataset_id_only():
 
 
 def _assert_same_search(a: LensSearch, b: LensSearch):
-    for field in ("samples", "log_weight", "log_likelihood", "max_likelihood"):
+    for field in ("samples", "log_weight", "log_likelihood", "parameter_max_likelihood"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
-    assert (a.log_evidence, a.n_like) == (b.log_evidence, b.n_like)
+    assert (a.log_evidence, a.likelihood_evaluations) == (b.log_evidence, b.likelihood_evaluations)
 
 
 @pytest.mark.parametrize("eval_chunk", [0, 10], ids=["one-vmap", "lens-by-lens"])
@@ -263,14 +264,14 @@ def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
     one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, concurrent=False,
                               with_fit=False)
     for a, b in zip(side_by_side.results, one_by_one.results):
-        assert isinstance(a, LensSearch) and a.n_like >= TINY.n_like_max
+        assert isinstance(a, LensSearch) and a.likelihood_evaluations >= TINY.n_like_max
         _assert_same_search(a, b)
     # side by side, the two samplers' requests went out together: one block call per round
     assert side_by_side.block_calls < one_by_one.block_calls
-    assert side_by_side.evaluations == one_by_one.evaluations
+    assert side_by_side.likelihood_evaluations == one_by_one.likelihood_evaluations
     if eval_chunk:
         # idle slots are skipped lens by lens: only requested points are computed
-        assert one_by_one.evaluated == sum(one_by_one.evaluations)
+        assert one_by_one.evaluated == sum(one_by_one.likelihood_evaluations)
 
         # a lens's search does not depend on the lenses sharing its block (same slot, same seed)
         other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, prior, options,
@@ -301,7 +302,7 @@ def test_a_killed_search_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     assert len(files) == 2 and all(f.endswith(".h5") and ".partial" not in f for f in files)
 
     resumed = search_block(imagings, ids, MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
-    assert sum(resumed.evaluations) < sum(clean.evaluations)  # it went on from the checkpoints
+    assert sum(resumed.likelihood_evaluations) < sum(clean.likelihood_evaluations)  # it went on from the checkpoints
     for a, b in zip(clean.results, resumed.results):
         _assert_same_search(a, b)
     resumed.remove_checkpoints()
@@ -314,7 +315,7 @@ def test_an_unreadable_checkpoint_is_discarded(tmp_path):
     path = search.checkpoint_path(tmp_path, "lens-a", imagings[0], fingerprint)
     path.write_bytes(b"half a checkpoint")
     result = search_block(imagings, ["lens-a"], MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
-    assert isinstance(result.results[0], LensSearch) and result.results[0].n_like >= TINY.n_like_max
+    assert isinstance(result.results[0], LensSearch) and result.results[0].likelihood_evaluations >= TINY.n_like_max
 
 
 @pytest.mark.slow

@@ -74,6 +74,13 @@ class Model:
     def pixelized(self) -> bool:
         return isinstance(self.source, RectangularSource)
 
+    def pixel_shortfall(self, used_pixels: int) -> str:
+        """Why a mask with `used_pixels` cannot be fitted with this model ("" if it can): a mesh needs at
+        least as many used pixels as it has cells."""
+        if not self.pixelized or used_pixels >= self.source.pixels:
+            return ""
+        return f"the mask leaves {used_pixels} used pixels, fewer than the {self.source.pixels} source pixels"
+
     @property
     def n_linear(self) -> int:
         """Number of linear parameters: lens-light Gaussians, then source Gaussians or mesh cells."""

@@ -1,0 +1,252 @@
+"""The block pipeline: fit one block of a run and commit it to the store. Plain Python over the engine; the Ray
+actor (workers/actor.py) is a thin shell around it, and tests run it without Ray.
+
+    fitter = BlockFitter(spec, store)      # spec: workers.contract.RunSpec; store: an open, writable ResultStore
+    fitter.warm_up()                       # one compiled call per shape bucket at the run's block size
+    summary = fitter.fit(k, attempt)       # read, fit and commit block k; a small dict comes back
+
+A block is a store chunk of B consecutive datasets in plan order (so at a bucket boundary it holds two
+buckets). Its datasets are read; one that fails to load or validate is INVALID with its reason and the rest go
+on. Valid datasets are grouped by shape bucket; each group is padded to B lenses with copies of its first lens
+(their results are discarded), stacked to its bucket and evaluated in one compiled call. A non-finite figure
+of merit is FAILED with the terms in its reason. The block is committed with `ResultStore.write_block` (data
+first, status last); arrays never travel to the driver.
+
+Evaluate mode fits each dataset at its catalog vectors. Search mode (config.search; workers/search.py) searches
+each bucket group side by side, one sampler process per lens, their likelihood requests merged into one compiled
+call of B lenses × n_batch vectors (the same program for every block of a bucket), with Nautilus checkpoints
+under `checkpoint_root()` so that a block redone after its worker died resumes its searches; they are deleted
+once the block is committed. Each lens's max-likelihood vector is then evaluated exactly as evaluate mode
+evaluates a catalog vector, and every later pipeline stage (config.stages) is evaluated the same way into its
+store group. A lens whose search fails is FAILED with the sampler's error; the others go on.
+
+wall_time is the block's wall-clock seconds shared equally among its datasets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from storage.datasets import ImagingData, load_imaging
+from storage.errors import DatasetError
+from storage.schema import Status
+from workers.contract import BucketSpec, DatasetSpec, RunSpec
+from workers.datasets import fit_mask, masked_imaging
+from workers.faults import BlockHooks
+from workers.inversion.batch import evaluate_block, stack
+from workers.inversion.imaging import MaskedImaging, prepare_imaging
+from workers.model.buckets import Bucket, common_bucket
+from workers.model.description import Model, parameter_names
+from workers.model.grids import circular_mask
+from workers.rows import empty_block, fit_row, search_row
+
+
+@dataclass(frozen=True)
+class Member:
+    """A valid dataset of a block: its index in the block, its data, its engine dataset and the fit's mask."""
+
+    index: int
+    data: ImagingData
+    imaging: MaskedImaging
+    mask: np.ndarray
+
+
+@dataclass
+class BlockRows:
+    """What a block commits: its store rows, status and error per dataset."""
+
+    out: dict[str, np.ndarray]
+    status: np.ndarray
+    errors: list[str]
+
+    def fail(self, i: int, status: Status, error: str) -> None:
+        self.status[i], self.errors[i] = status, error
+
+
+def checkpoint_root(store: str) -> Path:
+    """Where this node keeps the search checkpoints of a store's blocks: LENSFLEET_CHECKPOINTS, else
+    ~/.cache/lensfleet/checkpoints, then a folder per store (a hash of its URL). Local to the node: a block
+    redone on the same node resumes its searches, elsewhere it starts them afresh."""
+    base = os.environ.get("LENSFLEET_CHECKPOINTS") or os.path.join(
+        os.path.expanduser("~"), ".cache", "lensfleet", "checkpoints"
+    )
+    return Path(base) / hashlib.sha256(store.encode()).hexdigest()[:16]
+
+
+def group_bucket(imagings: list[MaskedImaging], planned: Bucket | None) -> Bucket:
+    """The bucket a group is stacked to: the planned one when it covers every dataset, else a common one (a file
+    mask moved pixels into the blurring region, or the shapes were not planned)."""
+    actual = [im.bucket for im in imagings]
+    if planned is not None and all(planned.covers(b) for b in actual):
+        return planned
+    return common_bucket([*([planned] if planned else []), *actual])
+
+
+class BlockFitter:
+    """Fits blocks of a run and commits them (module docstring)."""
+
+    def __init__(self, spec: RunSpec, store):
+        self.spec = spec
+        self.store = store
+        self.config = spec.config
+        self.n_evaluations = store.array("parameters").shape[1]  # vectors per dataset (evaluate mode)
+        self.prior = None
+        if self.config.search is not None:
+            from workers.priors import prior_transform
+
+            self.prior = prior_transform(self.config.model, self.config.priors)
+
+    # -- one block ----------------------------------------------------------------------------------------------
+
+    def fit(self, k: int, attempt: int = 1, hooks: BlockHooks = BlockHooks()) -> dict:
+        """Fit and commit block k; returns its counts by status, likelihood evaluations and seconds."""
+        started = time.perf_counter()
+        hooks.started(k, attempt)
+        spec = self.spec
+        rows = spec.datasets[spec.block(k)]
+        block = BlockRows(empty_block(self.store, rows, spec.driver_run),
+                          np.full(len(rows), int(Status.DONE), np.int8), [""] * len(rows))
+        evaluations, searches = 0, []
+        for planned, members in self._groups(rows, block):
+            bucket = group_bucket([m.imaging for m in members], planned)
+            if self.config.search is None:
+                vectors = [np.asarray(rows[m.index].vectors, np.float64) for m in members]
+                evaluations += self._evaluate(members, vectors, bucket, self.config.model, block)
+            else:
+                n, search = self._search(k, rows, members, bucket, block, hooks)
+                evaluations += n
+                searches.append(search)
+        if searches:
+            hooks.searched(k, attempt, sum(s.block_calls for s in searches))
+        hooks.before_commit(k, self.store, spec.block(k))
+        seconds = time.perf_counter() - started
+        n = len(rows)
+        self.store.write_block(k, block.out, block.status, np.full(n, attempt, np.int32), block.errors,
+                               np.full(n, seconds / n))
+        for search in searches:  # committed: the samplers' checkpoints are no longer needed
+            search.remove_checkpoints()
+        return {
+            "block": k, "attempt": attempt, "datasets": n,
+            **{s.name.lower(): int((block.status == s).sum()) for s in (Status.DONE, Status.FAILED, Status.INVALID)},
+            "likelihood_evaluations": evaluations, "seconds": seconds,
+        }
+
+    def _groups(self, rows: tuple[DatasetSpec, ...], block: BlockRows) -> list[tuple[Bucket | None, list[Member]]]:
+        """Read and validate the block's datasets (INVALID ones marked in `block`); the valid ones grouped by
+        planned bucket (None: not planned, and each such dataset a group of its own)."""
+        groups: dict[object, list[Member]] = {}
+        planned: dict[object, Bucket | None] = {}
+        for i, row in enumerate(rows):
+            if row.error:
+                block.fail(i, Status.INVALID, row.error)
+                continue
+            try:
+                data = load_imaging(row.path, row.id, row.pixel_scale, self.spec.storage_options)
+                imaging = masked_imaging(data, self.config.dataset, self.config.model, mask_radius=row.mask_radius)
+            except DatasetError as e:
+                block.fail(i, Status.INVALID, str(e))
+                continue
+            block.out["image_shape"][i] = data.image.shape
+            key = row.bucket if row.bucket >= 0 else ("own", i)
+            planned[key] = self.spec.buckets[row.bucket].bucket if row.bucket >= 0 else None
+            groups.setdefault(key, []).append(Member(i, data, imaging, fit_mask(data, row.mask_radius)))
+        return [(planned[key], members) for key, members in groups.items()]
+
+    def _evaluate(self, members: list[Member], vectors: list[np.ndarray], bucket: Bucket, model: Model,
+                  block: BlockRows, prefix: str = "") -> int:
+        """Evaluate one bucket group at its vectors (each (V, n)) in one call padded to B lenses, into the rows of
+        store group `prefix`; returns the likelihood evaluations."""
+        import jax
+
+        pad = max(self.spec.block_size, len(members)) - len(members)
+        stacked = stack([m.imaging for m in members] + [members[0].imaging] * pad, bucket)
+        batch = np.stack(vectors + [vectors[0]] * pad)
+        result = jax.device_get(evaluate_block(stacked, batch, model, with_arrays=True))
+        for j, m in enumerate(members):
+            error = fit_row(block.out, m.index, result, j, m.data, m.mask, vectors[j], prefix)
+            if error:
+                block.fail(m.index, Status.FAILED, error)
+        return len(members) * batch.shape[1]
+
+    def _search(self, k: int, rows, members: list[Member], bucket: Bucket, block: BlockRows, hooks: BlockHooks):
+        """Search mode for one bucket group of block k; returns (likelihood evaluations, the BlockSearch, whose
+        checkpoints go once the block is committed)."""
+        from workers.posterior import LensSearch
+        from workers.search import search_block
+
+        config, options = self.config, self.config.search
+        search = search_block(
+            [m.imaging for m in members], [rows[m.index].id for m in members], config.model, self.prior, options,
+            checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" if options.checkpoint else None,
+            bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k),
+        )
+        found: list[tuple[Member, np.ndarray]] = []
+        for m, result in zip(members, search.results):
+            if isinstance(result, LensSearch):
+                search_row(block.out, m.index, result.to_row(options.max_samples))
+                found.append((m, result.parameter_max_likelihood[None, :]))
+            else:
+                block.fail(m.index, Status.FAILED, str(result))
+        evaluations = sum(search.likelihood_evaluations)
+        if not found:
+            return evaluations, search
+        evaluations += self._evaluate([m for m, _ in found], [v for _, v in found], bucket, config.model, block)
+        names = parameter_names(config.model)
+        for stage, model in config.stages:
+            index = [names.index(n) for n in parameter_names(model)]
+            fits = []
+            for m, v in found:
+                shortfall = model.pixel_shortfall(m.imaging.bucket.pixels)
+                if shortfall:
+                    block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage}: {shortfall}")
+                else:
+                    fits.append((m, v[:, index]))
+            if fits:
+                evaluations += self._evaluate([m for m, _ in fits], [v for _, v in fits], bucket, model, block,
+                                              prefix=f"{stage}/")
+        return evaluations, search
+
+    # -- start-up -----------------------------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Compile every call a block of each shape bucket makes, on synthetic datasets of its shapes."""
+        for bucket in self.spec.buckets:
+            self._warm_up(bucket)
+
+    def _warm_up(self, bucket: BucketSpec) -> None:
+        import jax
+
+        options, model, b = self.config.dataset, self.config.model, self.spec.block_size
+        psf = np.zeros(bucket.psf_shape)
+        psf[bucket.psf_shape[0] // 2, bucket.psf_shape[1] // 2] = 1.0
+        imaging = prepare_imaging(
+            np.zeros(bucket.image_shape), np.ones(bucket.image_shape), psf, bucket.pixel_scale,
+            mask_radius=bucket.mask_radius,
+            mask=circular_mask(bucket.image_shape, bucket.pixel_scale, bucket.mask_radius),
+            over_sample_size_lp=options.over_sample_size_lp,
+            over_sample_size_pixelization=options.over_sample_size_pixelization,
+        )
+        stacked = stack([imaging] * b, bucket.bucket)
+
+        def vectors(of: Model, n: int) -> np.ndarray:
+            one = np.array([1.0 if name == "lens.mass.einstein_radius" else 0.0 for name in parameter_names(of)])
+            return np.broadcast_to(one, (b, n, one.size)).copy()
+
+        search = self.config.search
+        jax.block_until_ready(evaluate_block(stacked, vectors(model, self.n_evaluations), model, with_arrays=True))
+        if search is not None:  # the search's block call, and each later stage's evaluation
+            from workers.search import auto_eval_chunk, block_figure_of_merit
+
+            chunk = auto_eval_chunk() if search.eval_chunk is None else search.eval_chunk
+            block_figure_of_merit(stacked, vectors(model, search.n_batch), model, chunk)
+            for _, stage_model in self.config.stages:
+                if not stage_model.pixel_shortfall(imaging.bucket.pixels):
+                    jax.block_until_ready(evaluate_block(stacked, vectors(stage_model, 1), stage_model,
+                                                         with_arrays=True))
+
