@@ -127,9 +127,9 @@ def run(args) -> dict:
     for mode in args.modes.split(","):
         start = time.perf_counter()
         if mode == "batched":
-            blocks = [search_block(imagings, ids, model, prior, options, with_fit=False)]
+            blocks = [search_block(imagings, ids, model, [prior] * len(imagings), options, with_fit=False)]
         elif mode == "one-by-one":
-            blocks = [search_block([im], [i], model, prior, options, with_fit=False) for im, i in zip(imagings, ids)]
+            blocks = [search_block([im], [i], model, [prior], options, with_fit=False) for im, i in zip(imagings, ids)]
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         # wall time of the searches themselves: the compile of each block call is reported apart

@@ -77,7 +77,7 @@ from storage.catalog import read_catalog
 from storage.errors import StoreError
 from storage.lease import DEFAULT_TTL, DriverLease
 from storage.locations import is_url
-from storage.schema import ArraySpec, Status, result_specs
+from storage.schema import ArraySpec, StageShape, Status, result_specs
 from storage.store import ResultStore
 from workers.actor import FitActor
 from workers.contract import RunSpec
@@ -368,7 +368,8 @@ def _create_store(options: RunOptions, config: FitConfig, catalog, plan: Plan) -
     model = config.model
     search = config.search
     stages = tuple(
-        (name, len(parameter_names(m)), m.n_linear, m.pixelized) for name, m in config.stages
+        StageShape(st.group, len(st.parameter_names), st.model.n_linear, st.model.pixelized,
+                   st.search.max_samples if st.search else None) for st in config.stages
     )
     specs = [
         *result_specs(plan.max_image_shape, len(plan.parameter_names), plan.n_evaluations, model.n_linear,
@@ -382,9 +383,9 @@ def _create_store(options: RunOptions, config: FitConfig, catalog, plan: Plan) -
         "parameter_names": list(plan.parameter_names),
         "runs": [],
     }
-    if config.stages:  # later pipeline stages: their store groups and parameter names
-        attrs["stages"] = [{"name": name, "group": name, "parameter_names": list(parameter_names(m))}
-                           for name, m in config.stages]
+    if config.stages:  # every pipeline stage: its store group ("" for the root) and parameter names
+        attrs["stages"] = [{"name": st.name, "group": st.group, "parameter_names": list(st.parameter_names),
+                            "searched": st.search is not None} for st in config.pipeline]
     store = ResultStore.create(
         options.store, plan.ids, plan.block_size, specs, store_config(config), catalog.hash, attrs,
         options.storage_options,

@@ -25,10 +25,12 @@ the parameter summaries parameter_median, parameter_sigma (half the 16–84% wid
 in the order of the root attribute `parameter_names`. The terms, `parameters` (one evaluation: the max-likelihood
 vector), reconstruction and images are then the max-likelihood fit's.
 
-Pipeline stages (`stage_specs`): a later stage (e.g. a pixelized source evaluated at the search's max-likelihood
-lens model) writes the same result arrays as an evaluation, in a Zarr group named after the stage
-(`source_pix/figure_of_merit`, ...); the root attribute `stages` lists them with their parameter names. The
-dataset axis, chunks and the one status per dataset are shared: a block commits every stage's data, then status.
+Pipeline stages (`stage_specs`, workers/pipeline.py): the first stage is the root's arrays; each later stage
+writes the same arrays (its search's too, when it is searched) in a Zarr group named after it
+(`source_pix/figure_of_merit`, `mass_total/parameter_median`, ...); the root attribute `stages` lists every stage
+with its group and parameter names. With later stages, every stage also has a `stage_status` per dataset: a block
+commits each stage as it finishes (that stage's data, then its stage_status), so a block redone after a crash
+resumes at the first stage it had not finished; the dataset's `status` is written last, once every stage is.
 
 Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, created, plus
 what the driver adds (for example `shape_buckets`, `parameter_names`).
@@ -38,7 +40,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATASET_DIM = "dataset"
 
 
@@ -149,17 +151,34 @@ def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
     ]
 
 
-def stage_specs(
-    stage: str, max_image_shape: tuple[int, int], n_parameters: int, max_reconstruction_size: int, pixelized: bool
-) -> list[ArraySpec]:
-    """A later pipeline stage's evaluation results, in the Zarr group `stage` (array names `stage/NAME`)."""
+STAGE_STATUS = ArraySpec("stage_status", dtype="int8", fill=int(Status.PENDING))
+
+
+@dataclass(frozen=True)
+class StageShape:
+    """The store shape of one later pipeline stage: its group, parameters, largest reconstruction, whether its
+    source is pixelized, and its posterior's sample axis (None: evaluated, not searched)."""
+
+    group: str
+    n_parameters: int
+    max_reconstruction_size: int
+    pixelized: bool
+    max_samples: int | None
+
+
+def stage_specs(stage: StageShape, max_image_shape: tuple[int, int]) -> list[ArraySpec]:
+    """A later pipeline stage's results in the Zarr group `stage.group` (array names `GROUP/NAME`): the terms, the
+    one evaluated vector, reconstruction and images of its maximum-likelihood fit, its search's arrays when it
+    is searched, and its `stage_status` per dataset (written after the stage's data)."""
     specs = [
         *term_specs(),
-        *evaluation_specs(1, n_parameters),
-        *reconstruction_specs(max_reconstruction_size, pixelized),
+        *evaluation_specs(1, stage.n_parameters),
+        *reconstruction_specs(stage.max_reconstruction_size, stage.pixelized),
         *image_specs(max_image_shape),
+        *(search_specs(stage.max_samples, stage.n_parameters) if stage.max_samples is not None else ()),
+        STAGE_STATUS,
     ]
-    return [replace(spec, name=f"{stage}/{spec.name}") for spec in specs]
+    return [replace(spec, name=f"{stage.group}/{spec.name}") for spec in specs]
 
 
 def result_specs(
@@ -169,10 +188,10 @@ def result_specs(
     max_reconstruction_size: int,
     pixelized: bool,
     max_samples: int | None = None,
-    stages: tuple[tuple[str, int, int, bool], ...] = (),
+    stages: tuple[StageShape, ...] = (),
 ) -> list[ArraySpec]:
-    """Every result array of a run, in store order: with `max_samples`, a search's arrays; each of `stages`
-    ((name, n_parameters, max_reconstruction_size, pixelized)) adds a later stage's group."""
+    """Every result array of a run, in store order: with `max_samples`, a search's arrays; each of `stages` adds
+    a later stage's group, and the first stage (the root) then has a `stage_status` of its own."""
     specs = [
         *term_specs(),
         *evaluation_specs(n_evaluations, n_parameters),
@@ -181,6 +200,8 @@ def result_specs(
     ]
     if max_samples is not None:
         specs += search_specs(max_samples, n_parameters)
-    for name, stage_parameters, stage_source_size, stage_pixelized in stages:
-        specs += stage_specs(name, max_image_shape, stage_parameters, stage_source_size, stage_pixelized)
+    if stages:
+        specs.append(STAGE_STATUS)
+    for stage in stages:
+        specs += stage_specs(stage, max_image_shape)
     return specs

@@ -242,6 +242,29 @@ class ResultStore:
         self._write(k, chunks)
         self._write(k, {"status": status_chunk})
 
+    def read_block(self, k: int) -> dict[str, np.ndarray]:
+        """Block k's chunk of every data array (their fills where never written)."""
+        block = self.block_slice(k)
+
+        async def read_all():
+            return await asyncio.gather(*(self.array(name).async_array.getitem(block) for name in self.data_names))
+
+        return dict(zip(self.data_names, sync(read_all())))
+
+    def write_stage(self, k: int, results: Mapping[str, np.ndarray], stage_status: str) -> None:
+        """Commit one pipeline stage of block k: the chunks of the data arrays in `results`, then the chunk of
+        `stage_status` (one of them) last. The datasets' `status` is left alone: `write_block` commits it once
+        every stage is done."""
+        n = self._block_length(k)
+        unknown = set(results) - set(self.data_names)
+        if unknown or stage_status not in results:
+            raise ValueError(f"block {k}: cannot write stage {sorted(unknown) or stage_status!r}")
+        chunks = {name: _cast(name, value, self.array(name).dtype, (n, *self.array(name).shape[1:]))
+                  for name, value in results.items()}
+        last = chunks.pop(stage_status)
+        self._write(k, chunks)
+        self._write(k, {stage_status: last})
+
     def mark_block(self, k: int, status: Status, error: str, attempts: int) -> None:
         """Commit a block that produced no results (the driver gave up on it): fills, then one status for all."""
         n = self._block_length(k)

@@ -12,13 +12,17 @@ on. Valid datasets are grouped by shape bucket; each group is padded to B lenses
 of merit is FAILED with the terms in its reason. The block is committed with `ResultStore.write_block` (data
 first, status last); arrays never travel to the driver.
 
-Evaluate mode fits each dataset at its catalog vectors. Search mode (config.search; workers/search.py) searches
-each bucket group side by side, one sampler process per lens, their likelihood requests merged into one compiled
-call of B lenses × n_batch vectors (the same program for every block of a bucket), with Nautilus checkpoints
-under `checkpoint_root()` so that a block redone after its worker died resumes its searches; they are deleted
-once the block is committed. Each lens's max-likelihood vector is then evaluated exactly as evaluate mode
-evaluates a catalog vector, and every later pipeline stage (config.stages) is evaluated the same way into its
-store group. A lens whose search fails is FAILED with the sampler's error; the others go on.
+Evaluate mode fits each dataset at its catalog vectors. Search mode (config.search) runs the pipeline's stages
+(workers/pipeline.py) in order on each bucket group. A searched stage searches the group's lenses side by side
+(workers/search.py), one sampler process per lens with priors from what the stage before found for it, their
+likelihood requests merged into one compiled call of B lenses × n_batch vectors (the same program for every
+block of a bucket), with Nautilus checkpoints under `checkpoint_root()` so that a block redone after its worker
+died resumes its searches (deleted once the block is committed); each lens's max-likelihood vector is then
+evaluated exactly as evaluate mode evaluates a catalog vector, into the stage's store group. An unsearched stage
+is evaluated at the previous stage's maximum likelihood. A lens that fails a stage (its search fails, its mask
+is too small for a mesh) is FAILED with the reason and leaves the pipeline; the others go on. With later stages,
+each stage is committed as it finishes (`ResultStore.write_stage`), and a block redone starts every lens at the
+first stage it had not finished.
 
 wall_time is the block's wall-clock seconds shared equally among its datasets.
 """
@@ -44,6 +48,7 @@ from workers.inversion.imaging import MaskedImaging, prepare_imaging
 from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
 from workers.model.grids import circular_mask
+from workers.pipeline import Stage, StagePosterior
 from workers.rows import empty_block, fit_row, search_row
 
 
@@ -96,11 +101,7 @@ class BlockFitter:
         self.store = store
         self.config = spec.config
         self.n_evaluations = store.array("parameters").shape[1]  # vectors per dataset (evaluate mode)
-        self.prior = None
-        if self.config.search is not None:
-            from workers.priors import prior_transform
-
-            self.prior = prior_transform(self.config.model, self.config.priors)
+        self.staged = bool(self.config.stages)  # later stages: each stage committed as it finishes
 
     # -- one block ----------------------------------------------------------------------------------------------
 
@@ -110,8 +111,7 @@ class BlockFitter:
         hooks.started(k, attempt)
         spec = self.spec
         rows = spec.datasets[spec.block(k)]
-        block = BlockRows(empty_block(self.store, rows, spec.driver_run),
-                          np.full(len(rows), int(Status.DONE), np.int8), [""] * len(rows))
+        block = BlockRows(self._start_rows(k, rows), np.full(len(rows), int(Status.DONE), np.int8), [""] * len(rows))
         evaluations, searches = 0, []
         for planned, members in self._groups(rows, block):
             bucket = group_bucket([m.imaging for m in members], planned)
@@ -119,9 +119,9 @@ class BlockFitter:
                 vectors = [np.asarray(rows[m.index].vectors, np.float64) for m in members]
                 evaluations += self._evaluate(members, vectors, bucket, self.config.model, block)
             else:
-                n, search = self._search(k, rows, members, bucket, block, hooks)
+                n, group_searches = self._pipeline(k, rows, members, bucket, block, hooks)
                 evaluations += n
-                searches.append(search)
+                searches += group_searches
         if searches:
             hooks.searched(k, attempt, sum(s.block_calls for s in searches))
         hooks.before_commit(k, self.store, spec.block(k))
@@ -174,42 +174,81 @@ class BlockFitter:
                 block.fail(m.index, Status.FAILED, error)
         return len(members) * batch.shape[1]
 
-    def _search(self, k: int, rows, members: list[Member], bucket: Bucket, block: BlockRows, hooks: BlockHooks):
-        """Search mode for one bucket group of block k; returns (likelihood evaluations, the BlockSearch, whose
-        checkpoints go once the block is committed)."""
+    def _start_rows(self, k: int, rows: tuple[DatasetSpec, ...]) -> dict[str, np.ndarray]:
+        """The block's rows at their fills, with every stage a dataset has already finished (stage_status DONE in
+        the store) as the store holds it."""
+        out = empty_block(self.store, rows, self.spec.driver_run)
+        if self.staged:
+            stored = self.store.read_block(k)
+            for stage in self.config.pipeline:
+                prefix = _prefix(stage)
+                done = stored[prefix + "stage_status"] == Status.DONE
+                for name in self._stage_arrays(prefix):
+                    out[name][done] = stored[name][done]
+        return out
+
+    def _stage_arrays(self, prefix: str) -> list[str]:
+        """The store's data arrays of the stage with this group prefix ("" for the first stage, the root)."""
+        return [n for n in self.store.data_names if (n.startswith(prefix) if prefix else "/" not in n)]
+
+    def _pipeline(self, k: int, rows, members: list[Member], bucket: Bucket, block: BlockRows,
+                  hooks: BlockHooks) -> tuple[int, list]:
+        """Every stage of the pipeline for one bucket group of block k; returns (likelihood evaluations, the
+        BlockSearches, whose checkpoints go once the block is committed)."""
+        evaluations, searches, alive, previous = 0, [], list(members), None
+        for stage in self.config.pipeline:
+            prefix = _prefix(stage)
+            todo = [m for m in alive if not (self.staged and block.out[prefix + "stage_status"][m.index] == Status.DONE)]
+            found = {m.index: _posterior(previous, block.out, m.index) for m in todo} if previous else {}
+            fits = []
+            for m in todo:
+                shortfall = stage.model.pixel_shortfall(m.imaging.bucket.pixels)
+                if shortfall:
+                    block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage.name}: {shortfall}")
+                else:
+                    fits.append(m)
+            if fits and stage.search is not None:
+                n, search = self._search(k, rows, stage, fits, found, bucket, block, hooks)
+                evaluations += n
+                searches.append(search)
+            elif fits:
+                vectors = [stage.start(found[m.index])[None, :] for m in fits]
+                evaluations += self._evaluate(fits, vectors, bucket, stage.model, block, prefix)
+            if self.staged and todo:
+                for m in todo:
+                    block.out[prefix + "stage_status"][m.index] = block.status[m.index]
+                self.store.write_stage(k, {n: block.out[n] for n in self._stage_arrays(prefix)},
+                                       prefix + "stage_status")
+            alive = [m for m in alive if block.status[m.index] == Status.DONE]
+            previous = stage
+        return evaluations, searches
+
+    def _search(self, k: int, rows, stage: Stage, members: list[Member], found: dict[int, StagePosterior],
+                bucket: Bucket, block: BlockRows, hooks: BlockHooks):
+        """Search one stage for the lenses of a bucket group, each with priors from what the previous stage
+        found for it (`found`, empty for the first stage), then evaluate each lens's maximum likelihood; returns
+        (likelihood evaluations, the BlockSearch)."""
         from workers.posterior import LensSearch
         from workers.search import search_block
 
-        config, options = self.config, self.config.search
+        options, prefix = stage.search, _prefix(stage)
         search = search_block(
-            [m.imaging for m in members], [rows[m.index].id for m in members], config.model, self.prior, options,
-            checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" if options.checkpoint else None,
+            [m.imaging for m in members], [rows[m.index].id for m in members], stage.model,
+            [stage.prior_transform(found.get(m.index)) for m in members], options,
+            checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint else None,
             bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k),
         )
-        found: list[tuple[Member, np.ndarray]] = []
+        best: list[tuple[Member, np.ndarray]] = []
         for m, result in zip(members, search.results):
             if isinstance(result, LensSearch):
-                search_row(block.out, m.index, result.to_row(options.max_samples))
-                found.append((m, result.parameter_max_likelihood[None, :]))
+                search_row(block.out, m.index, {prefix + n: v for n, v in result.to_row(options.max_samples).items()})
+                best.append((m, result.parameter_max_likelihood[None, :]))
             else:
                 block.fail(m.index, Status.FAILED, str(result))
         evaluations = sum(search.likelihood_evaluations)
-        if not found:
-            return evaluations, search
-        evaluations += self._evaluate([m for m, _ in found], [v for _, v in found], bucket, config.model, block)
-        names = parameter_names(config.model)
-        for stage, model in config.stages:
-            index = [names.index(n) for n in parameter_names(model)]
-            fits = []
-            for m, v in found:
-                shortfall = model.pixel_shortfall(m.imaging.bucket.pixels)
-                if shortfall:
-                    block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage}: {shortfall}")
-                else:
-                    fits.append((m, v[:, index]))
-            if fits:
-                evaluations += self._evaluate([m for m, _ in fits], [v for _, v in fits], bucket, model, block,
-                                              prefix=f"{stage}/")
+        if best:
+            evaluations += self._evaluate([m for m, _ in best], [v for _, v in best], bucket, stage.model, block,
+                                          prefix)
         return evaluations, search
 
     # -- start-up -----------------------------------------------------------------------------------------------
@@ -238,15 +277,31 @@ class BlockFitter:
             one = np.array([1.0 if name == "lens.mass.einstein_radius" else 0.0 for name in parameter_names(of)])
             return np.broadcast_to(one, (b, n, one.size)).copy()
 
-        search = self.config.search
-        jax.block_until_ready(evaluate_block(stacked, vectors(model, self.n_evaluations), model, with_arrays=True))
-        if search is not None:  # the search's block call, and each later stage's evaluation
-            from workers.search import auto_eval_chunk, block_figure_of_merit
+        if self.config.search is None:
+            jax.block_until_ready(evaluate_block(stacked, vectors(model, self.n_evaluations), model, with_arrays=True))
+            return
+        from workers.search import auto_eval_chunk, block_figure_of_merit
 
-            chunk = auto_eval_chunk() if search.eval_chunk is None else search.eval_chunk
-            block_figure_of_merit(stacked, vectors(model, search.n_batch), model, chunk)
-            for _, stage_model in self.config.stages:
-                if not stage_model.pixel_shortfall(imaging.bucket.pixels):
-                    jax.block_until_ready(evaluate_block(stacked, vectors(stage_model, 1), stage_model,
-                                                         with_arrays=True))
+        for stage in self.config.pipeline:  # each stage's search call and its maximum-likelihood evaluation
+            if stage.model.pixel_shortfall(imaging.bucket.pixels):
+                continue
+            jax.block_until_ready(evaluate_block(stacked, vectors(stage.model, 1), stage.model, with_arrays=True))
+            if stage.search is not None:
+                chunk = auto_eval_chunk() if stage.search.eval_chunk is None else stage.search.eval_chunk
+                block_figure_of_merit(stacked, vectors(stage.model, stage.search.n_batch), stage.model, chunk)
 
+
+def _prefix(stage: Stage) -> str:
+    """The store names' prefix of a stage's arrays: "" for the first stage (the root), else "GROUP/"."""
+    return f"{stage.group}/" if stage.group else ""
+
+
+def _posterior(stage: Stage, out: dict[str, np.ndarray], i: int) -> StagePosterior:
+    """What `stage` found for dataset i of the block: its posterior summaries, or for an unsearched stage its
+    one evaluated vector (sigma 0: the next stage's priors then take the width modifiers' widths)."""
+    p = _prefix(stage)
+    if stage.search is not None:
+        return StagePosterior(stage.parameter_names, out[p + "parameter_median"][i], out[p + "parameter_sigma"][i],
+                              out[p + "parameter_max_likelihood"][i])
+    vector = out[p + "parameters"][i, 0]
+    return StagePosterior(stage.parameter_names, vector, np.zeros_like(vector), vector)

@@ -12,8 +12,8 @@
     [search]       optional, turns evaluate mode into search mode: type = "nautilus", n_live, n_batch, n_eff,
                    f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration, seed,
                    max_samples, checkpoint, eval_chunk (SearchOptions below: meanings and defaults)
-    [source_pix]   optional, with [search]: a second pipeline stage, the source as a pixelization (type =
-                   "rectangular", shape, regularization) evaluated at the search's max-likelihood lens model
+    stage          optional top-level key: the first stage's name (default "source_lp")
+    [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed (workers/pipeline.py)
 
 Every unknown key or wrong type is a ConfigError naming the file and the key.
 """
@@ -28,6 +28,7 @@ from typing import Any
 from .model.grids import OverSampling, RadialOverSampling
 from .model.description import MASS_PROFILES, MGEBasis, Model, RectangularSource, parameter_names
 from .model.settings import Settings
+from .pipeline import FIRST_STAGE, STAGE_NAME, Stage
 from .priors import Prior, prior_from_dict, prior_to_dict
 
 
@@ -97,50 +98,64 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """The whole of fit.toml: dataset options, the lens model (with its Settings), prior overrides (name →
-    prior; survey defaults for the rest, see workers/priors.py), the search (None: evaluate mode) and the
-    pipeline's second stage, a pixelized source (None: none)."""
+    """The whole of fit.toml: dataset options, the first stage's lens model (with its Settings), prior overrides
+    (name → prior; survey defaults for the rest, see workers/priors.py) and search (None: evaluate mode), its
+    name, and the later pipeline stages (workers/pipeline.py)."""
 
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
     model: Model = field(default_factory=lambda: Model(source=MGEBasis()))
     origin: str = "<defaults>"
     priors: dict[str, Prior] = field(default_factory=dict, hash=False)
     search: SearchOptions | None = None
-    source_pix: RectangularSource | None = None
+    stage: str = FIRST_STAGE
+    stages: tuple[Stage, ...] = ()
 
     @property
-    def stages(self) -> tuple[tuple[str, Model], ...]:
-        """The later pipeline stages as (store group, model): the search's lens model with a pixelized source."""
-        if self.source_pix is None:
-            return ()
-        return (("source_pix", replace(self.model, source=self.source_pix)),)
+    def pipeline(self) -> tuple[Stage, ...]:
+        """Every stage in order, the first (the top level, stored at the root) included."""
+        return (Stage(self.stage, self.model, self.search, self.priors), *self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict in fit.toml's structure (for the store's attributes)."""
-        m = self.model
-        lens: dict[str, Any] = {"mass": {"type": m.mass.name}}
-        if m.shear:
-            lens["shear"] = {}
-        if m.lens_light is not None:
-            lens["light"] = {"type": "mge", **asdict(m.lens_light)}
-        if m.pixelized:
-            source = {"type": "rectangular", "shape": list(m.source.shape), "regularization": m.source.regularization}
-        else:
-            source = {"type": "mge", **asdict(m.source)}
         out = {
             "dataset": {k: _plain(v) for k, v in asdict(self.dataset).items()},
-            "lens": lens,
-            "source": source,
-            "settings": asdict(m.settings),
+            "lens": _lens_dict(self.model),
+            "source": _source_dict(self.model.source),
+            "settings": asdict(self.model.settings),
         }
         if self.priors:
             out["priors"] = {name: prior_to_dict(prior) for name, prior in self.priors.items()}
         if self.search is not None:
             out["search"] = self.search.to_dict()
-        if self.source_pix is not None:
-            out["source_pix"] = {"type": "rectangular", "shape": list(self.source_pix.shape),
-                                 "regularization": self.source_pix.regularization}
+        if self.stages:
+            out["stage"] = self.stage
+            out["stages"] = [_stage_dict(stage) for stage in self.stages]
         return out
+
+
+def _lens_dict(m: Model) -> dict[str, Any]:
+    lens: dict[str, Any] = {"mass": {"type": m.mass.name}}
+    if m.shear:
+        lens["shear"] = {}
+    if m.lens_light is not None:
+        lens["light"] = {"type": "mge", **asdict(m.lens_light)}
+    return lens
+
+
+def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
+    if isinstance(source, RectangularSource):
+        return {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization}
+    return {"type": "mge", **asdict(source)}
+
+
+def _stage_dict(stage: Stage) -> dict[str, Any]:
+    """A later stage in full (its whole model, not the changes its table listed), so two configs compare."""
+    return {
+        "name": stage.name, "lens": _lens_dict(stage.model), "source": _source_dict(stage.model.source),
+        "search": stage.search.to_dict() if stage.search is not None else False,
+        "priors": {name: prior_to_dict(prior) for name, prior in stage.priors.items()},
+        "fixed": list(stage.fixed),
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -164,36 +179,85 @@ def load_config(path: str | Path) -> FitConfig:
 def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     """Check a fit.toml-shaped dict; `where` names its origin in error messages."""
     reader = _Reader(where)
-    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search", "source_pix"})
+    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search", "stage", "stages"})
     dataset = _dataset(reader, raw.get("dataset", {}))
-    lens = raw.get("lens", {})
-    reader.keys(lens, "lens", {"mass", "shear", "light"})
-    mass = lens.get("mass", {"type": "isothermal"})
-    reader.keys(mass, "lens.mass", {"type"})
-    mass_type = mass.get("type", "isothermal")
-    if mass_type not in MASS_PROFILES:
-        raise reader.fail("lens.mass.type", f"must be one of {sorted(MASS_PROFILES)}, got {mass_type!r}")
-    if "shear" in lens:
-        reader.keys(lens["shear"], "lens.shear", set())
-    light = _mge(reader, lens["light"], "lens.light") if "light" in lens else None
-    source = _source(reader, raw.get("source", {"type": "mge"}))
-    settings = _settings(reader, raw.get("settings", {}))
-    model = Model(source=source, shear="shear" in lens, lens_light=light, settings=settings,
-                  mass=MASS_PROFILES[mass_type]())
+    base = Model(source=MGEBasis(), settings=_settings(reader, raw.get("settings", {})), shear=False)
+    model = _lens(reader, raw.get("lens", {}), "lens", replace(base, source=_source(reader, raw.get("source", {}))))
     priors = _priors(reader, raw.get("priors", {}), model)
     search = _search(reader, raw["search"]) if "search" in raw else None
-    source_pix = None
-    if "source_pix" in raw:
-        if search is None:
-            raise reader.fail("source_pix", "a second stage needs a [search] first (it starts from its result)")
-        if model.pixelized:
-            raise reader.fail("source_pix", "the first stage's [source] is already pixelized; use type = \"mge\"")
-        table = raw["source_pix"]
-        if not isinstance(table, dict) or table.get("type", "rectangular") != "rectangular":
-            raise reader.fail("source_pix.type", "must be \"rectangular\"")
-        source_pix = _source(reader, {**table, "type": "rectangular"}, "source_pix")
-    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search,
-                     source_pix=source_pix)
+    name = raw.get("stage", FIRST_STAGE)
+    if not isinstance(name, str) or not STAGE_NAME.match(name):
+        raise reader.fail("stage", f"must be a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
+    stages: list[Stage] = []
+    previous = Stage(name, model, search, priors)
+    tables = raw.get("stages", [])
+    if not isinstance(tables, list):
+        raise reader.fail("stages", "must be an array of tables ([[stages]])")
+    for i, table in enumerate(tables):
+        previous = _stage(reader, table, f"stages[{i}]", previous, [name, *(s.name for s in stages)])
+        stages.append(previous)
+    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search, stage=name,
+                     stages=tuple(stages))
+
+
+def _lens(reader: _Reader, lens: Any, prefix: str, model: Model, changes: bool = False) -> Model:
+    """`model` with the lens components of a [lens] table: every component for the first stage; for a later
+    stage (`changes`) only those named, and `shear = false` / `light = false` remove one."""
+    reader.keys(lens, prefix, {"mass", "shear", "light"})
+    if "mass" in lens or not changes:
+        mass = lens.get("mass", {})
+        reader.keys(mass, f"{prefix}.mass", {"type"})
+        kind = mass.get("type", "isothermal")
+        if kind not in MASS_PROFILES:
+            raise reader.fail(f"{prefix}.mass.type", f"must be one of {sorted(MASS_PROFILES)}, got {kind!r}")
+        model = replace(model, mass=MASS_PROFILES[kind]())
+    if "shear" in lens or not changes:
+        shear = lens.get("shear", False)
+        if shear is not False:
+            reader.keys(shear, f"{prefix}.shear", set())
+        model = replace(model, shear=shear is not False)
+    if "light" in lens or not changes:
+        light = lens.get("light", False)
+        model = replace(model, lens_light=None if light is False else _mge(reader, light, f"{prefix}.light"))
+    return model
+
+
+def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: list[str]) -> Stage:
+    """A later stage from its [[stages]] table: what changes from `previous` (workers/pipeline.py)."""
+    reader.keys(table, prefix, {"name", "lens", "source", "search", "priors", "fixed"})
+    name = table.get("name")
+    if not isinstance(name, str) or not STAGE_NAME.match(name):
+        raise reader.fail(f"{prefix}.name", f"needs a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
+    if name in taken:
+        raise reader.fail(f"{prefix}.name", f"{name!r} is the name of an earlier stage")
+    if previous.search is None:
+        raise reader.fail(prefix, f"stage {name!r} starts from the stage before it, which has no search; add a "
+                          "[search] to the first stage")
+    model = _lens(reader, table.get("lens", {}), f"{prefix}.lens", previous.model, changes=True)
+    if "source" in table:
+        model = replace(model, source=_source(reader, table["source"], f"{prefix}.source"))
+    search_table = table.get("search", {})
+    if search_table is False:
+        search = None
+    elif isinstance(search_table, dict):
+        search = _search(reader, {**previous.search.to_dict(), **search_table})
+    else:
+        raise reader.fail(f"{prefix}.search", f"must be a table of [search] keys or false, got {search_table!r}")
+    priors = _priors(reader, table.get("priors", {}), model)
+    fixed = table.get("fixed", [])
+    names, before = parameter_names(model), set(parameter_names(previous.model))
+    if not isinstance(fixed, list) or not all(isinstance(f, str) for f in fixed):
+        raise reader.fail(f"{prefix}.fixed", f"must be a list of parameter names or paths, got {fixed!r}")
+    stage = Stage(name, model, search, priors, tuple(fixed), group=name)
+    for path in fixed:
+        held = [n for n in names if n == path or n.startswith(path + ".")]
+        if not held or any(n not in before for n in held):
+            raise reader.fail(f"{prefix}.fixed", f"{path!r} is not a parameter of both this stage and the one "
+                              f"before (parameters: {', '.join(names)})")
+    if search is None and (priors or set(names) - before):
+        raise reader.fail(f"{prefix}.search", "a stage without a search is evaluated at the previous stage's "
+                          "maximum likelihood: it can add no parameter and take no priors")
+    return stage
 
 
 class _Reader:
@@ -259,7 +323,7 @@ def _mge(reader: _Reader, table: dict, prefix: str) -> MGEBasis:
     )
 
 
-def _source(reader: _Reader, table: dict, prefix: str = "source") -> MGEBasis | RectangularSource:
+def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | RectangularSource:
     kind = table.get("type", "mge") if isinstance(table, dict) else None
     if kind == "mge":
         return _mge(reader, table, prefix)

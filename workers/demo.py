@@ -9,7 +9,7 @@ commands a user would type, each run as its own process and echoed as it runs:
 The run *fits* the survey: DIR/fit_search.toml is the survey's fit.toml plus DEMO_SEARCH (a Nautilus search of
 every lens with small, fast settings and priors matching the simulation's ranges, so the demo takes minutes;
 a real survey keeps the defaults), then the pixelized-source stage at each lens's max-likelihood lens model
-([source_pix]).
+(a [[stages]] entry).
 
 The run starts a local Ray cluster (one CPU actor per 2 CPUs, or one per GPU). This process imports neither JAX
 nor Ray, so on a GPU machine the actors get the GPU. `--restart` makes a repeated demo start afresh.
@@ -52,10 +52,10 @@ network_epochs = 50
 seed = 1
 max_samples = 1000
 
-[source_pix]
-type = "rectangular"
-shape = [20, 20]
-regularization = 1.0
+[[stages]]
+name = "source_pix"
+source = { type = "rectangular", shape = [20, 20], regularization = 1.0 }
+search = false
 """
 
 
@@ -80,7 +80,7 @@ def run_demo(out: Path) -> None:
     started = time.perf_counter()
     _step(["simulate", str(DEMO_LENSES), "--out", str(survey), "--seed", str(DEMO_SEED)])
     config.write_text((survey / "fit.toml").read_text() + DEMO_SEARCH)
-    print(f"\n(wrote {config}: the survey's fit.toml plus a [search] and a [source_pix] stage)", flush=True)
+    print(f"\n(wrote {config}: the survey's fit.toml plus a [search] and a source_pix stage)", flush=True)
     _step(["run", str(survey / "catalog.ecsv"), "--config", str(config), "--store", str(store),
            "--block-size", str(DEMO_BLOCK_SIZE), "--restart"])
     _step(["status", str(store)])

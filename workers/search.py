@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from multiprocessing import connection
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -220,8 +220,9 @@ class _BlockEvaluator:
 
     def __init__(self, imagings: MaskedImaging, model: Model, n_lenses: int, n_vectors: int, filler: np.ndarray,
                  eval_chunk: int, on_round: Callable[[int], None] | None = None):
+        """`filler` (n_lenses, n): the vector an idle slot holds (its lens's prior median)."""
         self.imagings, self.model, self.eval_chunk, self.on_round = imagings, model, eval_chunk, on_round
-        self.template = np.broadcast_to(filler, (n_lenses, n_vectors, filler.size)).copy()
+        self.template = np.repeat(filler[:, None, :], n_vectors, axis=1)
         self.calls = 0
         self.evaluated = 0
         self.seconds = 0.0
@@ -283,7 +284,7 @@ def search_block(
     imagings: list[MaskedImaging],
     dataset_ids: list[str],
     model: Model,
-    prior: PriorTransform,
+    priors: Sequence[PriorTransform],
     options: SearchOptions,
     *,
     concurrent: bool = True,
@@ -293,25 +294,26 @@ def search_block(
     slots: int | None = None,
     on_round: Callable[[int], None] | None = None,
 ) -> BlockSearch:
-    """Search every lens of a block (module docstring). `concurrent`: side by side with merged likelihood
+    """Search every lens of a block (module docstring), each with its own priors (`priors`, one per lens, in
+    parameter_names order; a pipeline stage's priors depend on what the stage before found). `concurrent`: side by side with merged likelihood
     calls (True) or one after another, each lens alone in its slot of the same compiled call (False): the
     samples are identical. `checkpoint_dir`: keep resumable Nautilus checkpoints there (None: none).
     `bucket`: pad to this shape bucket (default: batch.stack's common bucket). `with_fit`: end with a
     with-arrays evaluation at each lens's max-likelihood point (LensSearch.fit). `slots`: compile the block
     call for this many lenses (≥ the lenses given; the extra slots stay idle), so that blocks of a run share
     one program. `on_round(n)`: called after the n-th round of likelihood requests (a test hook)."""
-    if len(imagings) != len(dataset_ids) or not imagings:
-        raise ValueError("give one dataset id per imaging, and at least one")
+    if not (len(imagings) == len(dataset_ids) == len(priors)) or not imagings:
+        raise ValueError("give one dataset id and one prior transform per imaging, and at least one")
     n_lenses, n_vectors = len(imagings), options.n_batch
     n_slots = max(slots or n_lenses, n_lenses)
     stacked = stack(imagings + [imagings[0]] * (n_slots - n_lenses), bucket)
     check_model_fits(stacked, model)
-    filler = prior.median()
+    filler = np.stack([p.median() for p in priors] + [priors[0].median()] * (n_slots - n_lenses))
     eval_chunk = auto_eval_chunk() if options.eval_chunk is None else options.eval_chunk
     evaluator = _BlockEvaluator(stacked, model, n_slots, n_vectors, filler, eval_chunk)
 
     start = time.perf_counter()
-    evaluator({0: filler[None, :]})  # compile outside the timed searches
+    evaluator({0: filler[:1]})  # compile outside the timed searches
     compile_s = time.perf_counter() - start
     evaluator.calls, evaluator.evaluated, evaluator.seconds, evaluator.rounds = 0, 0, 0.0, 0
     evaluator.handed = [0] * n_slots
@@ -319,11 +321,11 @@ def search_block(
 
     checkpoints: list[Path | None] = [None] * n_lenses
     if checkpoint_dir is not None and options.checkpoint:
-        fingerprint = search_fingerprint(model, prior, options)
-        checkpoints = [checkpoint_path(Path(checkpoint_dir), i, im, fingerprint) for i, im in zip(dataset_ids, imagings)]
+        checkpoints = [checkpoint_path(Path(checkpoint_dir), i, im, search_fingerprint(model, p, options))
+                       for i, im, p in zip(dataset_ids, imagings, priors)]
 
     jobs = [
-        SamplerJob(prior, options, lens_seed(options.seed, dataset_id), checkpoints[slot])
+        SamplerJob(priors[slot], options, lens_seed(options.seed, dataset_id), checkpoints[slot])
         for slot, dataset_id in enumerate(dataset_ids)
     ]
 
@@ -347,7 +349,7 @@ def search_block(
     for slot, dataset_id in enumerate(dataset_ids):
         outcome = outcomes[slot]
         if isinstance(outcome, SamplerOutcome):
-            results.append(_lens_result(dataset_id, outcome, prior))
+            results.append(_lens_result(dataset_id, outcome, priors[slot]))
         else:
             results.append(SearchError(f"{dataset_id}: search failed:\n{outcome}"))
 
@@ -362,8 +364,11 @@ def search_block(
 def _attach_fits(stacked: MaskedImaging, model: Model, results: list, filler: np.ndarray,
                  imagings: list[MaskedImaging]) -> list:
     """Each lens's FitResult (reconstruction, model image on its own used pixels) at its max-likelihood point."""
-    best = np.stack([r.parameter_max_likelihood if isinstance(r, LensSearch) else filler for r in results])
-    best = np.concatenate([best, np.broadcast_to(filler, (stacked.data.shape[0] - len(best), filler.size))])[:, None]
+    best = np.array(filler)
+    for slot, r in enumerate(results):
+        if isinstance(r, LensSearch):
+            best[slot] = r.parameter_max_likelihood
+    best = best[:, None]
     fits = evaluate_block(stacked, best, model, with_arrays=True)
     out = []
     for slot, r in enumerate(results):

@@ -1,5 +1,5 @@
 """Search mode of `lensfleet run`: a [search] section fits every lens (posterior, evidence, summaries and the
-max-likelihood fit in the store), a [source_pix] section adds the pixelized-source stage in its own store group,
+max-likelihood fit in the store), a later [[stages]] entry adds the pixelized-source stage in its own store group,
 and an actor killed in the middle of a search leaves a store that completes, on resume from the searches'
 checkpoints, equal to a clean run's."""
 
@@ -37,10 +37,10 @@ network_epochs = 30
 seed = 4
 max_samples = 300
 
-[source_pix]
-type = "rectangular"
-shape = [8, 8]
-regularization = 1.0
+[[stages]]
+name = "source_pix"
+source = { type = "rectangular", shape = [8, 8], regularization = 1.0 }
+search = false
 """
 SHAPES = [(30, 30)] * 4
 BLOCK_SIZE = 2
@@ -76,8 +76,12 @@ def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):
     store = ResultStore.open_existing(clean)
     names = store.attrs["parameter_names"]
     assert store.attrs["mode"] == "search"
-    assert store.attrs["stages"] == [{"name": "source_pix", "group": "source_pix",
-                                      "parameter_names": names[:7]}]
+    assert store.attrs["stages"] == [
+        {"name": "source_lp", "group": "", "parameter_names": names, "searched": True},
+        {"name": "source_pix", "group": "source_pix", "parameter_names": names[:7], "searched": False},
+    ]
+    assert (store.read_array("stage_status") == Status.DONE).all()
+    assert (store.read_array("source_pix/stage_status") == Status.DONE).all()
     assert (store.read_array("status") == Status.DONE).all()
 
     count = store.read_array("sample_count")

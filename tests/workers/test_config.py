@@ -105,5 +105,6 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     assert config.model.lens_light == config.model.source == default.model.source and config.model.shear
     pipeline = parse_config(tomllib.loads(search), "README")
     assert pipeline.search == SearchOptions()  # the values shown are the defaults
-    assert pipeline.source_pix == RectangularSource((20, 20), 1.0)
+    [stage] = pipeline.stages
+    assert stage.model.source == RectangularSource((20, 20), 1.0) and stage.search is None
     assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05

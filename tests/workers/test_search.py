@@ -157,10 +157,11 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
     assert parse_config(config.to_dict()) == config.__class__(**{**config.__dict__, "origin": "<config>"})
     assert parse_config({}).search is None and parse_config({"search": {}}).search == SearchOptions()
 
-    pipeline = parse_config({"lens": {"shear": {}}, "search": {}, "source_pix": {"shape": [16, 12]}})
-    assert pipeline.source_pix == RectangularSource((16, 12), 1.0)
-    [(group, stage_model)] = pipeline.stages
-    assert group == "source_pix" and stage_model.source == pipeline.source_pix and stage_model.shear
+    pipeline = parse_config({"lens": {"shear": {}}, "search": {}, "stages": [
+        {"name": "source_pix", "source": {"type": "rectangular", "shape": [16, 12]}, "search": False}]})
+    [stage] = pipeline.stages
+    assert stage.model.source == RectangularSource((16, 12), 1.0) and stage.model.shear and stage.search is None
+    assert stage.group == "source_pix" and stage.model.mass == pipeline.model.mass
     assert parse_config(pipeline.to_dict()).stages == pipeline.stages
 
 
@@ -188,10 +189,21 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
         ({"search": {"seed": -1}}, "fit.toml: search.seed: must be an integer >= 0"),
         ({"search": {"checkpoint": "yes"}}, "fit.toml: search.checkpoint: must be true or false"),
         ({"search": {"network_layers": []}}, "fit.toml: search.network_layers: must be a list of positive integers"),
-        ({"source_pix": {"type": "rectangular"}}, "fit.toml: source_pix: a second stage needs a [search] first"),
-        ({"search": {}, "source_pix": {"type": "mge"}}, "fit.toml: source_pix.type: must be \"rectangular\""),
-        ({"search": {}, "source_pix": {"shape": [2, 2]}},
-         "fit.toml: source_pix.shape: a rectangular mesh needs at least 3×3 cells"),
+        ({"stages": [{"name": "pix"}]}, "fit.toml: stages[0]: stage 'pix' starts from the stage before it, which "
+         "has no search"),
+        ({"search": {}, "stages": [{"name": "pix", "source": {"type": "voronoi"}}]},
+         "fit.toml: stages[0].source.type: must be \"mge\" or \"rectangular\""),
+        ({"search": {}, "stages": [{"name": "pix", "source": {"type": "rectangular", "shape": [2, 2]}}]},
+         "fit.toml: stages[0].source.shape: a rectangular mesh needs at least 3×3 cells"),
+        ({"search": {}, "stages": [{"name": "source_lp"}]},
+         "fit.toml: stages[0].name: 'source_lp' is the name of an earlier stage"),
+        ({"search": {}, "stages": [{"name": "Bad-Name"}]}, "fit.toml: stages[0].name: needs a name of a-z"),
+        ({"search": {}, "stages": [{"name": "pix", "fixed": ["lens.light"]}]},
+         "fit.toml: stages[0].fixed: 'lens.light' is not a parameter of both this stage and the one before"),
+        ({"search": {}, "stages": [{"name": "pl", "lens": {"mass": {"type": "isothermal"}}, "search": False,
+                                    "priors": {"lens.mass.einstein_radius": {"type": "uniform", "lower": 0,
+                                                                             "upper": 2}}}]},
+         "fit.toml: stages[0].search: a stage without a search is evaluated at the previous stage's"),
     ],
 )
 def test_prior_and_search_mistakes_name_the_file_and_key(raw, message):
@@ -260,8 +272,8 @@ def _assert_same_search(a: LensSearch, b: LensSearch):
 def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
     imagings, _, prior = _simulated_lenses(3, seed=5)
     options = replace(TINY, eval_chunk=eval_chunk)
-    side_by_side = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, with_fit=False)
-    one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, concurrent=False,
+    side_by_side = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, [prior] * 2, options, with_fit=False)
+    one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, [prior] * 2, options, concurrent=False,
                               with_fit=False)
     for a, b in zip(side_by_side.results, one_by_one.results):
         assert isinstance(a, LensSearch) and a.likelihood_evaluations >= TINY.n_like_max
@@ -274,7 +286,7 @@ def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
         assert one_by_one.evaluated == sum(one_by_one.likelihood_evaluations)
 
         # a lens's search does not depend on the lenses sharing its block (same slot, same seed)
-        other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, prior, options,
+        other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, [prior] * 2, options,
                              with_fit=False)
         _assert_same_search(other.results[0], side_by_side.results[0])
         assert not np.array_equal(other.results[1].samples[:100], side_by_side.results[1].samples[:100])
@@ -283,7 +295,7 @@ def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
 def test_a_killed_search_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     imagings, _, prior = _simulated_lenses(2, seed=6)
     ids = ["lens-a", "lens-b"]
-    clean = search_block(imagings, ids, MODEL, prior, TINY, with_fit=False)
+    clean = search_block(imagings, ids, MODEL, [prior] * len(imagings), TINY, with_fit=False)
 
     real = search.block_figure_of_merit
     calls = {"n": 0}
@@ -296,12 +308,12 @@ def test_a_killed_search_resumes_from_its_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(search, "block_figure_of_merit", dies_after_five_rounds)
     with pytest.raises(KeyboardInterrupt):
-        search_block(imagings, ids, MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
+        search_block(imagings, ids, MODEL, [prior] * len(imagings), TINY, checkpoint_dir=tmp_path, with_fit=False)
     monkeypatch.setattr(search, "block_figure_of_merit", real)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 2 and all(f.endswith(".h5") and ".partial" not in f for f in files)
 
-    resumed = search_block(imagings, ids, MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
+    resumed = search_block(imagings, ids, MODEL, [prior] * len(imagings), TINY, checkpoint_dir=tmp_path, with_fit=False)
     assert sum(resumed.likelihood_evaluations) < sum(clean.likelihood_evaluations)  # it went on from the checkpoints
     for a, b in zip(clean.results, resumed.results):
         _assert_same_search(a, b)
@@ -314,7 +326,7 @@ def test_an_unreadable_checkpoint_is_discarded(tmp_path):
     fingerprint = search.search_fingerprint(MODEL, prior, TINY)
     path = search.checkpoint_path(tmp_path, "lens-a", imagings[0], fingerprint)
     path.write_bytes(b"half a checkpoint")
-    result = search_block(imagings, ["lens-a"], MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
+    result = search_block(imagings, ["lens-a"], MODEL, [prior] * len(imagings), TINY, checkpoint_dir=tmp_path, with_fit=False)
     assert isinstance(result.results[0], LensSearch) and result.results[0].likelihood_evaluations >= TINY.n_like_max
 
 
@@ -323,7 +335,7 @@ def test_posteriors_cover_the_truth_on_eight_simulated_lenses():
     imagings, truths, prior = _simulated_lenses(8, seed=7)
     options = SearchOptions(n_live=60, n_batch=50, n_eff=200, f_live=0.1, n_networks=1, network_layers=(32, 16),
                             network_epochs=50, seed=1, eval_chunk=10)
-    block = search_block(imagings, [f"sim-{i}" for i in range(8)], MODEL, prior, options)
+    block = search_block(imagings, [f"sim-{i}" for i in range(8)], MODEL, [prior] * len(imagings), options)
     inside = []
     for imaging, truth, result in zip(imagings, truths, block.results):
         assert isinstance(result, LensSearch) and result.converged
