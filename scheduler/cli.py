@@ -132,7 +132,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a picture needs no accelerator (and must not grab one)
     from workers.show import show_lens
 
-    show_lens(args.store, args.id, args.out, catalog=args.catalog, corner=args.corner)
+    show_lens(args.store, args.id, args.out, catalog=args.catalog, corner=args.corner, stage=args.stage)
     print(f"lensfleet: {args.id}: {args.out}" + (f", corner plot {args.corner}" if args.corner else ""))
     return 0
 
@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="fit.png", help="picture file (.png, .pdf; default fit.png)")
     p.add_argument("--catalog", default=None,
                    help="catalog to read the lens's data from (default: the catalog recorded in the store)")
+    p.add_argument("--stage", default=None, metavar="NAME",
+                   help="the pipeline stage to draw (default: the last; its corner plot: the last searched one)")
     p.add_argument("--corner", default=None, metavar="FILE",
                    help="also draw a corner plot of the lens parameters' posterior to FILE (search-mode stores)")
     p.set_defaults(func=cmd_show)

@@ -66,23 +66,40 @@ def summarize(url: str, worst: int = WORST_DEFAULT, storage_options: dict | None
         "throughput": throughput(store, status, runs),
         "worst_fits": worst_fits(store, ids, status, worst) if worst > 0 else [],
         "search": search_summary(store, status) if store.attrs.get("mode") == "search" else None,
+        "stages": stage_summaries(store, status) if store.attrs.get("stages") else [],
         "errors": error_groups(ids, status, store.read_array("error").tolist()),
     }
 
 
-def search_summary(store: ResultStore, status: np.ndarray) -> dict:
-    """Search mode: converged searches and per-lens evaluations, effective samples, log-evidence error."""
+def stage_summaries(store: ResultStore, status: np.ndarray) -> list[dict]:
+    """Per pipeline stage (the store's `stages` attribute): lenses that finished it (stage_status DONE) or
+    failed in it, and for a searched stage its search summary over the lenses that finished it."""
+    out = []
+    for stage in store.attrs["stages"]:
+        p = f"{stage['group']}/" if stage["group"] else ""
+        stage_status = store.read_array(p + "stage_status")
+        summary = {"name": stage["name"], "group": stage["group"], "done": int((stage_status == Status.DONE).sum()),
+                   "failed": int((stage_status == Status.FAILED).sum())}
+        if stage.get("searched"):
+            summary["search"] = search_summary(store, stage_status, p)
+        out.append(summary)
+    return out
+
+
+def search_summary(store: ResultStore, status: np.ndarray, prefix: str = "") -> dict:
+    """Search mode: converged searches and per-lens evaluations, effective samples, log-evidence error, over
+    the DONE lenses (of a pipeline stage's group, with `prefix`)."""
     done = status == Status.DONE
 
     def spread(name: str) -> dict | None:
-        values = store.read_array(name)[done].astype(np.float64)
+        values = store.read_array(prefix + name)[done].astype(np.float64)
         if not values.size:
             return None
         return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
 
     return {
         "searched": int(done.sum()),
-        "converged": int((store.read_array("search_converged")[done] == 1).sum()),
+        "converged": int((store.read_array(prefix + "search_converged")[done] == 1).sum()),
         "likelihood_evaluations": spread("search_likelihood_evaluations"),
         "effective_samples": spread("search_effective_samples"),
         "log_evidence_error": spread("search_log_evidence_error"),
@@ -201,15 +218,19 @@ def format_summary(summary: dict) -> str:
     if t["datasets_per_actor_hour"] is not None:
         lines.append(f"           {t['datasets_per_actor_hour']:.1f} datasets per actor-hour "
                      f"({t['fit_seconds']:.1f} actor-seconds)")
-    search = summary.get("search")
-    if search and search["searched"]:
-        e, s, z = search["likelihood_evaluations"], search["effective_samples"], search["log_evidence_error"]
-        lines += [
-            f"search     {search['converged']}/{search['searched']} searches met their stopping criteria; per lens: "
-            f"{e['median']:,.0f} likelihood evaluations ({e['min']:,.0f}–{e['max']:,.0f}),",
-            f"           effective samples {s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f}), log-evidence error "
-            f"{z['median']:.3f} ({z['min']:.3f}–{z['max']:.3f})",
-        ]
+    for stage in summary.get("stages") or [{"name": None, "search": summary.get("search")}]:
+        if stage["name"] is not None:
+            lines.append(f"stage      {stage['name']}: {stage['done']} done, {stage['failed']} failed"
+                         + ("" if stage.get("search") else " (evaluated at the stage before's maximum likelihood)"))
+        search = stage.get("search")
+        if search and search["searched"]:
+            e, s, z = search["likelihood_evaluations"], search["effective_samples"], search["log_evidence_error"]
+            lines += [
+                f"search     {search['converged']}/{search['searched']} searches met their stopping criteria; per "
+                f"lens: {e['median']:,.0f} likelihood evaluations ({e['min']:,.0f}–{e['max']:,.0f}),",
+                f"           effective samples {s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f}), log-evidence "
+                f"error {z['median']:.3f} ({z['min']:.3f}–{z['max']:.3f})",
+            ]
     if summary["worst_fits"]:
         lines += ["", "worst fits (highest reduced chi-squared = chi_squared / pixels in the mask)",
                   f"  {'id':<24} {'chi2/N':>9} {'pixels':>7} {'figure_of_merit':>16}"]

@@ -236,7 +236,7 @@ class BlockFitter:
             [m.imaging for m in members], [rows[m.index].id for m in members], stage.model,
             [stage.prior_transform(found.get(m.index)) for m in members], options,
             checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint else None,
-            bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k),
+            bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k, stage.name),
         )
         best: list[tuple[Member, np.ndarray]] = []
         for m, result in zip(members, search.results):

@@ -9,10 +9,11 @@ tests build on them. Off by default: `BlockHooks()` does nothing.
                                   committing: a worker dying mid-block, once;
     {"raise_in_block": k}         every attempt at block k raises RuntimeError after evaluating;
     {"announce": folder}          every attempt at block k starts by writing the file `k.attempt.NODE_ID` there;
-    {"exit_in_search": k, "after_rounds": n, "marker": path}
+    {"exit_in_search": k, "after_rounds": n, "marker": path, "stage": name}
                                   search mode: the first attempt at block k that finds no file at `marker` creates
                                   it and kills the worker process after n rounds of likelihood requests, mid-search
-                                  (its samplers' checkpoints stay behind);
+                                  (its samplers' checkpoints stay behind), in the search of pipeline stage `name`
+                                  (default: the first searched);
     {"search_rounds": folder}     search mode: every attempt at block k writes the file `k.attempt` there, holding
                                   the rounds of likelihood requests its searches took (a resumed search takes fewer).
 """
@@ -32,8 +33,9 @@ class BlockHooks:
     def started(self, k: int, attempt: int) -> None:
         """Block k's attempt begins."""
 
-    def search_round(self, k: int) -> Callable[[int], None] | None:
-        """A callback after each round n of block k's likelihood requests, or None."""
+    def search_round(self, k: int, stage: str) -> Callable[[int], None] | None:
+        """A callback after each round n of likelihood requests of block k's search in pipeline stage `stage`,
+        or None."""
         return None
 
     def searched(self, k: int, attempt: int, rounds: int) -> None:
@@ -58,14 +60,16 @@ class Faults(BlockHooks):
             with open(os.path.join(self.spec["announce"], f"{k}.{attempt}.{node}"), "w"):
                 pass
 
-    def search_round(self, k: int) -> Callable[[int], None] | None:
+    def search_round(self, k: int, stage: str) -> Callable[[int], None] | None:
         spec = self.spec
         if spec.get("exit_in_search") != k or os.path.exists(spec["marker"]):
+            return None
+        if spec.get("stage", stage) != stage:
             return None
 
         def after_round(n: int) -> None:
             if n >= int(spec.get("after_rounds", 1)):
-                self._die(f"{self.actor} died in the search of block {k} after {n} rounds")
+                self._die(f"{self.actor} died in the {stage} search of block {k} after {n} rounds")
 
         return after_round
 

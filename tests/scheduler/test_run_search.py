@@ -129,7 +129,7 @@ def test_an_actor_killed_mid_search_resumes_its_block_and_the_store_equals_a_cle
                           compile_cache=compile_cache(base), actor_faults=faults)
     result = run(options)
 
-    assert marker.read_text().startswith("lensfleet-fit-0 died in the search of block 1 after 4 rounds")
+    assert marker.read_text().startswith("lensfleet-fit-0 died in the source_lp search of block 1 after 4 rounds")
     assert result.exit_code == 0 and result.actors_lost == 1
     attempts = ResultStore.open_existing(str(store)).read_array("attempts")
     assert (attempts[2:] == 2).all()
