@@ -152,11 +152,10 @@ def _finish(store: ResultStore, result: RunResult) -> RunResult:
 
 
 class _Flight(NamedTuple):
-    """A block call in flight: the block, the slot whose actor runs it, its attempt, when it was submitted."""
+    """A block call in flight: the block, the slot whose actor runs it, when it was submitted."""
 
     k: int
     slot: Slot
-    attempt: int
     submitted: float
 
 
@@ -202,7 +201,7 @@ class _Loop:
             k, attempt = self.book.start()
             ref = slot.handle.fit_block.options(name=f"fit_block[{k}]").remote(k, attempt)
             slot.in_flight.add(ref)
-            self.in_flight[ref] = _Flight(k, slot, attempt, time.time())
+            self.in_flight[ref] = _Flight(k, slot, time.time())
         self.tally.gauges(len(self.in_flight))
 
     def _replace(self, slot: Slot, reason: str) -> None:
