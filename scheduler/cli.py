@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 
+from scheduler.driver import RunError, RunOptions, run
+from scheduler.pool import CPUS_PER_CPU_ACTOR
+from scheduler.status import WORST_DEFAULT, format_summary, summarize
 from storage.errors import CatalogError, DatasetError, StoreError
 from workers.config import ConfigError, load_config
 from workers.model.description import ParameterError
@@ -72,7 +76,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workers.demo import DemoError, run_demo
+    from scheduler.demo import DemoError, run_demo
 
     try:
         run_demo(Path(args.out))
@@ -98,18 +102,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from scheduler.driver import RunError, RunOptions, run
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The RunOptions of a parsed `lensfleet run` (the parser's defaults are RunOptions')."""
+    return RunOptions(**{f.name: getattr(args, f.name) for f in fields(RunOptions)})
 
-    options = RunOptions(
-        catalog=args.catalog, config=args.config, store=args.store, address=args.address,
-        block_size=args.block_size, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
-        cpus_per_actor=args.cpus_per_actor, max_attempts=args.max_attempts, restart=args.restart,
-        retry_failed=args.retry_failed, compile_cache=args.compile_cache, grace_period=args.grace_period,
-        lease_ttl=args.lease_ttl, scale_up_timeout=args.scale_up_timeout,
-    )
+
+def cmd_run(args: argparse.Namespace) -> int:
     try:
-        return run(options).exit_code
+        return run(run_options(args)).exit_code
     except RunError as e:
         print(f"lensfleet: error: {e}", file=sys.stderr)
         return 2
@@ -119,8 +119,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from scheduler.status import format_summary, summarize
-
     summary = summarize(args.store, worst=args.worst)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
@@ -170,43 +168,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="fit a survey catalog on a Ray cluster into a result store (resumable)")
+    p.set_defaults(**{f.name: f.default for f in fields(RunOptions) if f.default is not MISSING})  # their defaults
     p.add_argument("catalog", help="survey catalog (.ecsv, .fits, .csv): id, path, optional parameters")
     p.add_argument("--config", required=True, help="fit.toml")
     p.add_argument("--store", required=True, help="result store (a folder or an s3:// / gs:// URL)")
-    p.add_argument("--address", default=None,
+    p.add_argument("--address",
                    help="Ray cluster to join (default: RAY_ADDRESS, e.g. inside `ray job submit`, else a new local "
                         "cluster; 'auto' joins the machine's `ray start` cluster)")
-    p.add_argument("--block-size", type=int, default=16,
-                   help="datasets per block: the store's chunk and the lenses per compiled call (default 16; a "
-                        "resumed store keeps its own)")
-    p.add_argument("--actors", type=int, default=None,
-                   help="actors in the pool (default: one per GPU, else one per 2 CPUs)")
-    p.add_argument("--gpus-per-actor", type=float, default=None,
+    p.add_argument("--block-size", type=int,
+                   help="datasets per block: the store's chunk and the lenses per compiled call (default "
+                        "%(default)s; a resumed store keeps its own)")
+    p.add_argument("--actors", type=int,
+                   help=f"actors in the pool (default: one per GPU, else one per {CPUS_PER_CPU_ACTOR} CPUs)")
+    p.add_argument("--gpus-per-actor", type=float,
                    help="GPUs per actor: 1, or a fraction to pack actors on a GPU (default: 1 if the cluster has "
                         "GPUs, else 0)")
-    p.add_argument("--cpus-per-actor", type=float, default=None,
-                   help="CPUs per actor, and its XLA threads (default: 2 for CPU actors, 1 for GPU actors)")
-    p.add_argument("--max-attempts", type=int, default=3,
-                   help="tries per block before its datasets are marked failed (default 3)")
+    p.add_argument("--cpus-per-actor", type=float,
+                   help=f"CPUs per actor, and its XLA threads (default: {CPUS_PER_CPU_ACTOR} for CPU actors, 1 for "
+                        "GPU actors)")
+    p.add_argument("--max-attempts", type=int,
+                   help="tries per block before its datasets are marked failed (default %(default)s)")
     p.add_argument("--restart", action="store_true", help="delete the store's results and start over")
     p.add_argument("--retry-failed", action="store_true", help="run blocks holding FAILED datasets again")
-    p.add_argument("--compile-cache", default=None,
+    p.add_argument("--compile-cache",
                    help="JAX persistent compilation cache folder on each node (default: LENSFLEET_COMPILE_CACHE, "
                         "else ~/.cache/lensfleet/jax)")
-    p.add_argument("--grace-period", type=float, default=30.0,
-                   help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default 30)")
-    p.add_argument("--lease-ttl", type=float, default=60.0,
-                   help="seconds without a heartbeat after which the store's driver lease expires (default 60)")
-    p.add_argument("--scale-up-timeout", type=float, default=0.0,
+    p.add_argument("--grace-period", type=float,
+                   help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default %(default)g)")
+    p.add_argument("--lease-ttl", type=float,
+                   help="seconds without a heartbeat after which the store's driver lease expires (default "
+                        "%(default)g)")
+    p.add_argument("--scale-up-timeout", type=float,
                    help="with --actors N on an autoscaling cluster: ask the autoscaler for N actors' CPUs/GPUs and "
-                        "wait up to this many seconds for them before starting (default 0: use the cluster as it is)")
+                        "wait up to this many seconds for them before starting (default %(default)g: use the "
+                        "cluster as it is)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="a store's done / failed / invalid / pending counts, throughput, worst fits, "
                                       "errors by reason")
     p.add_argument("store", help="result store (a folder or an s3:// / gs:// URL)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--worst", type=int, default=5,
+    p.add_argument("--worst", type=int, default=WORST_DEFAULT,
                    help="how many worst fits (highest chi-squared per pixel) to list; 0 skips reading residuals")
     p.set_defaults(func=cmd_status)
 

@@ -36,20 +36,17 @@ from workers.model.buckets import Bucket, bucket_for_shapes, common_bucket
 from workers.model.description import ParameterError, parameter_names, vector_from_params
 
 HEADER_THREADS = 16
-EVALUATE = "evaluate"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A frozen run plan: datasets in store order (with the catalog row each came from), shape buckets, block
-    size B, and the model's parameter names."""
+    """A frozen run plan: datasets in store order, shape buckets, block size B, and the model's parameter
+    names."""
 
     datasets: tuple[DatasetSpec, ...]
-    catalog_rows: tuple[int, ...]
     buckets: tuple[BucketSpec, ...]
     block_size: int
     parameter_names: tuple[str, ...]
-    n_evaluations: int = 1
 
     @property
     def ids(self) -> list[str]:
@@ -62,10 +59,6 @@ class Plan:
     def block(self, k: int) -> slice:
         """Datasets of block k (the last block may be short)."""
         return block_slice(k, self.block_size, len(self.datasets))
-
-    def block_buckets(self, k: int) -> list[int]:
-        """The distinct buckets of block k's datasets, in order (-1: datasets without one)."""
-        return list(dict.fromkeys(d.bucket for d in self.datasets[self.block(k)]))
 
     @property
     def max_image_shape(self) -> tuple[int, int]:
@@ -102,12 +95,7 @@ class Plan:
         position = {dataset_id: i for i, dataset_id in enumerate(self.ids)}
         if sorted(position) != sorted(ids) or len(ids) != len(self.datasets):
             raise ValueError("the store's ids are not this plan's ids")
-        order = [position[dataset_id] for dataset_id in ids]
-        return replace(
-            self,
-            datasets=tuple(self.datasets[i] for i in order),
-            catalog_rows=tuple(self.catalog_rows[i] for i in order),
-        )
+        return replace(self, datasets=tuple(self.datasets[position[dataset_id]] for dataset_id in ids))
 
     def with_stored_buckets(self, stored: Sequence[dict]) -> Plan:
         """The same plan with its buckets indexed as in a resumed store's `shape_buckets` attribute (what the
@@ -177,7 +165,6 @@ def make_plan(
     )
     return Plan(
         datasets=datasets,
-        catalog_rows=tuple(order),
         buckets=tuple(examples[b] for b in distinct),
         block_size=int(block_size),
         parameter_names=names,

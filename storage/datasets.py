@@ -107,12 +107,13 @@ def read_shapes(
     if fs.isdir(fs_path):
         for name in ("image", "psf"):
             shown = join(path, FOLDER_FILES[name])
-            found = [h for _, h in _read_headers(fs, join(fs_path, FOLDER_FILES[name]), shown, dataset_id) if _naxes(h)]
+            hdus = _read_hdus(fs, join(fs_path, FOLDER_FILES[name]), shown, dataset_id, with_data=False)
+            found = [header for _, header, _ in hdus if _naxes(header)]
             if not found:
                 raise DatasetError(dataset_id, shown, "FITS file holds no image data")
             headers[name], files[name] = found[0], shown
     elif fs.isfile(fs_path):
-        by_name = dict(_read_headers(fs, fs_path, path, dataset_id))
+        by_name = {ext: header for ext, header, _ in _read_hdus(fs, fs_path, path, dataset_id, with_data=False)}
         for name in ("image", "psf"):
             extension = MEF_EXTENSIONS[name]
             if extension not in by_name:
@@ -136,25 +137,6 @@ def _naxes(header: fits.Header) -> tuple[int, ...]:
     naxis = int(header.get("NAXIS", 0))
     shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
     return shape if shape and all(shape) else ()
-
-
-def _read_headers(fs, fs_file: str, shown: str, dataset_id: str) -> list[tuple[str, fits.Header]]:
-    """(EXTNAME, header) of every image HDU, reading no data; any read failure is a DatasetError."""
-    try:
-        with fs.open(fs_file, "rb") as f, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with fits.open(f, memmap=False, lazy_load_hdus=True) as hdul:
-                headers = [(hdu.name.upper(), hdu.header.copy()) for hdu in hdul if isinstance(hdu, _IMAGE_HDUS)]
-    except FileNotFoundError:
-        raise DatasetError(dataset_id, shown, "file not found") from None
-    except (OSError, ValueError, TypeError, EOFError) as e:
-        raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({e})") from e
-    for w in caught:
-        message = str(w.message)
-        if "truncated" in message or "Error validating header" in message:
-            raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({message})")
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return headers
 
 
 def validate_imaging(data: ImagingData, mask: np.ndarray | None = None) -> None:
@@ -291,17 +273,17 @@ def _read_mef(fs, fs_file: str, file: str, dataset_id: str):
     return arrays, headers, files
 
 
-def _read_hdus(fs, fs_file: str, shown: str, dataset_id: str) -> list[tuple[str, fits.Header, np.ndarray | None]]:
-    """(EXTNAME, header, native float64 data or None) of every image HDU; any read failure is a DatasetError."""
+def _read_hdus(
+    fs, fs_file: str, shown: str, dataset_id: str, with_data: bool = True,
+) -> list[tuple[str, fits.Header, np.ndarray | None]]:
+    """(EXTNAME, header, native float64 data or None) of every image HDU; with_data=False reads the headers alone
+    (data None). Any read failure is a DatasetError."""
     try:
         with fs.open(fs_file, "rb") as f, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with fits.open(f, memmap=False, lazy_load_hdus=False) as hdul:
-                hdus = [
-                    (hdu.name.upper(), hdu.header.copy(), None if hdu.data is None else np.array(hdu.data, np.float64))
-                    for hdu in hdul
-                    if isinstance(hdu, _IMAGE_HDUS)
-                ]
+            with fits.open(f, memmap=False, lazy_load_hdus=not with_data) as hdul:
+                hdus = [(hdu.name.upper(), hdu.header.copy(), _float_data(hdu) if with_data else None)
+                        for hdu in hdul if isinstance(hdu, _IMAGE_HDUS)]
     except FileNotFoundError:
         raise DatasetError(dataset_id, shown, "file not found") from None
     except (OSError, ValueError, TypeError, EOFError) as e:
@@ -312,6 +294,10 @@ def _read_hdus(fs, fs_file: str, shown: str, dataset_id: str) -> list[tuple[str,
             raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({message})")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return hdus
+
+
+def _float_data(hdu) -> np.ndarray | None:
+    return None if hdu.data is None else np.array(hdu.data, np.float64)
 
 
 def _resolve_pixel_scale(catalog: float | None, header: fits.Header, dataset_id: str, file: str) -> float:

@@ -11,21 +11,25 @@ Layout (`url` is a local folder or an s3:// / gs:// URL):
 Protocol
 - Only the driver creates the store, its arrays and its attributes (`create`; the `created` attribute is written
   last, so a store whose creation was interrupted is refused), and checks a resumed one (`open`). The driver
-  holds the lease (lease.py) before it opens, restarts or creates the store.
+  holds the lease (lease.py) before it opens, restarts or creates the store. Its other writes are named methods
+  (`write_planned`, `write_shape_buckets`, `record_driver_run`): nobody outside storage writes attributes or
+  arrays but through them and `write_block`.
 - A worker commits block k with `write_block`: every data chunk of the block, then its attempts, error and
   wall_time, then its status chunk LAST. A block whose status was never written reads PENDING, however much of its
   data landed, and is redone; redoing rewrites every chunk of the block (arrays left out are rewritten with their
   fill), so the result never depends on what a dead writer left. Writes are whole chunks: rewriting a block with
   the same inputs writes the same bytes, and writers of different blocks never touch the same object.
 - Resume: `pending_blocks()` lists the blocks holding any PENDING dataset, i.e. never committed. FAILED datasets
-  were committed (by a worker, or by the driver's `mark_block` after it gave up); retrying them is the driver's
-  choice (`blocks_with(Status.FAILED)`).
+  were committed (by a worker, or by the driver with `write_block` after it gave up on the block); retrying them
+  is the driver's choice (`blocks_with(Status.FAILED)`).
 """
 
 import asyncio
 import json
+import os
 import posixpath
 import re
+import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -264,6 +268,37 @@ class ResultStore:
         last = chunks.pop(stage_status)
         self._write(k, chunks)
         self._write(k, {stage_status: last})
+    def write_planned(self, shape_bucket: np.ndarray, image_shape: np.ndarray) -> None:
+        """Write every dataset's planned shape bucket (N,) and image shape (N, 2) before any block commits, so
+        they read before their block is committed (committing a block writes them again). Driver only."""
+        n = self.n_datasets
+        self.array("shape_bucket")[:] = _cast("shape_bucket", shape_bucket, np.dtype(np.int32), (n,))
+        self.array("image_shape")[:] = _cast("image_shape", image_shape, np.dtype(np.int32), (n, 2))
+
+    def write_shape_buckets(self, buckets: Sequence[Mapping]) -> None:
+        """Set the root attribute `shape_buckets` (what the `shape_bucket` array indexes). Driver only."""
+        self._set_attr("shape_buckets", list(buckets))
+
+    def record_driver_run(self) -> int:
+        """Append this driver run to the root attribute `runs` (its number from 1, start time, host, pid, whether
+        it resumed the store) and return its number. Driver only."""
+        runs = list(self.attrs.get("runs", []))
+        runs.append({
+            "run": len(runs) + 1,
+            "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "resumed": bool(runs),
+        })
+        self._set_attr("runs", runs)
+        return len(runs)
+
+    def _set_attr(self, name: str, value) -> None:
+        """Write root attribute `name` where it differs from what the store holds."""
+        value = _json({name: value})[name]
+        if self.attrs.get(name) != value:
+            self.group.attrs[name] = value
+            self.attrs[name] = value
 
     def mark_block(self, k: int, status: Status, error: str, attempts: int) -> None:
         """Commit a block that produced no results (the driver gave up on it): fills, then one status for all."""

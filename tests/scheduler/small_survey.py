@@ -165,6 +165,11 @@ def clean_store(base: Path) -> Path:
     return store
 
 
+def block_buckets(plan, k: int) -> list[int]:
+    """The distinct shape buckets of a plan's block k, in order (-1: datasets without one)."""
+    return list(dict.fromkeys(d.bucket for d in plan.datasets[plan.block(k)]))
+
+
 def free_port() -> int:
     """A TCP port free on this machine now."""
     import socket

@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from scheduler.cli import main
 from scheduler.driver import run
-from small_survey import SURVEY_BLOCK_SIZE, SURVEY_SHAPES, clean_store, run_options, shared_survey
+from small_survey import SURVEY_BLOCK_SIZE, SURVEY_SHAPES, block_buckets, clean_store, run_options, shared_survey
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.datasets import load_imaging, write_imaging
 from storage.errors import CatalogError, StoreError
@@ -124,7 +124,7 @@ def test_store_layout_and_bookkeeping_of_a_clean_run(base, clean):
     assert attrs["config"] == config.to_dict() and attrs["catalog_hash"] == catalog.hash
     assert [r["run"] for r in attrs["runs"]] == [1]
     assert clean.read_array("shape_bucket").tolist() == [d.bucket for d in plan.datasets] == [0] * 4 + [1] * 4
-    assert plan.block_buckets(1) == [0, 1]  # a block across two buckets was evaluated in two padded calls
+    assert block_buckets(plan, 1) == [0, 1]  # a block across two buckets was evaluated in two padded calls
     for name in clean.names:
         array = clean.array(name)
         assert array.chunks[0] == SURVEY_BLOCK_SIZE
