@@ -26,6 +26,7 @@ from storage.schema import ArraySpec, StageShape, Status, result_specs
 from storage.store import ResultStore
 from workers.config import FitConfig
 from workers.contract import RunSpec
+from workers.derived import derived_names
 
 DRIVER_RUN = ArraySpec("driver_run", dtype="int32", fill=0)  # which driver run (1, 2, ...) committed a dataset
 EVALUATIONS = 1  # parameter vectors stored per dataset: the catalog's (evaluate mode) or the max-likelihood one
@@ -57,10 +58,12 @@ def open_store(
 def _create(url: str, config: FitConfig, catalog: Catalog, plan: Plan, storage_options: dict | None) -> ResultStore:
     model, search = config.model, config.search
     stages = tuple(StageShape(st.group, len(st.parameter_names), st.model.n_linear, st.model.pixelized,
-                              st.search.max_samples if st.search else None) for st in config.stages)
+                              st.search.max_samples if st.search else None, len(derived_names(st.parameter_names)))
+                   for st in config.stages)
     specs = [
         *result_specs(plan.max_image_shape, len(plan.parameter_names), EVALUATIONS, model.n_linear, model.pixelized,
-                      max_samples=search.max_samples if search else None, stages=stages),
+                      max_samples=search.max_samples if search else None, stages=stages,
+                      n_derived=len(derived_names(plan.parameter_names))),
         DRIVER_RUN,
     ]
     attrs = {
@@ -68,9 +71,11 @@ def _create(url: str, config: FitConfig, catalog: Catalog, plan: Plan, storage_o
         "catalog": absolute(catalog.path),
         "shape_buckets": plan.bucket_attrs(),
         "parameter_names": list(plan.parameter_names),
+        "derived_names": list(derived_names(plan.parameter_names)) if search else [],
     }
     if config.stages:  # every pipeline stage: its store group ("" for the root) and parameter names
         attrs["stages"] = [{"name": st.name, "group": st.group, "parameter_names": list(st.parameter_names),
+                            "derived_names": list(derived_names(st.parameter_names)),
                             "searched": st.search is not None} for st in config.pipeline]
     store = ResultStore.create(url, plan.ids, plan.block_size, specs, config.to_dict(), catalog.hash, attrs,
                                storage_options)

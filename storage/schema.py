@@ -133,8 +133,14 @@ def image_specs(max_image_shape: tuple[int, int]) -> list[ArraySpec]:
     return [ArraySpec(name, shape, dims=("y", "x")) for name in ("model_image", "normalized_residuals")]
 
 
-def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
-    """A search's posterior (fixed sample axis, true length in sample_count), evidence and parameter summaries."""
+def search_specs(max_samples: int, n_parameters: int, n_derived: int = 0) -> list[ArraySpec]:
+    """A search's posterior (fixed sample axis, true length in sample_count), evidence and parameter summaries;
+    with `n_derived` quantities derived from the parameters (attribute `derived_names`), their samples and
+    summaries too."""
+    derived = [
+        ArraySpec("derived_samples", (max_samples, n_derived), dims=("sample", "derived")),
+        *(ArraySpec(f"derived_{s}", (n_derived,), dims=("derived",)) for s in ("median", "sigma", "max_likelihood")),
+    ] if n_derived else []
     return [
         ArraySpec("samples", (max_samples, n_parameters), dims=("sample", "parameter")),
         ArraySpec("sample_weight", (max_samples,), dims=("sample",)),
@@ -148,7 +154,7 @@ def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
         ArraySpec("parameter_median", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_sigma", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_max_likelihood", (n_parameters,), dims=("parameter",)),
-    ]
+    ] + derived
 
 
 STAGE_STATUS = ArraySpec("stage_status", dtype="int8", fill=int(Status.PENDING))
@@ -164,6 +170,7 @@ class StageShape:
     max_reconstruction_size: int
     pixelized: bool
     max_samples: int | None
+    n_derived: int = 0
 
 
 def stage_specs(stage: StageShape, max_image_shape: tuple[int, int]) -> list[ArraySpec]:
@@ -175,7 +182,8 @@ def stage_specs(stage: StageShape, max_image_shape: tuple[int, int]) -> list[Arr
         *evaluation_specs(1, stage.n_parameters),
         *reconstruction_specs(stage.max_reconstruction_size, stage.pixelized),
         *image_specs(max_image_shape),
-        *(search_specs(stage.max_samples, stage.n_parameters) if stage.max_samples is not None else ()),
+        *(search_specs(stage.max_samples, stage.n_parameters, stage.n_derived) if stage.max_samples is not None
+          else ()),
         STAGE_STATUS,
     ]
     return [replace(spec, name=f"{stage.group}/{spec.name}") for spec in specs]
@@ -189,9 +197,11 @@ def result_specs(
     pixelized: bool,
     max_samples: int | None = None,
     stages: tuple[StageShape, ...] = (),
+    n_derived: int = 0,
 ) -> list[ArraySpec]:
-    """Every result array of a run, in store order: with `max_samples`, a search's arrays; each of `stages` adds
-    a later stage's group, and the first stage (the root) then has a `stage_status` of its own."""
+    """Every result array of a run, in store order: with `max_samples`, a search's arrays (with `n_derived`
+    derived quantities); each of `stages` adds a later stage's group, and the first stage (the root) then has a
+    `stage_status` of its own."""
     specs = [
         *term_specs(),
         *evaluation_specs(n_evaluations, n_parameters),
@@ -199,7 +209,7 @@ def result_specs(
         *image_specs(max_image_shape),
     ]
     if max_samples is not None:
-        specs += search_specs(max_samples, n_parameters)
+        specs += search_specs(max_samples, n_parameters, n_derived)
     if stages:
         specs.append(STAGE_STATUS)
     for stage in stages:

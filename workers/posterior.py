@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .derived import derived_names, derived_values
+
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
     """Quantiles (len(quantiles), d) of weighted samples values (n, d): the weighted CDF at each sorted value
     is the weight below it plus half its own, interpolated linearly."""
@@ -78,13 +80,24 @@ class LensSearch:
 
     def to_row(self, max_samples: int) -> dict[str, np.ndarray | float | int]:
         """This search as the store names it (storage.schema.search_specs): the posterior on max_samples
-        (stored_samples), the search's own numbers prefixed `search_`, and the parameter summaries."""
-        return {
-            **asdict(self.stored_samples(max_samples)),
+        (stored_samples), the search's own numbers prefixed `search_`, the parameter summaries, and the derived
+        quantities (workers/derived.py) of the stored samples, summarised over the whole posterior."""
+        stored = self.stored_samples(max_samples)
+        row = {
+            **asdict(stored),
             **{f"search_{name}": getattr(self, name) for name in SEARCH_NUMBERS},
             "search_converged": int(self.converged),
             **{name: getattr(self, name) for name in PARAMETER_SUMMARIES},
         }
+        if derived_names(self.parameter_names):
+            values = derived_values(self.parameter_names, self.samples)
+            q16, q50, q84 = weighted_quantiles(values, self.weight, (0.16, 0.5, 0.84))
+            samples = np.full((max_samples, values.shape[1]), np.nan)
+            samples[: stored.sample_count] = derived_values(self.parameter_names,
+                                                            stored.samples[: stored.sample_count])
+            row.update(derived_samples=samples, derived_median=q50, derived_sigma=0.5 * (q84 - q16),
+                       derived_max_likelihood=derived_values(self.parameter_names, self.parameter_max_likelihood))
+        return row
 
     def stored_samples(self, max_samples: int) -> StoredSamples:
         """The posterior on a sample axis of length max_samples (module docstring: resampling rule)."""
