@@ -2,10 +2,12 @@
 
     [dataset]      mask_radius (arcsec), over_sample_size_lp, over_sample_size_pixelization
                    (an integer, or {sub_sizes = [...], radii = [...]} for radial-bin adaptive over-sampling)
-    [lens.mass]    type = a name in MASS_PROFILES ("isothermal")
+    [lens.mass]    type = a name in MASS_PROFILES ("isothermal", "power_law")
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
-    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
+    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization,
+                   mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density"; the
+                   adaptive ones square)
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
     [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
                    lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
@@ -13,7 +15,7 @@
                    f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration, seed,
                    max_samples, checkpoint, eval_chunk (SearchOptions below: meanings and defaults)
     [source_pix]   optional, with [search]: a second pipeline stage, the source as a pixelization (type =
-                   "rectangular", shape, regularization) evaluated at the search's max-likelihood lens model
+                   "rectangular", shape, regularization, mesh) evaluated at the search's max-likelihood lens model
 
 Every unknown key or wrong type is a ConfigError naming the file and the key.
 """
@@ -26,7 +28,7 @@ import tomllib
 from typing import Any
 
 from .model.grids import OverSampling, RadialOverSampling
-from .model.description import MASS_PROFILES, MGEBasis, Model, RectangularSource, parameter_names
+from .model.description import MASS_PROFILES, MESHES, MGEBasis, Model, RectangularSource, parameter_names
 from .model.settings import Settings
 from .priors import Prior, prior_from_dict, prior_to_dict
 
@@ -123,10 +125,7 @@ class FitConfig:
             lens["shear"] = {}
         if m.lens_light is not None:
             lens["light"] = {"type": "mge", **asdict(m.lens_light)}
-        if m.pixelized:
-            source = {"type": "rectangular", "shape": list(m.source.shape), "regularization": m.source.regularization}
-        else:
-            source = {"type": "mge", **asdict(m.source)}
+        source = _source_dict(m.source)
         out = {
             "dataset": {k: _plain(v) for k, v in asdict(self.dataset).items()},
             "lens": lens,
@@ -138,9 +137,16 @@ class FitConfig:
         if self.search is not None:
             out["search"] = self.search.to_dict()
         if self.source_pix is not None:
-            out["source_pix"] = {"type": "rectangular", "shape": list(self.source_pix.shape),
-                                 "regularization": self.source_pix.regularization}
+            out["source_pix"] = _source_dict(self.source_pix)
         return out
+
+
+def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
+    """fit.toml's [source] (or [source_pix]) table of a source."""
+    if isinstance(source, RectangularSource):
+        return {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization,
+                "mesh": source.mesh}
+    return {"type": "mge", **asdict(source)}
 
 
 def _plain(value: Any) -> Any:
@@ -264,14 +270,19 @@ def _source(reader: _Reader, table: dict, prefix: str = "source") -> MGEBasis | 
     if kind == "mge":
         return _mge(reader, table, prefix)
     if kind == "rectangular":
-        reader.keys(table, prefix, {"type", "shape", "regularization"})
+        reader.keys(table, prefix, {"type", "shape", "regularization", "mesh"})
         shape = table.get("shape", [20, 20])
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape)):
             raise reader.fail(f"{prefix}.shape", f"must be [ny, nx] integers, got {shape!r}")
         if min(shape) < 3:
             raise reader.fail(f"{prefix}.shape", f"a rectangular mesh needs at least 3×3 cells, got {shape}")
+        mesh = table.get("mesh", "uniform")
+        if mesh not in MESHES:
+            raise reader.fail(f"{prefix}.mesh", f"must be one of {', '.join(MESHES)}, got {mesh!r}")
+        if mesh != "uniform" and shape[0] != shape[1]:
+            raise reader.fail(f"{prefix}.shape", f"the {mesh} mesh is square (ny = nx), got {shape}")
         return RectangularSource(
-            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0)
+            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0), mesh=mesh
         )
     raise reader.fail(f"{prefix}.type", f"must be \"mge\" or \"rectangular\", got {kind!r}")
 
