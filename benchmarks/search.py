@@ -60,7 +60,8 @@ def simulate(n_lenses: int, seed: int):
         g = shear + rng.normal(0, 0.01, 2)
         sc = np.array(source["centre"]) + rng.normal(0, 0.03, 2)
         se = np.array(source["ell_comps"]) + rng.normal(0, 0.03, 2)
-        mass = MassParameters(jnp.asarray(c), jnp.asarray(e), jnp.float64(te), jnp.asarray(g))
+        mass = MassParameters("isothermal", {"centre": jnp.asarray(c), "ell_comps": jnp.asarray(e),
+                                             "einstein_radius": jnp.float64(te)}, jnp.asarray(g))
         profile = SersicProfile(tuple(sc), tuple(se), source["intensity"], source["effective_radius"],
                                 source["sersic_index"])
         sim = simulate_imaging((100, 100), 0.1, mass, [profile], psf_size=11, psf_sigma=0.1, seed=1000 + i)

@@ -2,10 +2,12 @@
 
     [dataset]      mask_radius (arcsec), over_sample_size_lp, over_sample_size_pixelization
                    (an integer, or {sub_sizes = [...], radii = [...]} for radial-bin adaptive over-sampling)
-    [lens.mass]    type = a name in MASS_PROFILES ("isothermal")
+    [lens.mass]    type = a name in MASS_PROFILES ("isothermal", "power_law")
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
-    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
+    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization,
+                   mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density"; the
+                   adaptive ones square)
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
     [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
                    lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
@@ -26,7 +28,7 @@ import tomllib
 from typing import Any
 
 from .model.grids import OverSampling, RadialOverSampling
-from .model.description import MASS_PROFILES, MGEBasis, Model, RectangularSource, parameter_names
+from .model.description import MASS_PROFILES, MESHES, MGEBasis, Model, RectangularSource, parameter_names
 from .model.settings import Settings
 from .pipeline import FIRST_STAGE, STAGE_NAME, Stage
 from .priors import Prior, prior_from_dict, prior_to_dict
@@ -143,8 +145,10 @@ def _lens_dict(m: Model) -> dict[str, Any]:
 
 
 def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
+    """fit.toml's [source] table of a source."""
     if isinstance(source, RectangularSource):
-        return {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization}
+        return {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization,
+                "mesh": source.mesh}
     return {"type": "mge", **asdict(source)}
 
 
@@ -328,14 +332,19 @@ def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | R
     if kind == "mge":
         return _mge(reader, table, prefix)
     if kind == "rectangular":
-        reader.keys(table, prefix, {"type", "shape", "regularization"})
+        reader.keys(table, prefix, {"type", "shape", "regularization", "mesh"})
         shape = table.get("shape", [20, 20])
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape)):
             raise reader.fail(f"{prefix}.shape", f"must be [ny, nx] integers, got {shape!r}")
         if min(shape) < 3:
             raise reader.fail(f"{prefix}.shape", f"a rectangular mesh needs at least 3×3 cells, got {shape}")
+        mesh = table.get("mesh", "uniform")
+        if mesh not in MESHES:
+            raise reader.fail(f"{prefix}.mesh", f"must be one of {', '.join(MESHES)}, got {mesh!r}")
+        if mesh != "uniform" and shape[0] != shape[1]:
+            raise reader.fail(f"{prefix}.shape", f"the {mesh} mesh is square (ny = nx), got {shape}")
         return RectangularSource(
-            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0)
+            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0), mesh=mesh
         )
     raise reader.fail(f"{prefix}.type", f"must be \"mge\" or \"rectangular\", got {kind!r}")
 

@@ -17,13 +17,14 @@ Survey defaults (`default_prior`), PyAutoLens's defaults (autogalaxy/config/prio
     lens.mass.ell_comps.0, .1          truncated_gaussian(0, 0.3, -1, 1)       same
     lens.mass.einstein_radius          uniform(0, 4)                           uniform(0, 8): we fit galaxy-scale
                                                                                lenses (θE of survey lenses ≲ 3″)
+    lens.mass.slope                    uniform(1.5, 3)                         same (PowerLaw)
     lens.shear.gamma_1, gamma_2        uniform(-0.3, 0.3)                      same
     lens.light.centre.0, .1            gaussian(0, 0.3)                        same (Gaussian/MGE light)
     lens.light.ell_comps.0, .1         truncated_gaussian(0, 0.3, -1, 1)       same
     source.centre.0, .1                gaussian(0, 0.3)                        same
     source.ell_comps.0, .1             truncated_gaussian(0, 0.3, -1, 1)       same
 
-Units: arcsec for centres and θE; ell_comps and shear are dimensionless. fit.toml's `[priors]` table replaces
+Units: arcsec for centres and θE; ell_comps, slope and shear are dimensionless. fit.toml's `[priors]` table replaces
 any of them, e.g. `"lens.mass.einstein_radius" = { type = "uniform", lower = 0.5, upper = 3.0 }`.
 """
 
@@ -113,6 +114,7 @@ _DEFAULTS: dict[str, Prior] = {
     "lens.mass.centre": GaussianPrior(0.0, 0.1),
     "lens.mass.ell_comps": TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0),
     "lens.mass.einstein_radius": UniformPrior(0.0, 4.0),
+    "lens.mass.slope": UniformPrior(1.5, 3.0),
     "lens.shear.gamma_1": UniformPrior(-0.3, 0.3),
     "lens.shear.gamma_2": UniformPrior(-0.3, 0.3),
     "lens.light.centre": GaussianPrior(0.0, 0.3),

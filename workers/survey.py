@@ -180,8 +180,8 @@ def _sersic(centre, q, angle, intensity, effective_radius, sersic_index) -> dict
 def simulate_lens(truth: LensTruth):
     """The SimulatedImaging of one lens."""
     mass = MassParameters(
-        jnp.asarray(truth.mass["centre"]), jnp.asarray(truth.mass["ell_comps"]),
-        jnp.float64(truth.mass["einstein_radius"]), jnp.asarray([truth.shear["gamma_1"], truth.shear["gamma_2"]]),
+        "isothermal", {k: jnp.asarray(truth.mass[k], jnp.float64) for k in ("centre", "ell_comps", "einstein_radius")},
+        jnp.asarray([truth.shear["gamma_1"], truth.shear["gamma_2"]]),
     )
     sources = [
         SersicProfile(tuple(s["centre"]), tuple(s["ell_comps"]), s["intensity"], s["effective_radius"],

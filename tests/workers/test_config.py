@@ -6,7 +6,8 @@ import pytest
 
 from workers.config import ConfigError, load_config, parse_config
 from workers.model.grids import RadialOverSampling
-from workers.model.description import MGEBasis, RectangularSource
+from workers.model.description import Isothermal, MGEBasis, PowerLaw, RectangularSource, parameter_names
+from workers.priors import UniformPrior, default_prior, prior_transform
 
 FULL = """
 [dataset]
@@ -55,6 +56,37 @@ def test_every_key_parses(tmp_path):
     assert parse_config(config.to_dict()).model == model
 
 
+@pytest.mark.parametrize("mesh", ["uniform", "bilinear_adapt_density", "rtu_adapt_density"])
+def test_power_law_and_every_mesh_parse_and_round_trip(mesh):
+    raw = {"lens": {"mass": {"type": "power_law"}, "shear": {}},
+           "source": {"type": "rectangular", "shape": [16, 16], "mesh": mesh}}
+    config = parse_config(raw)
+    assert config.model.mass == PowerLaw() and config.model.source == RectangularSource((16, 16), 1.0, mesh)
+    assert config.to_dict()["lens"]["mass"] == {"type": "power_law"}
+    assert config.to_dict()["source"]["mesh"] == mesh
+    assert parse_config(config.to_dict()).model == config.model
+    assert "lens.mass.slope" in parameter_names(config.model)
+
+
+def test_a_pipeline_second_stage_takes_an_adaptive_mesh_too():
+    raw = {"lens": {"mass": {"type": "power_law"}}, "search": {},
+           "stages": [{"name": "source_pix", "source": {"type": "rectangular", "mesh": "bilinear_adapt_density"}}]}
+    config = parse_config(raw)
+    [stage] = config.stages
+    assert stage.model.source == RectangularSource((20, 20), 1.0, "bilinear_adapt_density")
+    assert parse_config(config.to_dict()).stages == config.stages
+
+
+def test_the_slope_prior_is_pyautolens_default_and_overridable():
+    assert default_prior("lens.mass.slope") == UniformPrior(1.5, 3.0)  # autogalaxy/config/priors/mass/total
+    config = parse_config({"lens": {"mass": {"type": "power_law"}},
+                           "priors": {"lens.mass.slope": {"type": "uniform", "lower": 1.8, "upper": 2.2}}})
+    transform = prior_transform(config.model, config.priors)
+    assert transform.priors[transform.names.index("lens.mass.slope")] == UniformPrior(1.8, 2.2)
+    with pytest.raises(ConfigError, match="lens.mass.slope"):
+        parse_config({"priors": {"lens.mass.slope": {"type": "uniform", "lower": 1.8, "upper": 2.2}}})
+
+
 def test_defaults_are_pyautolens_defaults():
     config = parse_config({})
     assert config.model.source == MGEBasis(gaussians=30, sigma_min=1e-4)
@@ -62,7 +94,7 @@ def test_defaults_are_pyautolens_defaults():
     assert (s.use_mixed_precision, s.use_positive_only_solver, s.use_border_relocator, s.use_edge_zeroed_pixels) == (
         False, True, False, True)
     assert s.no_regularization_add_to_curvature_diag_value == 1e-3
-    assert not config.model.shear
+    assert not config.model.shear and config.model.mass == Isothermal()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +104,13 @@ def test_defaults_are_pyautolens_defaults():
         ("[dataset]\nmask_radius = -1", "fit.toml: dataset.mask_radius: must be > 0"),
         ("[source]\ntype = \"delaunay\"", "fit.toml: source.type: must be \"mge\" or \"rectangular\""),
         ("[source]\ntype = \"rectangular\"\nshape = [2, 20]", "fit.toml: source.shape: a rectangular mesh needs at least 3×3"),
-        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: must be one of ['isothermal']"),
+        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: must be one of ['isothermal', 'power_law']"),
+        ("[lens.mass]\ntype = \"power_law\"\nslope = 2.0", "fit.toml: lens.mass.slope: unknown key"),
+        ("[source]\ntype = \"rectangular\"\nmesh = \"delaunay\"",
+         "fit.toml: source.mesh: must be one of uniform, bilinear_adapt_density, rtu_adapt_density, got 'delaunay'"),
+        ("[source]\ntype = \"rectangular\"\nmesh = \"rtu_adapt_density\"\nshape = [20, 24]",
+         "fit.toml: source.shape: the rtu_adapt_density mesh is square (ny = nx), got [20, 24]"),
+        ("[source]\ntype = \"mge\"\nmesh = \"uniform\"", "fit.toml: source.mesh: unknown key"),
         ("[settings]\nuse_positive_only_solver = 1", "fit.toml: settings.use_positive_only_solver: must be true or false"),
         ("[dataset\n", "fit.toml: not valid TOML"),
     ],

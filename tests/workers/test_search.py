@@ -56,8 +56,8 @@ def _simulated_lenses(n: int, seed: int, intensity: float = 0.1):
     imagings, truths = [], []
     for i in range(n):
         truth = prior(rng.uniform(size=prior.n_dim))
-        mass = MassParameters(jnp.asarray(truth[0:2]), jnp.asarray(truth[2:4]), jnp.float64(truth[4]),
-                              jnp.asarray(truth[5:7]))
+        mass = MassParameters("isothermal", {"centre": jnp.asarray(truth[0:2]), "ell_comps": jnp.asarray(truth[2:4]),
+                                             "einstein_radius": jnp.float64(truth[4])}, jnp.asarray(truth[5:7]))
         source = SersicProfile(tuple(truth[7:9]), tuple(truth[9:11]), intensity, 0.2, 1.5)
         sim = simulate_imaging((40, 40), 0.1, mass, [source], over_sample_size=1, seed=1000 * seed + i)
         imagings.append(prepare_imaging(sim.image, sim.noise_map, sim.psf, 0.1, mask_radius=1.6,

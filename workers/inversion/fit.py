@@ -10,9 +10,11 @@ with ln det over the mesh block only: A_mesh = A restricted to the mesh cells (e
 block and its floor excluded). Both log-det terms and G are 0 without a mesh. figure_of_merit = log_evidence
 whenever there is an inversion, which is always here.
 
-Pixelized source (RectangularUniform + Constant, mesh.py): the pixelization sub-grid (pix_points) is traced,
-optionally relocated onto the border ellipse (use_border_relocator, border.py), the mesh is laid over it and
-its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix: "fft" or "sparse", chosen by
+Pixelized source (a rectangular mesh of mesh.MESH_MAPPINGS + Constant): the pixelization sub-grid (pix_points)
+and the used-pixel centres are traced, both optionally relocated onto the border ellipse of the traced border
+centres (use_border_relocator, border.py, as PyAutoArray relocates a grid and its over-sampled grid), the mesh
+is laid over them (the uniform mesh over the sub-pixels' bounding box; the adaptive meshes follow the centres'
+density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix: "fft" or "sparse", chosen by
 convolution.mapping_route unless `convolution` names one). Mapping-matrix columns have no blurring region.
 Edge cells are fixed at 0 only in the positive-only solve with use_edge_zeroed_pixels (PyAutoArray scopes edge
 zeroing to that solver; the Cholesky solve always solves the full system).
@@ -34,13 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .border import relocate_to_border
+from .border import fit_ellipse, relocate
 from .convolution import convolve_columns, convolve_mapping_matrix
 from .imaging import ImagingError, MaskedImaging
 from .light import gaussian_basis, mge_sigmas
 from .linear_algebra import data_vector_and_curvature, hold_at_zero, log_det, solve_cholesky, solve_positive_only
 from .mass import ray_trace
-from .mesh import MeshGeometry, edge_cells, mapping_entries, mesh_centres, overlay, validate_shape
+from .mesh import edge_cells, mapping_entries, overlay, validate_shape
 from workers.model.description import MGEBasis, Model, RectangularSource
 from .parameters import BasisParameters, MassParameters, unpack
 from .precision import ConvolutionPrecision, precision_for
@@ -128,19 +130,22 @@ def _mapper_columns(
     use_border_relocator: bool,
     precision: ConvolutionPrecision,
     route: str,
-) -> tuple[jax.Array, MeshGeometry]:
-    """Blurred mapping matrix (P, K) of a rectangular mesh over the traced pixelization sub-grid, and the
-    mesh. For a degenerate traced grid (mesh.overlay) the mesh is laid over the untraced grid instead."""
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(blurred mapping matrix (P, K), cell centres (K, 2), degenerate ()) of a rectangular mesh over the traced
+    pixelization sub-grid. For a degenerate traced grid (mesh.overlay) the untraced grids are used instead."""
     traced = ray_trace(imaging.pix_points, mass)
+    centres = ray_trace(imaging.pixel_centres, mass)
     if use_border_relocator:
-        traced = relocate_to_border(traced, ray_trace(imaging.pixel_centres, mass), imaging.border)
+        ellipse = fit_ellipse(centres, imaging.border)
+        traced, centres = relocate(traced, *ellipse), relocate(centres, *ellipse)
     degenerate = overlay(traced, imaging.pix_weight, source.shape).degenerate
-    points = jnp.where(degenerate, imaging.pix_points, traced)
-    geometry = overlay(points, imaging.pix_weight, source.shape)
-    geometry = MeshGeometry(geometry.origin, geometry.pixel_scales, degenerate, geometry.shape)
-    cells, weights = mapping_entries(points, imaging.pix_weight, geometry)
+    traced = jnp.where(degenerate, imaging.pix_points, traced)
+    centres = jnp.where(degenerate, imaging.pixel_centres, centres)
+    cells, weights, cell_centres = mapping_entries(
+        source.mesh, traced, imaging.pix_weight, centres, imaging.valid, source.shape
+    )
     blurred = convolve_mapping_matrix(imaging, cells, weights, source.pixels, precision, route)
-    return blurred.astype(jnp.float64), geometry
+    return blurred.astype(jnp.float64), cell_centres, degenerate
 
 
 def fit(
@@ -167,9 +172,9 @@ def fit(
             )
         )
     n_light = model.lens_light.gaussians if model.lens_light is not None else 0
-    geometry = None
+    cell_centres, degenerate = None, None
     if model.pixelized:
-        source_columns, geometry = _mapper_columns(
+        source_columns, cell_centres, degenerate = _mapper_columns(
             imaging, params.mass, model.source, settings.use_border_relocator, precision.mapping_matrix, convolution
         )
         blocks.append(source_columns)
@@ -234,9 +239,9 @@ def fit(
     log_evidence = -0.5 * (
         chi_squared + regularization_term + log_det_curvature - log_det_regularization + noise_normalization
     )
-    if geometry is not None:
-        log_likelihood = jnp.where(geometry.degenerate, DEGENERATE_FIGURE_OF_MERIT, log_likelihood)
-        log_evidence = jnp.where(geometry.degenerate, DEGENERATE_FIGURE_OF_MERIT, log_evidence)
+    if degenerate is not None:
+        log_likelihood = jnp.where(degenerate, DEGENERATE_FIGURE_OF_MERIT, log_likelihood)
+        log_evidence = jnp.where(degenerate, DEGENERATE_FIGURE_OF_MERIT, log_evidence)
     return FitResult(
         figure_of_merit=log_evidence,
         log_evidence=log_evidence,
@@ -248,5 +253,5 @@ def fit(
         log_det_regularization_matrix_term=log_det_regularization,
         reconstruction=reconstruction if with_arrays else None,
         model_image=model_image * imaging.valid if with_arrays else None,
-        mesh_centres=mesh_centres(geometry) if with_arrays and geometry is not None else None,
+        mesh_centres=cell_centres if with_arrays else None,
     )
