@@ -14,7 +14,7 @@ from scheduler.pool import CPUS_PER_CPU_ACTOR
 from scheduler.status import WORST_DEFAULT, format_summary, summarize
 from storage.errors import CatalogError, DatasetError, StoreError
 from workers.config import ConfigError, load_config
-from workers.model.description import ParameterError
+from workers.model.description import MASS_PROFILES, ParameterError
 
 USER_ERRORS = (ConfigError, DatasetError, CatalogError, StoreError, ParameterError)
 
@@ -92,7 +92,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     from workers.survey import simulate_survey
 
-    survey = simulate_survey(args.n, args.out, seed=args.seed)
+    survey = simulate_survey(args.n, args.out, seed=args.seed, mass=args.mass, lens_light=args.lens_light)
     shapes = sorted({(t.shape_native, t.pixel_scale) for t in survey.lenses})
     print(f"simulated {len(survey.lenses)} lenses (seed {args.seed}) in {survey.folder}")
     print(f"  imaging: {', '.join(f'{ny}x{nx} at {p}″' for (ny, nx), p in shapes)}")
@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("n", type=int, help="number of lenses")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (the survey is a pure function of it)")
+    p.add_argument("--mass", choices=tuple(MASS_PROFILES), default="isothermal",
+                   help="lens mass profile (power_law: slope drawn in [1.8, 2.2])")
+    p.add_argument("--lens-light", action="store_true", help="give every lens a Sersic lens light")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="fit a survey catalog on a Ray cluster into a result store (resumable)")

@@ -62,8 +62,8 @@ def simulate_lens(folder: Path, shape: tuple[int, int], params: dict, seed: int)
     mass, shear, source = params["lens"]["mass"], params["lens"]["shear"], params["source"]
     sim = simulate_imaging(
         SIMULATED_SHAPE, PIXEL_SCALE,
-        MassParameters("isothermal", {"centre": jnp.asarray(mass["centre"]), "ell_comps": jnp.asarray(mass["ell_comps"]),
-                                      "einstein_radius": jnp.float64(mass["einstein_radius"])},
+        MassParameters("isothermal", {k: jnp.asarray(mass[k], jnp.float64) for k in ("centre", "ell_comps",
+                                                                                      "einstein_radius")},
                        jnp.asarray([shear["gamma_1"], shear["gamma_2"]])),
         [SersicProfile(tuple(source["centre"]), tuple(source["ell_comps"]), 0.6, 0.2, 1.5)],
         psf_size=5, psf_sigma=0.1, over_sample_size=2, seed=seed,

@@ -110,8 +110,9 @@ def test_survey_defaults_follow_pyautolens():
     assert default_prior("lens.shear.gamma_2") == UniformPrior(-0.3, 0.3)
     assert default_prior("source.centre.1") == GaussianPrior(0.0, 0.3)
     assert default_prior("source.ell_comps.0") == TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0)
-    with pytest.raises(KeyError, match="lens.mass.slope"):
-        default_prior("lens.mass.slope")
+    assert default_prior("lens.mass.slope") == UniformPrior(1.5, 3.0)
+    with pytest.raises(KeyError, match="lens.mass.core_radius"):
+        default_prior("lens.mass.core_radius")
 
 
 SEARCH_TOML = """

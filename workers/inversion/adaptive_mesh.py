@@ -20,7 +20,9 @@ Index space g = (n − 3)·F + 1 ∈ [1, n − 2] per axis; with a = clip(⌊g_y
 t_y = g_y − a, t_x = g_x − c, a sub-pixel maps to the four cells
     (row n−a−1, col c): t_y(1−t_x),  (n−a−1, c+1): t_y·t_x,  (n−a, c): (1−t_y)(1−t_x),  (n−a, c+1): (1−t_y)·t_x,
 cell k = row·n + col. So row r and column c hold the node U = ((n−r−1)/(n−3), (c−1)/(n−3)) of the unit square:
-rows 0–1 and column 0 are guard cells no point reaches, as in PyAutoArray. Cell centres (for pictures) are
+as in PyAutoArray (its rows are flipped by row = n − i, not n − 1 − i), columns 0 and n−1 and rows 0 and 1 are
+guard cells no point reaches, while the bottom row n−1 (U_y = 0) carries flux; with edge zeroing it is held
+at 0 all the same. Cell centres (for pictures) are
 those nodes mapped back to the source plane by the inverse transform (PyAutoArray's inverse interpolation:
 sorted p against k/(M+1), or the knots against their normalised F), times σ, plus μ.
 """

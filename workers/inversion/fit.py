@@ -14,8 +14,8 @@ Pixelized source (a rectangular mesh of mesh.MESH_MAPPINGS + Constant): the pixe
 and the used-pixel centres are traced, both optionally relocated onto the border ellipse of the traced border
 centres (use_border_relocator, border.py, as PyAutoArray relocates a grid and its over-sampled grid), the mesh
 is laid over them (the uniform mesh over the sub-pixels' bounding box; the adaptive meshes follow the centres'
-density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix: "fft" or "sparse", chosen by
-convolution.mapping_route unless `convolution` names one). Mapping-matrix columns have no blurring region.
+density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix: "fft" or "sparse",
+chosen by convolution.mapping_route unless `convolution` names one). Mapping-matrix columns have no blurring region.
 Edge cells are fixed at 0 only in the positive-only solve with use_edge_zeroed_pixels (PyAutoArray scopes edge
 zeroing to that solver; the Cholesky solve always solves the full system).
 

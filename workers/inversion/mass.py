@@ -8,21 +8,21 @@ Near q = 1 (s² < 1e-4) the series to O(s²),
 keeps the round limit α = θE·r̂ finite and differentiable.
 
 PowerLaw (EPL, Tessore & Metcalf 2015), slope γ, t = γ − 1, as PyAutoGalaxy evaluates it under JAX: with
-b = 2qθE/(1+q), f = (1−q)/(1+q), R = √(q²x'² + y'² + 1e-16) and z = (qx' + iy')/|qx' + iy'| (z = 1 at the centre),
+b = 2qθE/(1+q), f = (1−q)/(1+q), R = √(q²x'² + y'² + 1e-16) and z = (qx' + iy')/|qx' + iy'| (1 at the centre),
     α_x' + iα_y' = (2b/(1+q))·((1+q)/2)^(t−1)·(b/R)^(t−1)·Ω,
     Ω = Σ_{n<N} ω_n,  ω_0 = z,  ω_n = −f·(2n − (2−t))/(2n + (2−t))·z²·ω_{n−1},
 with N = POWER_LAW_TERMS = 20 terms, PyAutoGalaxy's JAX path (its numpy path sums until f^N/(1−f) < 1e-10;
-the two agree to ~f^20: 1e-18 at q = 0.8, 1e-6 at q = 0.33). γ = 2 is the Isothermal.
+the two differ by ~f^20/(1−f): 1e-18 at q = 0.8, 2e-6 at q = 0.33). γ = 2 is the Isothermal.
 ExternalShear (γ1, γ2) about the origin: α_x = γ1·x + γ2·y, α_y = γ2·x − γ1·y.
 Ray tracing with one lens plane: β = θ − Σ α(θ).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import jax_setup  # noqa: F401  (x64 before any array is made)
 import jax.numpy as jnp
-
-from collections.abc import Callable
 
 from .geometry import axis_ratio_and_angle, from_profile_frame, to_profile_frame
 from .parameters import MassParameters

@@ -94,7 +94,8 @@ def reference2_model(case: str, use_mixed_precision: bool = False) -> Model:
         source = mge
     else:
         shape = tuple(REFERENCE2_JSON["mesh_shape"])
-        source = RectangularSource(shape, REFERENCE2_JSON["regularization_coefficient"], REFERENCE2_MESHES[spec["source"]])
+        coefficient = REFERENCE2_JSON["regularization_coefficient"]
+        source = RectangularSource(shape, coefficient, REFERENCE2_MESHES[spec["source"]])
     return Model(
         source=source,
         shear=True,
@@ -116,5 +117,6 @@ def reference2_vector(lens: ReferenceLens, model: Model, record: dict) -> np.nda
         light = lens.truth["lens_light"]
         params["lens"]["light"] = {"centre": light["centre"], "ell_comps": light["ell_comps"]}
     if not model.pixelized:
-        params["source"] = {"centre": lens.truth["sources"][0]["centre"], "ell_comps": lens.truth["sources"][0]["ell_comps"]}
+        first = lens.truth["sources"][0]
+        params["source"] = {"centre": first["centre"], "ell_comps": first["ell_comps"]}
     return vector_from_params(model, params)

@@ -52,7 +52,8 @@ def test_interpolation_over_a_padded_prefix_equals_jnp_interp():
     x = np.concatenate([rng.normal(size=200) * 1.5, xp, [xp[0] - 1, xp[-1] + 1]])
     padded_xp = np.concatenate([xp, np.full(24, xp[-1])])
     padded_fp = np.concatenate([fp, np.arange(41, 65) / 41.0])
-    ours = adaptive_mesh._interp(jnp.asarray(x), jnp.asarray(padded_xp), jnp.asarray(padded_fp), jnp.int32(40), 0.0, 1.0)
+    ours = adaptive_mesh._interp(jnp.asarray(x), jnp.asarray(padded_xp), jnp.asarray(padded_fp), jnp.int32(40),
+                                 0.0, 1.0)
     np.testing.assert_allclose(ours, jnp.interp(x, xp, fp, left=0.0, right=1.0), rtol=1e-15, atol=0)  # to round-off
 
 
@@ -66,7 +67,8 @@ def test_adaptive_mapping_uses_pyautoarrays_guard_cells_and_weights_summing_to_o
     reached = np.zeros(400)
     np.add.at(reached, cells.ravel(), np.abs(weights).ravel())
     reached = reached.reshape(20, 20) > 0
-    assert not reached[:2].any() and not reached[:, 0].any()  # rows 0-1 and column 0 are guard cells
+    # PyAutoArray's guard cells: rows 0-1 and the first and last columns; the bottom row carries flux
+    assert not reached[:2].any() and not reached[:, 0].any() and not reached[:, -1].any()
     assert reached[2:, 1:-1].all()
     # cell centres ascend along x across a row and descend along y down a column, inside the traced centres' box
     grid = np.asarray(cell_centres).reshape(20, 20, 2)

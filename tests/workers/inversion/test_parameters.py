@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from workers.model.description import (
-    MGEBasis, Model, ParameterError, PowerLaw, RectangularSource, parameter_names, params_from_vector, vector_from_params,
+    MGEBasis, Model, ParameterError, PowerLaw, RectangularSource, parameter_names, params_from_vector,
+    vector_from_params,
 )
 from workers.inversion.parameters import unpack
 
@@ -43,7 +44,8 @@ def test_dict_vector_round_trip_and_unpack():
     vector = vector_from_params(model, PARAMS)
     assert params_from_vector(model, vector) == PARAMS
     unpacked = unpack(model, vector)
-    assert unpacked.mass.profile == "isothermal" and set(unpacked.mass.values) == {"centre", "ell_comps", "einstein_radius"}
+    assert unpacked.mass.profile == "isothermal"
+    assert set(unpacked.mass.values) == {"centre", "ell_comps", "einstein_radius"}
     assert float(unpacked.mass.values["einstein_radius"]) == 1.6
     np.testing.assert_array_equal(unpacked.mass.shear, [0.01, -0.02])
     np.testing.assert_array_equal(unpacked.source.centre, [0.3, 0.4])
