@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,15 +123,15 @@ class BlockFitter:
                 n, group_searches = self._pipeline(k, rows, members, bucket, block, hooks)
                 evaluations += n
                 searches += group_searches
-        if searches:
+        if self.config.search is not None:
             hooks.searched(k, attempt, sum(s.block_calls for s in searches))
         hooks.before_commit(k, self.store, spec.block(k))
         seconds = time.perf_counter() - started
         n = len(rows)
         self.store.write_block(k, block.out, block.status, np.full(n, attempt, np.int32), block.errors,
                                np.full(n, seconds / n))
-        for search in searches:  # committed: the samplers' checkpoints are no longer needed
-            search.remove_checkpoints()
+        # committed: the block's checkpoints (every stage's, earlier attempts' too) are no longer needed
+        shutil.rmtree(checkpoint_root(spec.store) / f"block-{k}", ignore_errors=True)
         return {
             "block": k, "attempt": attempt, "datasets": n,
             **{s.name.lower(): int((block.status == s).sum()) for s in (Status.DONE, Status.FAILED, Status.INVALID)},
