@@ -79,7 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from scheduler.demo import DemoError, run_demo
 
     try:
-        run_demo(Path(args.out))
+        run_demo(Path(args.out), long=args.long)
     except DemoError as e:
         print(f"lensfleet: demo failed: {e}", file=sys.stderr)
         return 1
@@ -92,7 +92,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     from workers.survey import simulate_survey
 
-    survey = simulate_survey(args.n, args.out, seed=args.seed, mass=args.mass, lens_light=args.lens_light)
+    try:
+        survey = simulate_survey(args.n, args.out, seed=args.seed, mass=args.mass, lens_light=args.lens_light,
+                                 pixel_scale=args.pixel_scale)
+    except ValueError as e:
+        print(f"lensfleet: error: simulate: {e}", file=sys.stderr)
+        return 2
     shapes = sorted({(t.shape_native, t.pixel_scale) for t in survey.lenses})
     print(f"simulated {len(survey.lenses)} lenses (seed {args.seed}) in {survey.folder}")
     print(f"  imaging: {', '.join(f'{ny}x{nx} at {p}″' for (ny, nx), p in shapes)}")
@@ -159,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a small survey, fit it on a local Ray cluster, summarise it, draw a lens")
     p.add_argument("--out", default="demo_output", help="output folder")
+    p.add_argument("--long", action="store_true",
+                   help="the longer demo: 8 lenses of three imagings, searched with wider settings (~20 min on 2 CPUs)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("simulate", help="simulate a survey of N lenses: FITS datasets, catalog.ecsv, fit.toml, truths")
@@ -168,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mass", choices=tuple(MASS_PROFILES), default="isothermal",
                    help="lens mass profile (power_law: slope drawn in [1.8, 2.2])")
     p.add_argument("--lens-light", action="store_true", help="give every lens a Sersic lens light")
+    p.add_argument("--pixel-scale", type=float, default=None, metavar="P",
+                   help="image every lens like the survey's P″ imaging (0.1, 0.075 or 0.05; default: a mix)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="fit a survey catalog on a Ray cluster into a result store (resumable)")

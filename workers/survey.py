@@ -170,7 +170,8 @@ def ell_comps(q: float, angle_deg: float) -> list[float]:
     return [float(f * np.sin(2 * phi)), float(f * np.cos(2 * phi))]
 
 
-def draw_lens(seed: int, index: int, mass: str = "isothermal", lens_light: bool = False) -> LensTruth:
+def draw_lens(seed: int, index: int, mass: str = "isothermal", lens_light: bool = False,
+              pixel_scale: float | None = None) -> LensTruth:
     """The truth of lens `index` of the survey with `seed` (pure function of all four; see the module docstring
     for `mass`, one of SURVEY_MASSES, and `lens_light`)."""
     if mass not in SURVEY_MASSES:
@@ -178,6 +179,8 @@ def draw_lens(seed: int, index: int, mass: str = "isothermal", lens_light: bool 
     rng = np.random.default_rng([seed, index])
     u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
     imaging = IMAGINGS[int(rng.integers(len(IMAGINGS)))]
+    if pixel_scale is not None:  # every lens imaged alike; its other draws stay as they are
+        imaging = imaging_at(pixel_scale)
     psf_size = imaging.psf_size
     psf_sigma = u(0.05, 0.12)
     q, angle = u(0.6, 0.95), u(0.0, 180.0)
@@ -247,17 +250,27 @@ def simulate_lens(truth: LensTruth):
     )
 
 
+def imaging_at(pixel_scale: float) -> Imaging:
+    """The survey imaging with this pixel scale; ValueError naming the ones there are."""
+    for imaging in IMAGINGS:
+        if abs(imaging.pixel_scale - pixel_scale) < 1e-9:
+            return imaging
+    raise ValueError(f"no survey imaging at {pixel_scale}″ (there are {', '.join(str(i.pixel_scale) for i in IMAGINGS)})")
+
+
 def simulate_survey(
-    n: int, out: str | Path, seed: int = 0, mass: str = "isothermal", lens_light: bool = False
+    n: int, out: str | Path, seed: int = 0, mass: str = "isothermal", lens_light: bool = False,
+    pixel_scale: float | None = None,
 ) -> Survey:
-    """Simulate `n` lenses and write them, their catalog, truths and fit.toml under `out` (see module docstring)."""
+    """Simulate `n` lenses and write them, their catalog, truths and fit.toml under `out` (see module docstring);
+    with `pixel_scale`, every lens in the survey imaging of that pixel scale (one shape bucket)."""
     if n < 1:
         raise ValueError(f"a survey needs at least one lens, got {n}")
     out = Path(out).resolve()
     (out / "lenses").mkdir(parents=True, exist_ok=True)
     truths, entries = [], []
     for i in range(n):
-        truth = draw_lens(seed, i, mass, lens_light)
+        truth = draw_lens(seed, i, mass, lens_light, pixel_scale)
         folder = out / "lenses" / truth.id
         sim = simulate_lens(truth)
         write_imaging(str(folder), sim.image, sim.noise_map, sim.psf, sim.pixel_scale)

@@ -64,11 +64,13 @@ sigma_min = 0.02
 name = "source_pix"
 source = {{ type = "rectangular", shape = [8, 8], regularization = 1.0 }}
 fixed = ["lens.light"]
+search = {{ n_live = 80, n_like_max = 2500 }}
 
 [[stages]]
 name = "mass_total"
 lens = {{ mass = {{ type = "power_law" }} }}
 fixed = ["lens.light"]
+search = {{ n_live = 80, n_like_max = 2500 }}
 priors = {{ "lens.mass.slope" = {{ type = "uniform", lower = 1.7, upper = 2.3 }} }}
 """
 SHAPE = (32, 32)
