@@ -66,8 +66,8 @@ def test_a_crashed_drivers_lease_is_taken_over_after_it_expires(tmp_path):
 
 def test_a_driver_whose_lease_was_taken_over_learns_it_at_its_next_heartbeat(tmp_path):
     url = str(tmp_path / "run.zarr")
-    frozen = DriverLease.acquire(url, ttl=0.2)
-    time.sleep(0.3)
+    frozen = DriverLease.acquire(url, ttl=1.0)
+    time.sleep(1.1)
     successor = DriverLease.acquire(url)
     with pytest.raises(StoreError, match="lost its lease"):
         frozen.heartbeat()
