@@ -28,7 +28,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from storage.errors import DatasetError
+from storage.errors import DatasetError, is_missing
 from storage.fits_io import fetch_bytes, parse_hdus, unavailable
 from storage.locations import filesystem, is_url, join
 
@@ -258,7 +258,9 @@ def _locate(path: str, dataset_id: str, storage_options: dict | None):
         raise unavailable(dataset_id, path, e) from e
     try:
         return fs, fs_path, fs.info(fs_path)
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        if not is_missing(e):
+            raise unavailable(dataset_id, path, e.__cause__) from e
         raise DatasetError(dataset_id, path, "no such file or folder") from None
     except Exception as e:
         raise unavailable(dataset_id, path, e) from e

@@ -140,6 +140,25 @@ def _own_fault(error: BaseException) -> Fault | None:
     return None
 
 
+def is_missing(error: FileNotFoundError) -> bool:
+    """Whether a FileNotFoundError means that the file is not there (True) or that asking failed: fsspec's HTTP
+    file system raises FileNotFoundError from whatever made its request fail (a refused connection, a timeout),
+    s3fs from the S3 error. Missing: no cause, or an HTTP 404/410 (aiohttp's `status`, botocore's
+    `response["ResponseMetadata"]["HTTPStatusCode"]`)."""
+    cause = error.__cause__
+    while isinstance(cause, FileNotFoundError):
+        cause = cause.__cause__
+    return cause is None or _http_status(cause) in (404, 410)
+
+
+def _http_status(error: BaseException) -> int | None:
+    status = getattr(error, "status", None)
+    if isinstance(status, int):
+        return status
+    response = getattr(error, "response", None)
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+
+
 def retry_transient(
     call: Callable[[], T], attempts: int = TRANSIENT_ATTEMPTS, delay: float = TRANSIENT_DELAY
 ) -> T:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
-from storage.errors import DatasetError, DatasetUnavailable, Fault, classify
+from storage.errors import DatasetError, DatasetUnavailable, Fault, classify, is_missing
 
 MAX_FILE_BYTES = 1 << 30  # one lens file, and its decompressed content, at most (1 GiB)
 FITS_BLOCK = 2880
@@ -66,7 +66,9 @@ def fetch_bytes(fs, fs_file: str, shown: str, dataset_id: str, optional: bool = 
     try:
         with fs.open(fs_file, "rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
+    except FileNotFoundError as e:
+        if not is_missing(e):
+            raise unavailable(dataset_id, shown, e.__cause__) from e
         if optional:
             return None
         raise DatasetError(dataset_id, shown, "file not found") from None
@@ -93,7 +95,8 @@ def parse_hdus(raw: bytes, shown: str, dataset_id: str, with_data: bool) -> list
                     raise _BadBytes(f"truncated: HDU {i} ends at byte {stop}, the file holds {len(content)} bytes")
                 end = max(end, stop)
             if content[end:].strip(b"\0"):
-                raise _BadBytes(f"{len(content) - end} bytes after the last HDU are not a FITS HDU")
+                raise _BadBytes(f"truncated or corrupted: the {len(content) - end} bytes after the last complete HDU "
+                                "do not form an HDU")
             return [_image_hdu(hdu, with_data) for hdu in hdus if isinstance(hdu, _IMAGE_HDUS)]
     except Exception as e:  # the bytes are in memory: whatever fails here is the file's content
         raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({_describe(e)})") from e
