@@ -45,16 +45,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import zarr
-from zarr.abc.store import Store
 from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
-from zarr.storage import FsspecStore, LocalStore
 
 from storage.errors import StoreError
 from storage.integrity import CHECKSUM, check_block, row_digests
 from storage.lease import LEASE_FILE, read_lease
-from storage.locations import filesystem, is_url
+from storage.locations import filesystem
 from storage.schema import BOOKKEEPING, DATASET_DIM, SCHEMA_VERSION, ArraySpec, Status, block_slice, n_blocks
+from storage.zarr_io import basename, bounded, delete_contents, open_arrays, zarr_store
 
 COMMIT_ARRAYS = ("attempts", "error", "wall_time", "status")  # written by write_block's own arguments, status last
 RUN_ATTRIBUTES = (
@@ -69,7 +68,6 @@ RUN_ATTRIBUTES = (
     "created",
 )
 COMPRESSOR = ZstdCodec(level=0, checksum=True)  # Zstd's frame checksum: a damaged chunk fails to decode
-READ_CONCURRENCY = 16  # blocks read at once by read_blocks and verify_blocks
 COMMITTED = (Status.DONE, Status.FAILED, Status.INVALID)
 
 
@@ -87,7 +85,7 @@ class ResultStore:
         self.n_datasets: int = int(self.attrs["n_datasets"])
         self.n_blocks: int = n_blocks(self.n_datasets, self.block_size)
         self.store_id: str | None = self.attrs.get("store_id")
-        self._arrays: dict[str, zarr.Array] = _open_arrays(group, self.attrs.get("arrays"))
+        self._arrays: dict[str, zarr.Array] = open_arrays(group, self.attrs.get("arrays"))
         self.names: tuple[str, ...] = tuple(sorted(self._arrays))
         self.data_names: tuple[str, ...] = tuple(
             n for n in self.names if n not in ("id", CHECKSUM, *COMMIT_ARRAYS)
@@ -122,7 +120,7 @@ class ResultStore:
         fs.invalidate_cache()
         if fs.exists(posixpath.join(root, "zarr.json")):
             raise StoreError(f"store {url} already exists; resume it, or start over with restart")
-        if fs.exists(root) and any(_basename(p) != LEASE_FILE for p in fs.ls(root, detail=False)):
+        if fs.exists(root) and any(basename(p) != LEASE_FILE for p in fs.ls(root, detail=False)):
             raise StoreError(f"{url} exists and is not empty; refusing to create a store over it")
 
         run_attrs = {
@@ -137,7 +135,7 @@ class ResultStore:
             **_json(attrs or {}),
         }
         group = zarr.create_group(
-            _zarr_store(url, storage_options, read_only=False), zarr_format=3, attributes=run_attrs
+            zarr_store(url, storage_options, read_only=False), zarr_format=3, attributes=run_attrs
         )
         for spec in all_specs:
             group.create_array(
@@ -171,12 +169,12 @@ class ResultStore:
         fs.invalidate_cache()
         if not fs.exists(posixpath.join(root, "zarr.json")):
             return None
-        group = zarr.open_group(_zarr_store(url, storage_options, read_only=False), mode="r+", zarr_format=3)
+        group = zarr.open_group(zarr_store(url, storage_options, read_only=False), mode="r+", zarr_format=3)
         stored = group.attrs.asdict()
         if "schema_version" not in stored:
             raise StoreError(f"{url} is a Zarr group but not a lensfleet store; refusing to touch it")
         if restart:
-            _delete_contents(fs, root)
+            delete_contents(fs, root)
             return None
         store = cls(url, group, storage_options)
         differences = []
@@ -199,7 +197,7 @@ class ResultStore:
         """Open a store without checks: read-only for readers, writable for workers committing blocks."""
         try:
             group = zarr.open_group(
-                _zarr_store(url, storage_options, read_only=not writable),
+                zarr_store(url, storage_options, read_only=not writable),
                 mode="r+" if writable else "r",
                 zarr_format=3,
             )
@@ -267,7 +265,7 @@ class ResultStore:
             read = dict(zip(self.names, await asyncio.gather(*(self._read_chunk(n, k) for n in self.names))))
             return check_block(self.store_id, read, self._block_length(k))
 
-        reasons = sync(_bounded(map(one, blocks)))
+        reasons = sync(bounded(map(one, blocks)))
         return {k: reason for k, reason in zip(blocks, reasons) if reason is not None}
 
     def reset_blocks(self, blocks: Iterable[int], fence: str | None = None) -> None:
@@ -282,7 +280,7 @@ class ResultStore:
         async def delete(k: int) -> None:
             await a.store_path.store.delete(f"{a.path}/{a.metadata.encode_chunk_key((k,))}")
 
-        sync(_bounded(delete(k) for k in blocks))
+        sync(bounded(delete(k) for k in blocks))
 
     def changed_inputs(self, fingerprints: Sequence[str]) -> dict[int, list[str]]:
         """{block: ids} of committed datasets whose recorded `input_fingerprint` differs from `fingerprints` (in
@@ -345,7 +343,7 @@ class ResultStore:
 
     def _read_chunks(self, name: str, blocks: Iterable[int]) -> list[np.ndarray | BaseException]:
         """Array `name`'s chunk of each block, or the exception reading it."""
-        return sync(_bounded(self._read_chunk(name, k) for k in blocks))
+        return sync(bounded(self._read_chunk(name, k) for k in blocks))
 
     async def _read_chunk(self, name: str, k: int) -> np.ndarray | BaseException:
         array, block = self.array(name).async_array, self.block_slice(k)
@@ -413,49 +411,6 @@ def _cast(name: str, value, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarr
     if dtype.kind in "TUO":
         return array.astype(object).astype(str)
     return array.astype(dtype, casting="same_kind")
-
-
-async def _bounded(coroutines: Iterable, limit: int = READ_CONCURRENCY) -> list:
-    """Await coroutines, at most `limit` at a time; their results in order."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(coroutine):
-        async with semaphore:
-            return await coroutine
-
-    return await asyncio.gather(*(one(c) for c in coroutines))
-
-
-def _open_arrays(group: zarr.Group, names: Sequence[str] | None) -> dict[str, zarr.Array]:
-    """The store's arrays by name: those of the `arrays` attribute, opened concurrently; a store without it
-    (schema 1) by listing the group (zarr then warns that lease.json is no Zarr object, which it is not)."""
-    if names is None:
-        return {name: a for name, a in group.members(max_depth=None) if isinstance(a, zarr.Array)}
-
-    async def open_all():
-        return await asyncio.gather(*(group._async_group.getitem(name) for name in names))
-
-    return {name: zarr.Array(a) for name, a in zip(names, sync(open_all()))}
-
-
-def _zarr_store(url: str, storage_options: dict | None, read_only: bool) -> Store:
-    if url.startswith("file://"):
-        url = url.removeprefix("file://")
-    if is_url(url):
-        return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
-    return LocalStore(url, read_only=read_only)
-
-
-def _delete_contents(fs, root: str) -> None:
-    """Delete a store but its lease; the root zarr.json goes last, so an interrupted delete can be redone."""
-    for path in fs.ls(root, detail=False):
-        if _basename(path) not in (LEASE_FILE, "zarr.json"):
-            fs.rm(path, recursive=True)
-    fs.rm(posixpath.join(root, "zarr.json"))
-
-
-def _basename(path: str) -> str:
-    return posixpath.basename(path.rstrip("/"))
 
 
 def _json(value: Mapping) -> dict:
