@@ -19,8 +19,10 @@ class DatasetSpec:
     """One dataset as the driver planned it: catalog id and resolved path, catalog pixel scale (None: from the
     header) and effective mask radius (arcsec), its parameter vectors (V, n) in model order (empty when the
     catalog row had none), the index of its shape bucket in `RunSpec.buckets` (-1: the headers could not be
-    read or the shapes cannot be bucketed), its image shape from the headers ((0, 0) unknown) and `error`, the
-    reason it is INVALID when planning already knows it ("" otherwise)."""
+    read or the shapes cannot be bucketed), its image shape from the headers ((0, 0) unknown), `error`, the
+    reason it is INVALID when planning already knows it ("" otherwise), and `fingerprint`, the digest of its
+    files' sizes and versions at planning (storage.datasets.read_shapes; "" when they could not be read), which
+    its block records in the store's `input_fingerprint` so that a resume can tell a replaced file."""
 
     id: str
     path: str
@@ -30,6 +32,7 @@ class DatasetSpec:
     bucket: int = -1
     image_shape: tuple[int, int] = (0, 0)
     error: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
