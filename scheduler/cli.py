@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default %(default)g)")
     p.add_argument("--lease-ttl", type=_number(MIN_TTL),
                    help=f"seconds without a heartbeat after which the store's driver lease expires (default "
-                        f"%(default)g, at least {MIN_TTL:g})")
+                        f"%(default)g); at least {MIN_TTL:g}")
     p.add_argument("--scale-up-timeout", type=_number(0),
                    help="with --actors N on an autoscaling cluster: ask the autoscaler for N actors' CPUs/GPUs and "
                         "wait up to this many seconds for them before starting (default %(default)g: use the "

@@ -68,8 +68,10 @@ class BucketSpec:
 class RunSpec:
     """Everything an actor needs for a run: the store (URL, fsspec options), the fit config, the datasets in
     store order, the buckets, the block size B (store chunk and compiled batch of lenses), which driver run this
-    is (`driver_run`, 1 for the run that created the store) and the JAX persistent compilation cache folder
-    (None: `default_compile_cache()` on the actor's node). Result shapes come from the store's arrays."""
+    is (`driver_run`, 1 for the run that created the store), the JAX persistent compilation cache folder (None:
+    `default_compile_cache()` on the actor's node) and `fence`, the driver's lease token, with which every
+    commit is fenced (ResultStore.write_block refuses it once that lease is gone). Result shapes come from the
+    store's arrays."""
 
     store: str
     config: FitConfig
@@ -78,6 +80,7 @@ class RunSpec:
     block_size: int
     driver_run: int = 1
     compile_cache: str | None = None
+    fence: str | None = None
     storage_options: dict | None = field(default=None, hash=False)
 
     @property
