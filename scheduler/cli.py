@@ -5,18 +5,52 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from scheduler.driver import RunError, RunOptions, run
 from scheduler.pool import CPUS_PER_CPU_ACTOR
-from scheduler.status import WORST_DEFAULT, format_summary, summarize
-from storage.errors import CatalogError, DatasetError, StoreError
+from scheduler.status import WORST_DEFAULT, damaged, format_summary, summarize
+from storage.errors import CatalogError, DatasetError, DatasetUnavailable, StoreError
+from storage.lease import MIN_TTL
 from workers.config import ConfigError, load_config
 from workers.model.description import MASS_PROFILES, ParameterError
 
-USER_ERRORS = (ConfigError, DatasetError, CatalogError, StoreError, ParameterError)
+USER_ERRORS = (ConfigError, DatasetError, DatasetUnavailable, CatalogError, StoreError, ParameterError)
+MAX_BLOCK_SIZE = 4096
+
+
+def _at_least(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high]; anything else is a usage error (exit status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(low: float, open_low: bool = False):
+    """An argparse type: a finite number >= low (> low with `open_low`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (open_low and value == low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if open_low else '>='} {low:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _read_params(path: str) -> dict:
@@ -87,9 +121,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        print(f"lensfleet: error: simulate needs N >= 1 lenses, got {args.n}", file=sys.stderr)
-        return 2
     from workers.survey import simulate_survey
 
     try:
@@ -124,9 +155,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    summary = summarize(args.store, worst=args.worst)
+    summary = summarize(args.store, worst=args.worst, verify=args.verify)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
-    return 0
+    return 1 if damaged(summary) else 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -149,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dataset", help="folder with image.fits, noise_map.fits, psf.fits, or a multi-extension FITS")
         p.add_argument("--config", required=True, help="fit.toml")
         p.add_argument("--params", required=True, help="params.json (PyAutoLens names)")
-        p.add_argument("--pixel-scale", type=float, default=None, help="arcsec per pixel (default: header)")
+        p.add_argument("--pixel-scale", type=_number(0, open_low=True), default=None,
+                       help="arcsec per pixel (default: header)")
         return p
 
     p = single_lens("evaluate", "fit one dataset at given parameters")
@@ -158,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = single_lens("bench", "time the likelihood of one dataset")
-    p.add_argument("--batch", type=int, default=64, help="parameter vectors per vmap call")
+    p.add_argument("--batch", type=_at_least(1), default=64, help="parameter vectors per vmap call")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 
@@ -169,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("simulate", help="simulate a survey of N lenses: FITS datasets, catalog.ecsv, fit.toml, truths")
-    p.add_argument("n", type=int, help="number of lenses")
+    p.add_argument("n", type=_at_least(1), help="number of lenses")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (the survey is a pure function of it)")
     p.add_argument("--mass", choices=tuple(MASS_PROFILES), default="isothermal",
@@ -187,30 +219,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address",
                    help="Ray cluster to join (default: RAY_ADDRESS, e.g. inside `ray job submit`, else a new local "
                         "cluster; 'auto' joins the machine's `ray start` cluster)")
-    p.add_argument("--block-size", type=int,
+    p.add_argument("--block-size", type=_at_least(1, MAX_BLOCK_SIZE),
                    help="datasets per block: the store's chunk and the lenses per compiled call (default "
                         "%(default)s; a resumed store keeps its own)")
-    p.add_argument("--actors", type=int,
+    p.add_argument("--actors", type=_at_least(1),
                    help=f"actors in the pool (default: one per GPU, else one per {CPUS_PER_CPU_ACTOR} CPUs)")
-    p.add_argument("--gpus-per-actor", type=float,
+    p.add_argument("--gpus-per-actor", type=_number(0),
                    help="GPUs per actor: 1, or a fraction to pack actors on a GPU (default: 1 if the cluster has "
                         "GPUs, else 0)")
-    p.add_argument("--cpus-per-actor", type=float,
+    p.add_argument("--cpus-per-actor", type=_number(0, open_low=True),
                    help=f"CPUs per actor, and its XLA threads (default: {CPUS_PER_CPU_ACTOR} for CPU actors, 1 for "
                         "GPU actors)")
-    p.add_argument("--max-attempts", type=int,
+    p.add_argument("--max-attempts", type=_at_least(1),
                    help="tries per block before its datasets are marked failed (default %(default)s)")
     p.add_argument("--restart", action="store_true", help="delete the store's results and start over")
     p.add_argument("--retry-failed", action="store_true", help="run blocks holding FAILED datasets again")
     p.add_argument("--compile-cache",
                    help="JAX persistent compilation cache folder on each node (default: LENSFLEET_COMPILE_CACHE, "
                         "else ~/.cache/lensfleet/jax)")
-    p.add_argument("--grace-period", type=float,
+    p.add_argument("--grace-period", type=_number(0),
                    help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default %(default)g)")
-    p.add_argument("--lease-ttl", type=float,
-                   help="seconds without a heartbeat after which the store's driver lease expires (default "
-                        "%(default)g)")
-    p.add_argument("--scale-up-timeout", type=float,
+    p.add_argument("--lease-ttl", type=_number(MIN_TTL),
+                   help=f"seconds without a heartbeat after which the store's driver lease expires (default "
+                        f"%(default)g); at least {MIN_TTL:g}")
+    p.add_argument("--scale-up-timeout", type=_number(0),
                    help="with --actors N on an autoscaling cluster: ask the autoscaler for N actors' CPUs/GPUs and "
                         "wait up to this many seconds for them before starting (default %(default)g: use the "
                         "cluster as it is)")
@@ -220,8 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "errors by reason")
     p.add_argument("store", help="result store (a folder or an s3:// / gs:// URL)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--worst", type=int, default=WORST_DEFAULT,
+    p.add_argument("--worst", type=_at_least(0), default=WORST_DEFAULT,
                    help="how many worst fits (highest chi-squared per pixel) to list; 0 skips reading residuals")
+    p.add_argument("--verify", action="store_true",
+                   help="re-read every committed block and check it against its checksums (exit status 1 if a "
+                        "block is corrupt; a resume refits it)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("show", help="draw one lens's data / model / residuals / source from a store")

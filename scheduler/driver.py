@@ -26,6 +26,8 @@ Exit codes (RunResult.exit_code): 0 every dataset committed (DONE, INVALID, or F
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 import time
@@ -36,9 +38,10 @@ from scheduler.blocks import BlockBook
 from scheduler.lifecycle import Heartbeat, RayContext, StopSignals
 from scheduler.plan import Plan
 from scheduler.pool import ActorPool, PoolError, Slot, cluster_pool, fit_actor_starter, kill_actor
-from scheduler.run_store import blocks_to_run, commit_failed, open_store, run_spec
+from scheduler.run_store import blocks_to_run, commit_failed, open_store, repair, run_spec
 from scheduler.tally import Tally
 from storage.catalog import read_catalog
+from storage.errors import Fault, classify
 from storage.lease import DEFAULT_TTL, DriverLease
 from storage.store import ResultStore
 from workers.config import load_config
@@ -103,7 +106,10 @@ def run(options: RunOptions) -> RunResult:
         raise RunError("--scale-up-timeout needs --actors N: the number of actors to ask the autoscaler for")
     config = load_config(options.config)
     catalog = read_catalog(options.catalog, options.storage_options)
-    lease = DriverLease.acquire(options.store, ttl=options.lease_ttl, storage_options=options.storage_options)
+    lease = DriverLease.acquire(
+        options.store, ttl=options.lease_ttl, storage_options=options.storage_options, max_wait=2 * options.lease_ttl,
+        on_wait=lambda line: print(line, file=sys.stderr, flush=True), labels=_job_labels(),
+    )
     heartbeat = Heartbeat(lease, options.lease_ttl / 3)
     heartbeat.start()
     stop = StopSignals()
@@ -111,6 +117,8 @@ def run(options: RunOptions) -> RunResult:
     try:
         store, plan, driver_run = open_store(options.store, config, catalog, options.block_size, options.restart,
                                              options.storage_options)
+        for line in repair(store, plan, lease.token) if driver_run > 1 else []:
+            print(f"lensfleet: {line}", flush=True)
         todo = blocks_to_run(store, options.retry_failed)
         print(f"lensfleet: {plan.summary()}", flush=True)
         print(
@@ -123,7 +131,7 @@ def run(options: RunOptions) -> RunResult:
         if stop.signal is not None:
             message = f"stopped by {stop.name} before any block ran. Run the same command again to resume"
             return _finish(store, RunResult(128 + stop.signal, {}, 0, len(todo), message=message))
-        spec = run_spec(store, plan, config, driver_run, options.compile_cache)
+        spec = run_spec(store, plan, config, driver_run, options.compile_cache, lease.token)
         with RayContext(options.address):
             stop.install()
             result = _Loop(options, spec, plan, store, todo, heartbeat, stop).run()
@@ -178,6 +186,7 @@ class _Loop:
         self.in_flight: dict[object, _Flight] = {}  # by the block call's ObjectRef
         self.committed = 0
         self.retried = 0
+        self.halted: str | None = None  # an environment fault: submit no more, let in-flight blocks come back
         self.tally = Tally(store, todo, options.progress_interval)
         try:
             actors, cpus, gpus = cluster_pool(options.actors, options.gpus_per_actor, options.cpus_per_actor,
@@ -194,7 +203,7 @@ class _Loop:
     # -- blocks --------------------------------------------------------------------------------------------------
 
     def _submit(self) -> None:
-        while self.book.has_pending():
+        while self.book.has_pending() and self.halted is None:
             slot = self.pool.pick()
             if slot is None:
                 break
@@ -218,7 +227,14 @@ class _Loop:
             return
         k = flight.k
         error = f"block {k} failed {self.book.attempts[k]} times; last error: {self.book.errors[k]}"
-        counts = commit_failed(self.store, self.plan, k, self.book.attempts[k], error, self.spec.driver_run)
+        try:
+            counts = commit_failed(self.store, self.plan, k, self.book.attempts[k], error, self.spec.driver_run,
+                                   self.spec.fence)
+        except Exception as e:  # e.g. a full disk: the block stays PENDING, for a resume
+            if classify(e) is not Fault.ENVIRONMENT:
+                raise
+            self.halted = f"block {k} could not be committed FAILED ({_first_line(e)})"
+            return
         print(f"lensfleet: {error}", file=sys.stderr, flush=True)
         self.tally.gave_up(**counts)
 
@@ -233,7 +249,13 @@ class _Loop:
             self._replace(flight.slot, _first_line(e))
             return
         except RayTaskError as e:
-            self._block_lost(ref, _first_line(e.cause if getattr(e, "cause", None) else e))
+            cause = e.cause if getattr(e, "cause", None) else e
+            if classify(cause) is Fault.ENVIRONMENT:  # not the block's fault: it stays PENDING, no attempt spent
+                del self.in_flight[ref]
+                flight.slot.in_flight.discard(ref)
+                self.halted = f"block {flight.k}: {_first_line(cause)}"
+                return
+            self._block_lost(ref, _first_line(cause))
             return
         except RayError as e:  # a system failure (worker crashed, node died, object lost): the actor is lost
             self._replace(flight.slot, f"{type(e).__name__}: {_first_line(e)}")
@@ -267,6 +289,10 @@ class _Loop:
             while True:
                 if self.heartbeat.lost is not None:
                     message = f"stopped: {self.heartbeat.lost}"
+                    break
+                if self.halted is not None and not self.in_flight:
+                    message = (f"stopped: {self.halted}; the environment, not the data, is at fault (a full disk, "
+                               "a read-only or unreachable store): fix it and run the same command again")
                     break
                 if self.stop.signal is not None and deadline is None:
                     deadline = time.time() + options.grace_period
@@ -336,3 +362,11 @@ def _first_line(e: BaseException) -> str:
     if any(line.startswith("File ") for line in lines) and re.match(r"[\w.]+(Error|Exception)\b", lines[-1]):
         return lines[-1]
     return lines[0]
+
+
+def _job_labels() -> dict[str, str]:
+    """The Ray job this driver runs in (inside `ray job submit`), recorded in the store's lease."""
+    try:
+        return {"ray_job": str(json.loads(os.environ["RAY_JOB_CONFIG_JSON_ENV_VAR"])["metadata"]["job_submission_id"])}
+    except (KeyError, TypeError, ValueError):
+        return {}

@@ -91,8 +91,21 @@ def blocks_to_run(store: ResultStore, retry_failed: bool) -> list[int]:
     return sorted(set(todo) | set(store.blocks_with(Status.FAILED))) if retry_failed else todo
 
 
+def repair(store: ResultStore, plan: Plan, fence: str) -> list[str]:
+    """Make PENDING again, on a resumed store, every committed block whose stored data are not what was
+    committed (ResultStore.verify_blocks: a flipped byte, a deleted or empty chunk, a stale writer's block) or
+    whose lenses' files changed since they were fitted (changed_inputs); one line per block says why."""
+    if store.store_id is None:  # schema 1: no checksums or fingerprints to check
+        return []
+    why = {k: f"block {k} is damaged ({reason}): fitting it again" for k, reason in store.verify_blocks().items()}
+    for k, ids in store.changed_inputs([d.fingerprint for d in plan.datasets]).items():
+        why.setdefault(k, f"block {k}: the files of {', '.join(ids)} changed since they were fitted: fitting it again")
+    store.reset_blocks(sorted(why), fence=fence)
+    return [why[k] for k in sorted(why)]
+
+
 def run_spec(
-    store: ResultStore, plan: Plan, config: FitConfig, driver_run: int, compile_cache: str | None,
+    store: ResultStore, plan: Plan, config: FitConfig, driver_run: int, compile_cache: str | None, fence: str,
 ) -> RunSpec:
     """What every actor of the run gets: the plan and where its store is (result shapes come from the store)."""
     return RunSpec(
@@ -104,12 +117,14 @@ def run_spec(
         driver_run=driver_run,
         compile_cache=absolute(compile_cache) if compile_cache else None,
         storage_options=store.storage_options,
+        fence=fence,
     )
 
 
-def commit_failed(store: ResultStore, plan: Plan, k: int, attempts: int, error: str, driver_run: int) -> dict:
+def commit_failed(store: ResultStore, plan: Plan, k: int, attempts: int, error: str, driver_run: int,
+                  fence: str) -> dict:
     """Commit block k FAILED with `error` after `attempts` (datasets planning refused stay INVALID with their
-    reason); returns {"failed": n, "invalid": n}."""
+    reason), fenced by the driver's lease token; returns {"failed": n, "invalid": n}."""
     rows = plan.datasets[plan.block(k)]
     n = len(rows)
     status = np.array([Status.INVALID if d.error else Status.FAILED for d in rows], np.int8)
@@ -117,6 +132,8 @@ def commit_failed(store: ResultStore, plan: Plan, k: int, attempts: int, error: 
         "shape_bucket": np.array([d.bucket for d in rows], np.int32),
         "image_shape": np.array([d.image_shape for d in rows], np.int32),
         "driver_run": np.full(n, driver_run, np.int32),
+        "input_fingerprint": np.array([d.fingerprint for d in rows]),
     }
-    store.write_block(k, results, status, np.full(n, attempts), [d.error or error for d in rows], np.full(n, np.nan))
+    store.write_block(k, results, status, np.full(n, attempts), [d.error or error for d in rows], np.full(n, np.nan),
+                      fence=fence)
     return {"failed": int((status == Status.FAILED).sum()), "invalid": int((status == Status.INVALID).sum())}

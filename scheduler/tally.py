@@ -58,7 +58,7 @@ class Tally:
 
 def _committed_outside(store: ResultStore, blocks: list[int]) -> dict[str, int]:
     """Datasets committed DONE / FAILED / INVALID in the store outside `blocks` (the blocks this run will commit)."""
-    status = store.read_array("status").copy()
+    status = store.status()
     for k in blocks:
         status[store.block_slice(k)] = Status.PENDING
     return {name: int((status == s).sum()) for name, s in

@@ -1,10 +1,12 @@
 """Survey catalogs: one row per lens, read from ECSV (.ecsv), FITS table (.fits, .fit) or CSV (.csv).
 
 Columns
-- `id` (required): the dataset id used in the store, the logs and the CLI; unique and non-empty.
+- `id` (required): the dataset id used in the store, the logs and the CLI; unique and non-empty; text (a CSV's
+  cells are read as written: `007` and `7` are two ids, `1e3` is not 1000.0).
 - `path` (required): the lens's folder or multi-extension FITS file; relative to the catalog's folder, absolute,
   or a URL (s3://, gs://, https://).
-- `pixel_scale`, `mask_radius` (optional, arcsec): an empty (masked) or NaN cell means "not given".
+- `pixel_scale`, `mask_radius` (optional, arcsec): an empty (masked) or NaN cell means "not given"; a value
+  that is not > 0 and finite makes that row's lens INVALID (scheduler.plan), not the catalog.
 - per-lens parameters (evaluate mode), either
   - `params`: a params.json file per row (relative to the catalog's folder, absolute or a URL), or
   - flattened columns: every column whose name holds a dot, named like params.json flattened with dots and an
@@ -25,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.io.ascii import convert_numpy
 from astropy.table import MaskedColumn, Table
 
 from storage.errors import CatalogError
@@ -70,8 +73,10 @@ def read_catalog(path: str, storage_options: dict | None = None) -> Catalog:
         raw = fs.cat_file(fs_path)
     except FileNotFoundError:
         raise CatalogError(path, "file not found") from None
+    # CSV declares no types: every cell is read as text (so ids stay "007" and "1e3"; numbers are parsed below)
+    text_columns = {"converters": {"*": [convert_numpy(str)]}} if fmt == "ascii.csv" else {}
     try:
-        table = Table.read(io.BytesIO(raw) if fmt == "fits" else raw.decode().splitlines(), format=fmt)
+        table = Table.read(io.BytesIO(raw) if fmt == "fits" else raw.decode().splitlines(), format=fmt, **text_columns)
     except Exception as e:  # astropy's readers raise many types for malformed input
         raise CatalogError(path, f"unreadable {fmt} table ({type(e).__name__}: {e})") from e
 

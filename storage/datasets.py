@@ -4,34 +4,38 @@ Layouts
 - a folder (PyAutoLens): `image.fits`, `noise_map.fits`, `psf.fits` and optionally `mask.fits`, each array in the
   first HDU that holds data;
 - one multi-extension FITS file: extensions named DATA, NOISE, PSF and optionally MASK.
-A mask is nonzero where a pixel is masked (PyAutoLens: True = masked).
+A mask is nonzero where a pixel is masked (PyAutoLens: True = masked). Files may be gzip, bzip2 or xz compressed.
 
 Pixel scale (arcsec per pixel), first found wins: the catalog's `pixel_scale` (the `pixel_scale` argument), the
 image's header keyword PIXSCALE, the image's WCS (CD or CDELT, in CUNIT, degrees by default). Every source that is
 present must agree with the others within 0.1%.
 
 Arrays come back as native-endian float64 (FITS is big-endian; JAX refuses it). Locations may be local paths or
-fsspec URLs. Every failure raises `DatasetError` naming the dataset id, the file (`file.fits[EXT]` for an
-extension) and the problem.
+fsspec URLs. Files are fetched whole, then parsed in memory (storage.fits_io): a problem with the content raises
+`DatasetError` naming the dataset id, the file (`file.fits[EXT]` for an extension) and the problem; a file that
+could not be fetched raises `DatasetUnavailable` (storage.errors.classify: transient, or the machine's).
+These readers are safe to call from many threads at once: they touch no process-wide state.
 """
 
-import warnings
+import hashlib
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from storage.errors import DatasetError
-from storage.locations import filesystem, join
+from storage.errors import DatasetError, is_missing
+from storage.fits_io import fetch_bytes, parse_hdus, unavailable
+from storage.locations import filesystem, is_url, join
 
 FOLDER_FILES = {"image": "image.fits", "noise_map": "noise_map.fits", "psf": "psf.fits", "mask": "mask.fits"}
 MEF_EXTENSIONS = {"image": "DATA", "noise_map": "NOISE", "psf": "PSF", "mask": "MASK"}
 PIXEL_SCALE_TOLERANCE = 1e-3  # relative disagreement allowed between pixel-scale sources
-_IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+_VERSION_KEYS = ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "updated", "last_modified")
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,20 +64,21 @@ class ImagingData:
 def load_imaging(
     path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None
 ) -> ImagingData:
-    """Read a dataset folder or multi-extension FITS file; resolve its pixel scale. Does not validate pixels."""
-    fs, fs_path = filesystem(path, storage_options)
-    if fs.isdir(fs_path):
-        arrays, headers, files = _read_folder(fs, fs_path, path, dataset_id)
-    elif fs.isfile(fs_path):
-        arrays, headers, files = _read_mef(fs, fs_path, path, dataset_id)
+    """Read a dataset folder or multi-extension FITS file; resolve its pixel scale. Does not validate pixels.
+
+    Raises DatasetError (bad input) or DatasetUnavailable (a file could not be fetched); see storage.fits_io.
+    """
+    fs, fs_path, info = _locate(path, dataset_id, storage_options)
+    if _is_folder(info, path):
+        hdus, files = _read_folder(fs, fs_path, path, dataset_id, FOLDER_FILES, with_data=True)
     else:
-        raise DatasetError(dataset_id, path, "no such file or folder")
-    scale = _resolve_pixel_scale(pixel_scale, headers["image"], dataset_id, files["image"])
-    mask = arrays.get("mask")
+        hdus, files = _read_mef(fs, fs_path, path, dataset_id, MEF_EXTENSIONS, with_data=True)
+    scale = _resolve_pixel_scale(pixel_scale, hdus["image"].header, dataset_id, files["image"])
+    mask = hdus["mask"].data if "mask" in hdus else None
     return ImagingData(
-        image=arrays["image"],
-        noise_map=arrays["noise_map"],
-        psf=arrays["psf"],
+        image=hdus["image"].data,
+        noise_map=hdus["noise_map"].data,
+        psf=hdus["psf"].data,
         pixel_scale=scale,
         mask=None if mask is None else mask != 0,
         dataset_id=dataset_id,
@@ -95,48 +100,47 @@ class ImagingShapes:
 def read_shapes(
     path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None
 ) -> ImagingShapes:
-    """The image and PSF shapes and the pixel scale of a dataset, from headers only (no pixel is read).
+    """The image and PSF shapes and the pixel scale of a dataset, from headers only.
 
-    For planning a survey: a driver groups datasets by shape without loading them. Raises `DatasetError` like
-    `load_imaging` (no such file or folder, file not found, truncated or unreadable FITS file, missing
-    extension, no image data, pixel scale problems); shapes are reported as found, not validated (a 3-D image,
-    an even or oversized PSF are `validate_imaging`'s to refuse).
+    For planning a survey: a driver groups datasets by shape without loading their pixels (the image and PSF
+    files are fetched, as a compressed file's headers need decompressing, and only their headers parsed).
+    Raises DatasetError like `load_imaging` (no such file or folder, file not found, truncated or unreadable
+    FITS file, missing extension, no image data, pixel scale problems) and DatasetUnavailable; shapes are
+    reported as found, not validated (a 3-D image, an even or oversized PSF are `validate_imaging`'s to refuse).
     """
-    fs, fs_path = filesystem(path, storage_options)
-    headers, files = {}, {}
-    if fs.isdir(fs_path):
-        for name in ("image", "psf"):
-            shown = join(path, FOLDER_FILES[name])
-            hdus = _read_hdus(fs, join(fs_path, FOLDER_FILES[name]), shown, dataset_id, with_data=False)
-            found = [header for _, header, _ in hdus if _naxes(header)]
-            if not found:
-                raise DatasetError(dataset_id, shown, "FITS file holds no image data")
-            headers[name], files[name] = found[0], shown
-    elif fs.isfile(fs_path):
-        by_name = {ext: header for ext, header, _ in _read_hdus(fs, fs_path, path, dataset_id, with_data=False)}
-        for name in ("image", "psf"):
-            extension = MEF_EXTENSIONS[name]
-            if extension not in by_name:
-                raise DatasetError(dataset_id, path, f"missing extension {extension} (found {sorted(by_name)})")
-            files[name] = f"{path}[{extension}]"
-            if not _naxes(by_name[extension]):
-                raise DatasetError(dataset_id, files[name], "extension holds no image data")
-            headers[name] = by_name[extension]
+    fs, fs_path, info = _locate(path, dataset_id, storage_options)
+    names = ("image", "psf")
+    if _is_folder(info, path):
+        hdus, files = _read_folder(fs, fs_path, path, dataset_id, {n: FOLDER_FILES[n] for n in names}, False)
     else:
-        raise DatasetError(dataset_id, path, "no such file or folder")
-    image, psf = _naxes(headers["image"]), _naxes(headers["psf"])
-    for name, axes in (("image", image), ("psf", psf)):
+        hdus, files = _read_mef(fs, fs_path, path, dataset_id, {n: MEF_EXTENSIONS[n] for n in names}, False)
+    for name in names:
+        axes = hdus[name].shape
         if len(axes) != 2:
             raise DatasetError(dataset_id, files[name], f"{name} is {len(axes)}-D with shape {axes}, expected 2-D")
-    scale = _resolve_pixel_scale(pixel_scale, headers["image"], dataset_id, files["image"])
-    return ImagingShapes(image_shape=image, psf_shape=psf, pixel_scale=scale)
+    scale = _resolve_pixel_scale(pixel_scale, hdus["image"].header, dataset_id, files["image"])
+    return ImagingShapes(hdus["image"].shape, hdus["psf"].shape, scale)
 
 
-def _naxes(header: fits.Header) -> tuple[int, ...]:
-    """The numpy shape an HDU's header announces; () when it holds no data."""
-    naxis = int(header.get("NAXIS", 0))
-    shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
-    return shape if shape and all(shape) else ()
+def dataset_fingerprint(path: str, dataset_id: str, storage_options: dict | None = None) -> str:
+    """A digest of the name, size and version (ETag, generation or mtime: the first of _VERSION_KEYS that its
+    fsspec info holds) of each of a dataset's FITS files, from one listing or stat and no read. It changes when a
+    file is replaced, appears or goes (a missing dataset has the digest of no files). Raises DatasetError for a
+    location fsspec does not know, DatasetUnavailable when asking failed."""
+    try:
+        fs, fs_path, info = _locate(path, dataset_id, storage_options)
+    except DatasetError as e:
+        if e.reason != "no such file or folder":
+            raise
+        return _fingerprint({})
+    if not _is_folder(info, path):
+        return _fingerprint({posixpath.basename(fs_path): info})
+    try:
+        entries = fs.ls(fs_path, detail=True)
+    except Exception as e:
+        raise unavailable(dataset_id, path, e) from e
+    names = set(FOLDER_FILES.values())
+    return _fingerprint({name: e for e in entries if (name := posixpath.basename(e["name"].rstrip("/"))) in names})
 
 
 def validate_imaging(data: ImagingData, mask: np.ndarray | None = None) -> None:
@@ -243,61 +247,69 @@ def _set_pixscale(header: fits.Header, pixel_scale: float) -> None:
     header["PIXSCALE"] = (float(pixel_scale), "arcsec per pixel")
 
 
-def _read_folder(fs, fs_folder: str, folder: str, dataset_id: str):
-    arrays, headers, files = {}, {}, {}
-    for name, filename in FOLDER_FILES.items():
+def _locate(path: str, dataset_id: str, storage_options: dict | None):
+    """(filesystem, its path, fsspec info) of a dataset's location; DatasetError when nothing is there or fsspec
+    does not know the location, DatasetUnavailable when asking failed."""
+    try:
+        fs, fs_path = filesystem(path, storage_options)
+    except ValueError as e:  # an unknown protocol, a malformed URL
+        raise DatasetError(dataset_id, path, f"cannot open this location ({e})") from None
+    except Exception as e:  # e.g. the protocol's package (s3fs, gcsfs) is missing on this machine
+        raise unavailable(dataset_id, path, e) from e
+    try:
+        return fs, fs_path, fs.info(fs_path)
+    except FileNotFoundError as e:
+        if not is_missing(e):
+            raise unavailable(dataset_id, path, e.__cause__) from e
+        raise DatasetError(dataset_id, path, "no such file or folder") from None
+    except Exception as e:
+        raise unavailable(dataset_id, path, e) from e
+
+
+def _is_folder(info: Mapping, path: str) -> bool:
+    """A folder layout: a directory, or (an HTTP server reports every URL as a file) a URL ending in "/"."""
+    return info.get("type") == "directory" or (is_url(path) and path.endswith("/"))
+
+
+def _fingerprint(entries: Mapping[str, Mapping]) -> str:
+    """See `dataset_fingerprint`."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name in sorted(entries):
+        info = entries[name]
+        version = next((info[k] for k in _VERSION_KEYS if info.get(k) not in (None, "")), "")
+        digest.update(f"{name}\0{info.get('size')}\0{version}\0".encode())
+    return digest.hexdigest()
+
+
+def _read_folder(fs, fs_folder: str, folder: str, dataset_id: str, names: Mapping[str, str], with_data: bool):
+    """{array name: the first FitsHdu with data}, {array name: file} of the folder's files `names` (mask optional)."""
+    hdus, files = {}, {}
+    for name, filename in names.items():
         shown = join(folder, filename)
-        fs_file = join(fs_folder, filename)
-        if name == "mask" and not fs.exists(fs_file):
+        raw = fetch_bytes(fs, join(fs_folder, filename), shown, dataset_id, optional=name == "mask")
+        if raw is None:
             continue
-        hdus = [hdu for hdu in _read_hdus(fs, fs_file, shown, dataset_id) if hdu[2] is not None]
-        if not hdus:
+        found = [hdu for hdu in parse_hdus(raw, shown, dataset_id, with_data) if hdu.shape]
+        if not found:
             raise DatasetError(dataset_id, shown, "FITS file holds no image data")
-        _, headers[name], arrays[name] = hdus[0]
-        files[name] = shown
-    return arrays, headers, files
+        hdus[name], files[name] = found[0], shown
+    return hdus, files
 
 
-def _read_mef(fs, fs_file: str, file: str, dataset_id: str):
-    by_name = {name: (header, data) for name, header, data in _read_hdus(fs, fs_file, file, dataset_id)}
-    arrays, headers, files = {}, {}, {}
-    for name, extension in MEF_EXTENSIONS.items():
+def _read_mef(fs, fs_file: str, file: str, dataset_id: str, extensions: Mapping[str, str], with_data: bool):
+    """{array name: FitsHdu}, {array name: `file[EXT]`} of a multi-extension file's `extensions` (MASK optional)."""
+    raw = fetch_bytes(fs, fs_file, file, dataset_id)
+    by_name = {hdu.name: hdu for hdu in parse_hdus(raw, file, dataset_id, with_data)}
+    hdus, files = {}, {}
+    for name, extension in extensions.items():
         if extension not in by_name:
             if name == "mask":
                 continue
             raise DatasetError(dataset_id, file, f"missing extension {extension} (found {sorted(by_name)})")
-        headers[name], arrays[name] = by_name[extension]
-        files[name] = f"{file}[{extension}]"
-        if arrays[name] is None:
+        hdus[name], files[name] = by_name[extension], f"{file}[{extension}]"
+        if not hdus[name].shape:
             raise DatasetError(dataset_id, files[name], "extension holds no image data")
-    return arrays, headers, files
-
-
-def _read_hdus(
-    fs, fs_file: str, shown: str, dataset_id: str, with_data: bool = True,
-) -> list[tuple[str, fits.Header, np.ndarray | None]]:
-    """(EXTNAME, header, native float64 data or None) of every image HDU; with_data=False reads the headers alone
-    (data None). Any read failure is a DatasetError."""
-    try:
-        with fs.open(fs_file, "rb") as f, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with fits.open(f, memmap=False, lazy_load_hdus=not with_data) as hdul:
-                hdus = [(hdu.name.upper(), hdu.header.copy(), _float_data(hdu) if with_data else None)
-                        for hdu in hdul if isinstance(hdu, _IMAGE_HDUS)]
-    except FileNotFoundError:
-        raise DatasetError(dataset_id, shown, "file not found") from None
-    except (OSError, ValueError, TypeError, EOFError) as e:
-        raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({e})") from e
-    for w in caught:
-        message = str(w.message)
-        if "truncated" in message or "Error validating header" in message:
-            raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({message})")
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return hdus
-
-
-def _float_data(hdu) -> np.ndarray | None:
-    return None if hdu.data is None else np.array(hdu.data, np.float64)
+    return hdus, files
 
 
 def _resolve_pixel_scale(catalog: float | None, header: fits.Header, dataset_id: str, file: str) -> float:
@@ -333,9 +345,8 @@ def _wcs_pixel_scale(header: fits.Header, dataset_id: str, file: str) -> float |
     if "CD1_1" not in header and "CDELT1" not in header:
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header, naxis=2)
+        wcs = WCS(header, naxis=2, fix=False)  # WCS.fix would warn (process-wide state): run wcslib's fix directly
+        wcs.wcs.fix()
         unit = u.Unit(wcs.wcs.cunit[0] or "deg")
         x_scale, y_scale = (np.abs(proj_plane_pixel_scales(wcs)) * unit).to_value(u.arcsec)
     except (ValueError, TypeError, KeyError, u.UnitsError) as e:

@@ -11,6 +11,10 @@ Bookkeeping (always present, `BOOKKEEPING`):
     wall_time     float64  wall-clock seconds spent on the dataset (NaN = never run)
     image_shape   int32    (2,)  the true (ny, nx) of the image before padding (0, 0 = unknown)
     shape_bucket  int32    index into the root attribute `shape_buckets` (-1 = unknown)
+    input_fingerprint str  the digest of the lens's files (names, sizes, versions) its results were planned
+                           from ("" = unknown); a resume refits a committed lens whose files changed since
+    checksum      uint64   the dataset's row digest over every other array (storage.integrity), written by
+                           `write_block` with the block's data, before its status (0 = never committed)
 
 Results (`result_specs`): the figure of merit and its terms, the evaluated parameter vectors and their
 likelihoods, the reconstruction (padded to the largest source size, true size in `reconstruction_size`), the model
@@ -32,8 +36,11 @@ with its group and parameter names. With later stages, every stage also has a `s
 commits each stage as it finishes (that stage's data, then its stage_status), so a block redone after a crash
 resumes at the first stage it had not finished; the dataset's `status` is written last, once every stage is.
 
-Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, created, plus
-what the driver adds (for example `shape_buckets`, `parameter_names`).
+Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, store_id (a
+random id of this store's creation, part of every checksum), arrays (every array's name), created, plus what the
+driver adds (for example `shape_buckets`, `parameter_names`).
+
+Schema 2 (this one) added input_fingerprint, checksum, store_id, arrays and Zstd's frame checksum on every chunk.
 """
 
 import math
@@ -99,6 +106,8 @@ BOOKKEEPING = (
     ArraySpec("wall_time"),
     ArraySpec("image_shape", (2,), "int32", ("axis",), 0),
     ArraySpec("shape_bucket", dtype="int32", fill=-1),
+    ArraySpec("input_fingerprint", dtype="str", fill=""),
+    ArraySpec("checksum", dtype="uint64", fill=0),
 )
 
 

@@ -6,11 +6,13 @@ actor (workers/actor.py) is a thin shell around it, and tests run it without Ray
     summary = fitter.fit(k, attempt)       # read, fit and commit block k; a small dict comes back
 
 A block is a store chunk of B consecutive datasets in plan order (so at a bucket boundary it holds two
-buckets). Its datasets are read; one that fails to load or validate is INVALID with its reason and the rest go
-on. Valid datasets are grouped by shape bucket; each group is padded to B lenses with copies of its first lens
-(their results are discarded), stacked to its bucket and evaluated in one compiled call. A non-finite figure
-of merit is FAILED with the terms in its reason. The block is committed with `ResultStore.write_block` (data
-first, status last); arrays never travel to the driver.
+buckets). Its datasets are read, each on its own (storage.errors.classify): bad input is INVALID with its
+reason, a transient read error is retried and then FAILED, and an environment fault (a full disk, a refused
+store) stops the block uncommitted; the rest go on. Valid datasets are grouped by shape bucket; each group is
+padded to B lenses with copies of its first lens (their results are discarded), stacked to its bucket and
+evaluated in one compiled call. A non-finite figure of merit is FAILED with the terms in its reason. The block
+is committed with `ResultStore.write_block` (data first, status last), fenced by the driver's lease token;
+arrays never travel to the driver.
 
 Evaluate mode fits each dataset at its catalog vectors. Search mode (config.search) runs the pipeline's stages
 (workers/pipeline.py) in order on each bucket group. A searched stage searches the group's lenses side by side
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from storage.datasets import ImagingData, load_imaging
-from storage.errors import DatasetError
+from storage.errors import DatasetError, Fault, classify, retry_transient
 from storage.schema import Status
 from workers.contract import BucketSpec, DatasetSpec, RunSpec
 from workers.datasets import fit_mask, masked_imaging
@@ -102,6 +104,7 @@ class BlockFitter:
         self.store = store
         self.config = spec.config
         self.n_evaluations = store.array("parameters").shape[1]  # vectors per dataset (evaluate mode)
+        self.max_image_shape = tuple(store.array("model_image").shape[1:])
         self.staged = bool(self.config.stages)  # later stages: each stage committed as it finishes
 
     # -- one block ----------------------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ class BlockFitter:
         seconds = time.perf_counter() - started
         n = len(rows)
         self.store.write_block(k, block.out, block.status, np.full(n, attempt, np.int32), block.errors,
-                               np.full(n, seconds / n))
+                               np.full(n, seconds / n), fence=spec.fence)
         # committed: the block's checkpoints (every stage's, earlier attempts' too) are no longer needed
         shutil.rmtree(checkpoint_root(spec.store) / f"block-{k}", ignore_errors=True)
         return {
@@ -148,10 +151,19 @@ class BlockFitter:
                 block.fail(i, Status.INVALID, row.error)
                 continue
             try:
-                data = load_imaging(row.path, row.id, row.pixel_scale, self.spec.storage_options)
+                data = retry_transient(lambda: load_imaging(row.path, row.id, row.pixel_scale,
+                                                            self.spec.storage_options))
                 imaging = masked_imaging(data, self.config.dataset, self.config.model, mask_radius=row.mask_radius)
-            except DatasetError as e:
-                block.fail(i, Status.INVALID, str(e))
+            except Exception as e:  # the lens's own outcome, never its block mates'
+                fault = classify(e)
+                if fault is Fault.ENVIRONMENT:
+                    raise  # a full disk, a refused store: commit nothing, the block stays PENDING
+                block.fail(i, fault.status, str(e) if isinstance(e, DatasetError) else
+                           f"dataset {row.id}: {row.path}: {type(e).__name__}: {e}")
+                continue
+            if any(n > m for n, m in zip(data.image.shape, self.max_image_shape)):  # planning could not read it
+                block.fail(i, Status.INVALID, f"dataset {row.id}: {row.path}: image shape {data.image.shape} exceeds "
+                           f"the store's largest image {self.max_image_shape} ([dataset] max_image_side)")
                 continue
             block.out["image_shape"][i] = data.image.shape
             key = row.bucket if row.bucket >= 0 else ("own", i)
@@ -180,7 +192,10 @@ class BlockFitter:
         the store) as the store holds it."""
         out = empty_block(self.store, rows, self.spec.driver_run)
         if self.staged:
-            stored = self.store.read_block(k)
+            try:
+                stored = self.store.read_block(k)
+            except Exception:  # a chunk that cannot be read: nothing of the block is taken as finished
+                return out
             for stage in self.config.pipeline:
                 prefix = _prefix(stage)
                 done = stored[prefix + "stage_status"] == Status.DONE
@@ -219,7 +234,7 @@ class BlockFitter:
                 for m in todo:
                     block.out[prefix + "stage_status"][m.index] = block.status[m.index]
                 self.store.write_stage(k, {n: block.out[n] for n in self._stage_arrays(prefix)},
-                                       prefix + "stage_status")
+                                       prefix + "stage_status", fence=self.spec.fence)
             alive = [m for m in alive if block.status[m.index] == Status.DONE]
             previous = stage
         return evaluations, searches

@@ -17,11 +17,14 @@
     stage          optional top-level key: the first stage's name (default "source_lp")
     [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed (workers/pipeline.py)
 
-Every unknown key or wrong type is a ConfigError naming the file and the key.
+Every unknown key, wrong type or value out of range is a ConfigError naming the file, the key and the range, before
+any work starts: every number must be finite, and sizes that set memory are bounded (LIMITS: a block holds B lenses
+of each, so one absurd value would otherwise surface as an out-of-memory error, or every lens FAILED, hours later).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 import tomllib
@@ -38,13 +41,34 @@ class ConfigError(ValueError):
     """A problem in fit.toml, naming the file and the key."""
 
 
+# Upper bounds of the values that size memory (per lens; a block holds B lenses): key -> largest value.
+LIMITS = {
+    "max_image_side": 4096,  # pixels: a block's image arrays are B × side² × 8 bytes each
+    "sub_size": 32,  # over-sampling sub-grid side
+    "gaussians": 500,  # linear Gaussians of an MGE: columns of the mapping matrix
+    "mesh_cells": 4096,  # rectangular mesh ny × nx: the curvature matrix is cells² × 8 bytes per lens (134 MB)
+    "n_live": 100_000,
+    "n_batch": 10_000,  # vectors per lens of the compiled block call
+    "n_eff": 10_000_000,
+    "n_networks": 64,
+    "network_layer": 10_000,
+    "network_layers": 10,
+    "network_epochs": 1_000_000,
+    "max_samples": 100_000,  # posterior samples stored per lens: B × max_samples × parameters × 8 bytes a block
+    "eval_chunk": 10_000,
+}
+
+
 @dataclass(frozen=True)
 class DatasetOptions:
-    """How each dataset is masked and over-sampled."""
+    """How each dataset is masked and over-sampled, and the largest image a run takes: `max_image_side` pixels
+    on a side (a larger image is INVALID at planning), as every block's image arrays are padded to the run's
+    largest image."""
 
     mask_radius: float = 3.0
     over_sample_size_lp: OverSampling = 4
     over_sample_size_pixelization: OverSampling = 4
+    max_image_side: int = 512
 
 
 @dataclass(frozen=True)
@@ -280,18 +304,31 @@ class _Reader:
                 hint = f" (known: {', '.join(sorted(allowed))})" if allowed else ""
                 raise self.fail(name, f"unknown key{hint}")
 
-    def number(self, table: dict, prefix: str, key: str, default: float, positive: bool = True) -> float:
-        value = table.get(key, default)
+    def number(self, table: dict, prefix: str, key: str, default: float, **bounds) -> float:
+        """table[key] (else `default`) checked by `check_number`."""
+        return self.check_number(f"{prefix}.{key}", table.get(key, default), **bounds)
+
+    def integer(self, table: dict, prefix: str, key: str, default: int, low: int = 1, high: int | None = None) -> int:
+        """table[key] (else `default`) checked by `check_integer`."""
+        return self.check_integer(f"{prefix}.{key}", table.get(key, default), low, high)
+
+    def check_number(self, name: str, value: Any, low: float = 0.0, high: float = math.inf,
+                     open_low: bool = True) -> float:
+        """A finite number in (low, high] (`open_low`) or [low, high]."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{prefix}.{key}", f"must be a number, got {value!r}")
-        if positive and value <= 0:
-            raise self.fail(f"{prefix}.{key}", f"must be > 0, got {value!r}")
+            raise self.fail(name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self.fail(name, f"must be a finite number, got {value!r}")
+        if value < low or (open_low and value == low) or value > high:
+            bound = (f"> {low:g}" if open_low else f">= {low:g}") + (f" and <= {high:g}" if high < math.inf else "")
+            raise self.fail(name, f"must be {bound}, got {value!r}")
         return float(value)
 
-    def integer(self, table: dict, prefix: str, key: str, default: int) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(f"{prefix}.{key}", f"must be a positive integer, got {value!r}")
+    def check_integer(self, name: str, value: Any, low: int = 1, high: int | None = None) -> int:
+        """An integer in [low, high]."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+            raise self.fail(name, f"must be {bound}, got {value!r}")
         return value
 
 
@@ -301,19 +338,32 @@ def _over_sampling(reader: _Reader, table: dict, key: str, default: int) -> Over
     if isinstance(value, dict):
         reader.keys(value, name, {"sub_sizes", "radii", "centres"})
         sizes, radii = value.get("sub_sizes"), value.get("radii")
-        if not sizes or not radii or len(sizes) != len(radii) + 1 and len(sizes) != len(radii):
+        if not isinstance(sizes, list) or not isinstance(radii, list) or not sizes or not radii or (
+                len(sizes) != len(radii) + 1 and len(sizes) != len(radii)):
             raise reader.fail(name, "needs sub_sizes = [...] and radii = [...] (one size per radius, or one more)")
-        centres = tuple(tuple(map(float, c)) for c in value.get("centres", [(0.0, 0.0)]))
-        return RadialOverSampling(tuple(int(s) for s in sizes), tuple(float(r) for r in radii), centres)
-    return reader.integer(table, "dataset", key, default)
+        sizes = [reader.check_integer(f"{name}.sub_sizes", s, 1, LIMITS["sub_size"]) for s in sizes]
+        radii = [reader.check_number(f"{name}.radii", r) for r in radii]
+        if any(b <= a for a, b in zip(radii, radii[1:])):
+            raise reader.fail(f"{name}.radii", f"must increase, got {radii}")
+        centres = value.get("centres", [[0.0, 0.0]])
+        if not isinstance(centres, list) or not all(isinstance(c, list) and len(c) == 2 for c in centres):
+            raise reader.fail(f"{name}.centres", f"must be a list of [y, x] pairs, got {centres!r}")
+        centres = tuple(tuple(reader.check_number(f"{name}.centres", c, -math.inf) for c in pair)
+                        for pair in centres)
+        return RadialOverSampling(tuple(sizes), tuple(radii), centres)
+    return reader.integer(table, "dataset", key, default, 1, LIMITS["sub_size"])
 
 
 def _dataset(reader: _Reader, table: dict) -> DatasetOptions:
-    reader.keys(table, "dataset", {"mask_radius", "over_sample_size_lp", "over_sample_size_pixelization"})
+    reader.keys(table, "dataset", {"mask_radius", "over_sample_size_lp", "over_sample_size_pixelization",
+                                   "max_image_side"})
+    defaults = DatasetOptions()
     return DatasetOptions(
-        mask_radius=reader.number(table, "dataset", "mask_radius", 3.0),
+        mask_radius=reader.number(table, "dataset", "mask_radius", defaults.mask_radius),
         over_sample_size_lp=_over_sampling(reader, table, "over_sample_size_lp", 4),
         over_sample_size_pixelization=_over_sampling(reader, table, "over_sample_size_pixelization", 4),
+        max_image_side=reader.integer(table, "dataset", "max_image_side", defaults.max_image_side, 8,
+                                      LIMITS["max_image_side"]),
     )
 
 
@@ -322,7 +372,7 @@ def _mge(reader: _Reader, table: dict, prefix: str) -> MGEBasis:
     if table.get("type", "mge") != "mge":
         raise reader.fail(f"{prefix}.type", f"must be \"mge\", got {table['type']!r}")
     return MGEBasis(
-        gaussians=reader.integer(table, prefix, "gaussians", MGEBasis.gaussians),
+        gaussians=reader.integer(table, prefix, "gaussians", MGEBasis.gaussians, 1, LIMITS["gaussians"]),
         sigma_min=reader.number(table, prefix, "sigma_min", MGEBasis.sigma_min),
     )
 
@@ -338,6 +388,9 @@ def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | R
             raise reader.fail(f"{prefix}.shape", f"must be [ny, nx] integers, got {shape!r}")
         if min(shape) < 3:
             raise reader.fail(f"{prefix}.shape", f"a rectangular mesh needs at least 3×3 cells, got {shape}")
+        if shape[0] * shape[1] > LIMITS["mesh_cells"]:
+            raise reader.fail(f"{prefix}.shape", f"a rectangular mesh has at most {LIMITS['mesh_cells']} cells (its "
+                              f"curvature matrix is cells² × 8 bytes per lens), got {shape[0]}×{shape[1]}")
         mesh = table.get("mesh", "uniform")
         if mesh not in MESHES:
             raise reader.fail(f"{prefix}.mesh", f"must be one of {', '.join(MESHES)}, got {mesh!r}")
@@ -405,22 +458,20 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
         return value
 
     def count(key: str, minimum: int = 1) -> int:
-        value = table.get(key, getattr(defaults, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise reader.fail(f"search.{key}", f"must be an integer >= {minimum}, got {value!r}")
-        return value
+        return reader.integer(table, "search", key, getattr(defaults, key), minimum, LIMITS.get(key))
 
     layers = table.get("network_layers", list(defaults.network_layers))
-    if not (isinstance(layers, list) and layers and all(isinstance(n, int) and not isinstance(n, bool) and n > 0
-                                                         for n in layers)):
-        raise reader.fail("search.network_layers", f"must be a list of positive integers, got {layers!r}")
+    if not (isinstance(layers, list) and 0 < len(layers) <= LIMITS["network_layers"] and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n <= LIMITS["network_layer"] for n in layers)):
+        raise reader.fail("search.network_layers", f"must be a list of positive integers (at most "
+                          f"{LIMITS['network_layers']}, each <= {LIMITS['network_layer']}), got {layers!r}")
     f_live = reader.number(table, "search", "f_live", defaults.f_live)
     if f_live >= 1:
         raise reader.fail("search.f_live", f"must be < 1, got {f_live!r}")
     return SearchOptions(
         n_live=count("n_live", 2),
         n_batch=count("n_batch"),
-        n_eff=reader.number(table, "search", "n_eff", defaults.n_eff),
+        n_eff=reader.number(table, "search", "n_eff", defaults.n_eff, high=LIMITS["n_eff"]),
         f_live=f_live,
         n_like_max=count("n_like_max") if "n_like_max" in table else None,
         n_networks=count("n_networks"),

@@ -19,8 +19,10 @@ class DatasetSpec:
     """One dataset as the driver planned it: catalog id and resolved path, catalog pixel scale (None: from the
     header) and effective mask radius (arcsec), its parameter vectors (V, n) in model order (empty when the
     catalog row had none), the index of its shape bucket in `RunSpec.buckets` (-1: the headers could not be
-    read or the shapes cannot be bucketed), its image shape from the headers ((0, 0) unknown) and `error`, the
-    reason it is INVALID when planning already knows it ("" otherwise)."""
+    read or the shapes cannot be bucketed), its image shape from the headers ((0, 0) unknown), `error`, the
+    reason it is INVALID when planning already knows it ("" otherwise), and `fingerprint`, the digest of its
+    files' sizes and versions at planning (storage.datasets.read_shapes; "" when they could not be read), which
+    its block records in the store's `input_fingerprint` so that a resume can tell a replaced file."""
 
     id: str
     path: str
@@ -30,6 +32,7 @@ class DatasetSpec:
     bucket: int = -1
     image_shape: tuple[int, int] = (0, 0)
     error: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,10 @@ class BucketSpec:
 class RunSpec:
     """Everything an actor needs for a run: the store (URL, fsspec options), the fit config, the datasets in
     store order, the buckets, the block size B (store chunk and compiled batch of lenses), which driver run this
-    is (`driver_run`, 1 for the run that created the store) and the JAX persistent compilation cache folder
-    (None: `default_compile_cache()` on the actor's node). Result shapes come from the store's arrays."""
+    is (`driver_run`, 1 for the run that created the store), the JAX persistent compilation cache folder (None:
+    `default_compile_cache()` on the actor's node) and `fence`, the driver's lease token, with which every
+    commit is fenced (ResultStore.write_block refuses it once that lease is gone). Result shapes come from the
+    store's arrays."""
 
     store: str
     config: FitConfig
@@ -75,6 +80,7 @@ class RunSpec:
     block_size: int
     driver_run: int = 1
     compile_cache: str | None = None
+    fence: str | None = None
     storage_options: dict | None = field(default=None, hash=False)
 
     @property

@@ -27,6 +27,7 @@ def empty_block(store, rows: tuple[DatasetSpec, ...], driver_run: int) -> dict[s
         out[name] = np.full((n, *a.shape[1:]), a.fill_value, a.dtype)
     out["image_shape"][:] = np.array([r.image_shape for r in rows], np.int32).reshape(n, 2)
     out["shape_bucket"][:] = [r.bucket for r in rows]
+    out["input_fingerprint"][:] = [r.fingerprint for r in rows]
     if "driver_run" in out:
         out["driver_run"][:] = driver_run
     return out

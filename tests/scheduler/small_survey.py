@@ -98,8 +98,9 @@ def make_survey(
     return catalog
 
 
-def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", "driver_run")) -> dict:
-    """Every array of a result store as numpy, but the bookkeeping that differs between equal runs."""
+def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", "driver_run", "checksum")) -> dict:
+    """Every array of a result store as numpy, but the bookkeeping that differs between equal runs (checksums
+    cover wall_time, attempts, driver_run and the store's own store_id)."""
     from storage.store import ResultStore
 
     store = ResultStore.open_existing(url)
@@ -107,7 +108,11 @@ def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", 
 
 
 def assert_same_store(a: str, b: str) -> None:
-    """Two stores hold the same results, array by array (NaN = NaN), but wall_time, attempts and driver_run."""
+    """Two stores hold the same results, array by array (NaN = NaN), but wall_time, attempts and driver_run, and
+    each holds what was committed (every committed block matches its checksums)."""
+    from storage.store import ResultStore
+
+    assert ResultStore.open_existing(a).verify_blocks() == {} and ResultStore.open_existing(b).verify_blocks() == {}
     left, right = store_arrays(a), store_arrays(b)
     assert sorted(left) == sorted(right)
     for name in left:

@@ -257,15 +257,20 @@ def test_a_catalog_with_a_duplicate_id_is_refused_before_any_work(base, tmp_path
 
 
 def test_a_second_driver_on_the_same_store_is_refused(base, tmp_path, capsys):
+    from scheduler.lifecycle import Heartbeat
+
     options = run_options(shared_survey(base), tmp_path / "held.zarr", base)
     first = DriverLease.acquire(options.store, ttl=60)
+    beat = Heartbeat(first, 1.0)  # a live holder renews its lease: the second driver waits 2 ttl, then gives up
+    beat.start()
     try:
         with pytest.raises(StoreError, match=r"is held by driver .*:\d+ since"):
             run(options)
-        code = main(["run", options.catalog, "--config", options.config, "--store", options.store])
+        code = main(["run", options.catalog, "--config", options.config, "--store", options.store, "--lease-ttl", "2"])
         assert code == 2 and "is held by driver" in capsys.readouterr().err
         assert not (tmp_path / "held.zarr" / "zarr.json").exists()  # nothing was created
     finally:
+        beat.stop()
         first.release()
 
 

@@ -48,7 +48,8 @@ def test_writing_a_block_stores_one_object_per_array_and_nothing_else(store):
 
 def test_root_attributes_record_the_run(store):
     attrs = zarr.open_group(store.url, mode="r").attrs.asdict()
-    assert attrs["schema_version"] == 1
+    assert attrs["schema_version"] == 2
+    assert len(attrs["store_id"]) == 32 and attrs["arrays"] == [*(s.name for s in BOOKKEEPING), *(s.name for s in SPECS)]
     assert attrs["config"] == json.loads(json.dumps(CONFIG))
     assert attrs["catalog_hash"] == CATALOG_HASH
     assert attrs["block_size"] == BLOCK_SIZE

@@ -146,3 +146,53 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     [stage] = pipeline.stages
     assert stage.model.source == RectangularSource((20, 20), 1.0) and stage.search is None
     assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"dataset": {"mask_radius": NAN}}, "dataset.mask_radius: must be a finite number, got nan"),
+        ({"dataset": {"mask_radius": INF}}, "dataset.mask_radius: must be a finite number, got inf"),
+        ({"dataset": {"max_image_side": 100_000}}, "dataset.max_image_side: must be an integer >= 8 and <= 4096"),
+        ({"dataset": {"over_sample_size_lp": 1000}}, "dataset.over_sample_size_lp: must be an integer >= 1 and <= 32"),
+        ({"dataset": {"over_sample_size_lp": {"sub_sizes": [8, 4], "radii": [NAN]}}},
+         "dataset.over_sample_size_lp.radii: must be a finite number, got nan"),
+        ({"dataset": {"over_sample_size_lp": {"sub_sizes": [8, 4, 2], "radii": [0.6, 0.3]}}},
+         "dataset.over_sample_size_lp.radii: must increase"),
+        ({"source": {"sigma_min": NAN}}, "source.sigma_min: must be a finite number, got nan"),
+        ({"source": {"sigma_min": INF}}, "source.sigma_min: must be a finite number, got inf"),
+        ({"source": {"gaussians": 1_000_000}}, "source.gaussians: must be an integer >= 1 and <= 500"),
+        ({"lens": {"light": {"sigma_min": -INF}}}, "lens.light.sigma_min: must be a finite number, got -inf"),
+        ({"source": {"type": "rectangular", "regularization": NAN}},
+         "source.regularization: must be a finite number, got nan"),
+        ({"source": {"type": "rectangular", "regularization": INF}},
+         "source.regularization: must be a finite number, got inf"),
+        ({"source": {"type": "rectangular", "shape": [1000, 1000]}},
+         "source.shape: a rectangular mesh has at most 4096 cells"),
+        ({"settings": {"no_regularization_add_to_curvature_diag_value": NAN}},
+         "settings.no_regularization_add_to_curvature_diag_value: must be a finite number, got nan"),
+        ({"search": {"f_live": NAN}}, "search.f_live: must be a finite number, got nan"),
+        ({"search": {"f_live": INF}}, "search.f_live: must be a finite number, got inf"),
+        ({"search": {"n_live": 1_000_000_000}}, "search.n_live: must be an integer >= 2 and <= 100000"),
+        ({"search": {"max_samples": 1_000_000_000}}, "search.max_samples: must be an integer >= 1 and <= 100000"),
+        ({"search": {"n_batch": 10**9}}, "search.n_batch: must be an integer >= 1 and <= 10000"),
+        ({"search": {"n_eff": INF}}, "search.n_eff: must be a finite number, got inf"),
+        ({"search": {"network_layers": [10**9]}}, "search.network_layers: must be a list of positive integers"),
+        ({"search": {"n_networks": 10**6}}, "search.n_networks: must be an integer >= 1 and <= 64"),
+    ],
+)
+def test_absurd_values_are_refused_with_the_key_and_the_range(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, "fit.toml")
+    assert f"fit.toml: {message}" in str(error.value)
+
+
+def test_the_largest_allowed_values_parse():
+    config = parse_config({"dataset": {"max_image_side": 4096, "over_sample_size_lp": 32},
+                           "source": {"type": "rectangular", "shape": [64, 64]},
+                           "search": {"n_live": 100_000, "max_samples": 100_000}})
+    assert config.dataset.max_image_side == 4096 and config.model.source.pixels == 4096
+    assert (config.search.n_live, config.search.max_samples) == (100_000, 100_000)
