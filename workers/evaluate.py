@@ -89,12 +89,8 @@ def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePictu
     r = fit.result
     if model.pixelized:
         ny, nx = model.source.shape
-        centres = np.asarray(r.mesh_centres)
-        dy = (centres[:, 0].max() - centres[:, 0].min()) / max(ny - 1, 1)
-        dx = (centres[:, 1].max() - centres[:, 1].min()) / max(nx - 1, 1)
-        extent = (centres[:, 1].min() - dx / 2, centres[:, 1].max() + dx / 2,
-                  centres[:, 0].min() - dy / 2, centres[:, 0].max() + dy / 2)
-        return SourcePicture(np.asarray(r.reconstruction)[-ny * nx:].reshape(ny, nx), extent, mesh=True)
+        image = np.asarray(r.reconstruction)[-ny * nx:].reshape(ny, nx)
+        return SourcePicture(image, None, np.asarray(r.mesh_centres).reshape(ny, nx, 2))
     params = unpack(model, fit.vector)
     traced = np.asarray(ray_trace(jnp.asarray(fit.imaging.lp_points), params.mass))
     (y0, x0), (y1, x1) = traced.min(0), traced.max(0)
@@ -104,7 +100,7 @@ def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePictu
     basis = gaussian_basis(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
     amplitudes = np.asarray(r.reconstruction)[-model.source.gaussians:]
     image = (np.asarray(basis) @ amplitudes).reshape(pixels, pixels)
-    return SourcePicture(image, (x0, x1, y0, y1), mesh=False)
+    return SourcePicture(image, (x0, x1, y0, y1))
 
 
 def plot_lens_fit(fit: LensFit, model: Model, data: ImagingData, mask: np.ndarray, title: str, path: str) -> None:

@@ -1,12 +1,15 @@
 """PowerLaw mass, PyAutoArray's adaptive rectangular meshes and lens light equal PyAutoLens's on the second reference
 set (../shared/reference2: A0, B0 and C0, every case and mass model), in fp64 and mixed precision; the figure of
-merit's gradient in the PowerLaw parameters (slope included) matches finite differences.
+merit's gradient in the PowerLaw parameters (slope included) matches finite differences; border relocation on
+every mesh equals PyAutoLens's.
 
 Each (case, precision) is compiled once: A0 and B0 are padded to one bucket and fitted together (evaluate_block,
 lenses × mass models), C0 alone (evaluate, its mass models as one batch).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import jax
 import numpy as np
@@ -105,6 +108,30 @@ def test_mixed_precision_within_1e_3_of_fp64_and_of_pyautolens_mixed(name, case)
         for kind in ("reconstruction", "model_image"):
             expected = reference2_array(record, "jax_mp", kind)
             assert _largest_relative(mixed[kind][i], expected) <= 1e-3, (mass_model, kind)
+
+
+# PyAutoLens 2026.10.26.1 (numpy backend) on A0 at bilinear_pos_edge0's true lens, as that case but with
+# use_border_relocator=True: al.FitImaging(dataset, tracer, settings=al.Settings(use_border_relocator=True,
+# use_positive_only_solver=True, use_edge_zeroed_pixels=True)), source al.Pixelization(mesh=al.mesh.<mesh>(shape=
+# (20, 20)), regularization=al.reg.Constant(1.0)); (figure_of_merit, chi_squared). Relocation moves the bilinear
+# figure of merit by 0.72.
+RELOCATED_A0 = {
+    "uniform": (4215.191226470192, 5665.730346127873),
+    "bilinear_adapt_density": (5397.333918485682, 3303.324607602514),
+    "rtu_adapt_density": (5415.436258613956, 3252.087306679292),
+}
+
+
+@pytest.mark.parametrize("mesh_name", RELOCATED_A0)
+def test_border_relocation_on_every_mesh_equals_pyautolens(mesh_name):
+    base = reference2_model("bilinear_pos_edge0")
+    model = replace(base, source=replace(base.source, mesh=mesh_name),
+                    settings=replace(base.settings, use_border_relocator=True))
+    record = reference2_records("A0", "bilinear_pos_edge0")["true"]
+    result = evaluate(_lens("A0").imaging, reference2_vector(_lens("A0"), model, record)[None], model)
+    figure_of_merit, chi_squared = RELOCATED_A0[mesh_name]
+    assert abs(float(result.figure_of_merit[0]) - figure_of_merit) <= 1e-4
+    assert abs(float(result.chi_squared[0]) - chi_squared) <= 1e-4
 
 
 # --- Gradients in the PowerLaw parameters -------------------------------------------------------------------
