@@ -76,9 +76,13 @@ def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):
     store = ResultStore.open_existing(clean)
     names = store.attrs["parameter_names"]
     assert store.attrs["mode"] == "search"
+    derived = store.attrs["derived_names"]
+    assert derived == ["lens.mass.axis_ratio", "lens.mass.angle", "lens.mass.einstein_radius_intermediate",
+                       "lens.shear.magnitude", "lens.shear.angle"]
     assert store.attrs["stages"] == [
-        {"name": "source_lp", "group": "", "parameter_names": names, "searched": True},
-        {"name": "source_pix", "group": "source_pix", "parameter_names": names[:7], "searched": False},
+        {"name": "source_lp", "group": "", "parameter_names": names, "derived_names": derived, "searched": True},
+        {"name": "source_pix", "group": "source_pix", "parameter_names": names[:7], "derived_names": derived,
+         "searched": False},
     ]
     assert (store.read_array("stage_status") == Status.DONE).all()
     assert (store.read_array("source_pix/stage_status") == Status.DONE).all()
@@ -94,6 +98,12 @@ def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):
     assert (store.read_array("search_likelihood_evaluations") >= 500).all()
     assert np.isfinite(store.read_array("search_log_evidence")).all()
     assert (store.read_array("parameter_sigma") > 0).all()
+    # derived quantities of the posterior: the intermediate-axis Einstein radius of the best sample
+    from workers.derived import derived_values
+
+    np.testing.assert_allclose(store.read_array("derived_max_likelihood"),
+                               derived_values(tuple(names), store.read_array("parameter_max_likelihood")))
+    assert (store.read_array("derived_sigma") >= 0).all()
 
     # the terms, parameters and images are the max-likelihood fit's
     best = store.read_array("parameter_max_likelihood")
