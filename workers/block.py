@@ -164,6 +164,8 @@ class BlockFitter:
                            f"the store's largest image {self.max_image_shape} ([dataset] max_image_side)")
                 continue
             block.out["image_shape"][i] = data.image.shape
+            if "psf_raw_sum" in block.out:  # absent from a store created before it
+                block.out["psf_raw_sum"][i] = data.psf_raw_sum
             key = row.bucket if row.bucket >= 0 else ("own", i)
             planned[key] = self.spec.buckets[row.bucket].bucket if row.bucket >= 0 else None
             groups.setdefault(key, []).append(Member(i, data, imaging, fit_mask(
