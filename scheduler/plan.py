@@ -16,10 +16,10 @@ JAX-free (numpy, storage, and the engine's pure-Python buckets and model modules
      again and classifies what happens then.
 2. Bucket each dataset: `bucket_for_shapes` from its shapes, its files' mask, its mask radius and centre (the
    row's `mask_radius` / `mask_centre`, else a cutout's info.json ones, else the config's radius and (0, 0); as
-   workers.datasets.mask_geometry resolves them when loading) and the config's over-sampling, rounded with `common_bucket([b])` — the static shapes its compiled
-   program is keyed by. Datasets with equal rounded buckets share a shape bucket. Shapes that cannot be fitted
-   (an even or oversized PSF, a mask that leaves no pixel) get no bucket (-1): the worker's validation gives the
-   reason when it loads them.
+   workers.datasets.mask_geometry resolves them when loading) and the config's over-sampling, rounded with
+   `common_bucket([b])` — the static shapes its compiled program is keyed by. Datasets with equal rounded
+   buckets share a shape bucket. Shapes that cannot be fitted (an even or oversized PSF, a mask that leaves no
+   pixel) get no bucket (-1): the worker's validation gives the reason when it loads them.
 3. Freeze the order: by bucket (buckets sorted by their sizes), then catalog order; datasets without a bucket
    last. This is the order of the store's dataset axis. Stored images are padded to `max_image_shape`: the
    largest planned image, or max_image_side square when some dataset's shape is unknown (it may be that big).

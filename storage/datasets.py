@@ -320,7 +320,8 @@ def _read_dataset(path: str, dataset_id: str, storage_options: dict | None, band
     for the arrays `names` (of FOLDER_FILES; the mask optional and always read with its data)."""
     fs, fs_path, info = _locate(path, dataset_id, storage_options)
     if not _is_folder(info, path):
-        hdus = parse_hdus(fetch_bytes(fs, fs_path, path, dataset_id), path, dataset_id, with_data or frozenset({"MASK"}))
+        raw = fetch_bytes(fs, fs_path, path, dataset_id)
+        hdus = parse_hdus(raw, path, dataset_id, with_data or frozenset({MEF_EXTENSIONS["mask"]}))
         if is_cutout(hdus):
             found, files = band_hdus(hdus, path, dataset_id, band, tuple(n for n in names if n != "mask"))
             return found, files, CutoutInfo()
