@@ -25,20 +25,17 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import astropy.units as u
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from storage.errors import DatasetError, is_missing
 from storage.euclid import EXTRA_MASK_FILE, INFO_FILE, CutoutInfo, band_hdus, cutout_file, is_cutout, parse_info
 from storage.fits_io import fetch_bytes, parse_hdus, unavailable
 from storage.locations import filesystem, is_url, join
+from storage.pixel_scale import resolve_pixel_scale
 
 FOLDER_FILES = {"image": "image.fits", "noise_map": "noise_map.fits", "psf": "psf.fits", "mask": "mask.fits"}
 MEF_EXTENSIONS = {"image": "DATA", "noise_map": "NOISE", "psf": "PSF", "mask": "MASK"}
-PIXEL_SCALE_TOLERANCE = 1e-3  # relative disagreement allowed between pixel-scale sources
 _VERSION_KEYS = ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "updated", "last_modified")
 
 
@@ -80,7 +77,7 @@ def load_imaging(
     Raises DatasetError (bad input) or DatasetUnavailable (a file could not be fetched); see storage.fits_io.
     """
     hdus, files, info = _read_dataset(path, dataset_id, storage_options, band, tuple(FOLDER_FILES), True)
-    scale = _resolve_pixel_scale(pixel_scale, info.pixel_scale, hdus["image"].header, dataset_id, files["image"])
+    scale = resolve_pixel_scale(pixel_scale, info.pixel_scale, hdus["image"].header, dataset_id, files["image"])
     psf = hdus["psf"].data
     raw_sum = float(psf.sum())
     return ImagingData(
@@ -145,7 +142,7 @@ def read_shapes(
         axes = hdus[name].shape
         if len(axes) != 2:
             raise DatasetError(dataset_id, files[name], f"{name} is {len(axes)}-D with shape {axes}, expected 2-D")
-    scale = _resolve_pixel_scale(pixel_scale, info.pixel_scale, hdus["image"].header, dataset_id, files["image"])
+    scale = resolve_pixel_scale(pixel_scale, info.pixel_scale, hdus["image"].header, dataset_id, files["image"])
     masked = ()
     if "mask" in hdus:
         mask = hdus["mask"].data
@@ -394,48 +391,3 @@ def _mef_hdus(hdus: list, file: str, dataset_id: str, names: tuple[str, ...]):
         if not found[name].shape:
             raise DatasetError(dataset_id, files[name], "extension holds no image data")
     return found, files
-
-
-def _resolve_pixel_scale(catalog: float | None, info: float | None, header: fits.Header, dataset_id: str,
-                         file: str) -> float:
-    sources = {"catalog": catalog, "info.json": info, "PIXSCALE": _header_pixscale(header, dataset_id, file)}
-    sources["WCS"] = _wcs_pixel_scale(header, dataset_id, file)
-    given = {name: float(value) for name, value in sources.items() if value is not None}
-    if not given:
-        raise DatasetError(
-            dataset_id, file, "no pixel scale: give a pixel_scale catalog column, a PIXSCALE keyword or a WCS"
-        )
-    (first, scale), *others = given.items()
-    for name, value in others:
-        if not abs(value - scale) <= PIXEL_SCALE_TOLERANCE * abs(scale):
-            raise DatasetError(
-                dataset_id,
-                file,
-                f"pixel scale disagrees: {first} {scale:g} arcsec vs {name} {value:g} arcsec (more than 0.1%)",
-            )
-    return scale
-
-
-def _header_pixscale(header: fits.Header, dataset_id: str, file: str) -> float | None:
-    if "PIXSCALE" not in header:
-        return None
-    try:
-        return float(header["PIXSCALE"])
-    except (TypeError, ValueError):
-        raise DatasetError(dataset_id, file, f"PIXSCALE {header['PIXSCALE']!r} is not a number") from None
-
-
-def _wcs_pixel_scale(header: fits.Header, dataset_id: str, file: str) -> float | None:
-    """Arcsec per pixel from CD or CDELT (in CUNIT, degrees when unset), or None without either."""
-    if "CD1_1" not in header and "CDELT1" not in header:
-        return None
-    try:
-        wcs = WCS(header, naxis=2, fix=False)  # WCS.fix would warn (process-wide state): run wcslib's fix directly
-        wcs.wcs.fix()
-        unit = u.Unit(wcs.wcs.cunit[0] or "deg")
-        x_scale, y_scale = (np.abs(proj_plane_pixel_scales(wcs)) * unit).to_value(u.arcsec)
-    except (ValueError, TypeError, KeyError, u.UnitsError) as e:
-        raise DatasetError(dataset_id, file, f"unreadable WCS ({e})") from e
-    if not abs(y_scale - x_scale) <= PIXEL_SCALE_TOLERANCE * max(x_scale, y_scale):
-        raise DatasetError(dataset_id, file, f"WCS pixels are not square ({x_scale:g} x {y_scale:g} arcsec)")
-    return float(x_scale)
