@@ -76,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     params = _read_params(args.params)
     data = _load_dataset(args)
-    from workers.datasets import fit_mask
+    from workers.datasets import fit_mask, mask_geometry
     from workers.evaluate import fit_lens, plot_lens_fit, result_record
 
     fit = fit_lens(data, config, params)
@@ -84,8 +84,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=1))
     if args.plot:
-        radius = config.dataset.mask_radius
-        plot_lens_fit(fit, config.model, data, fit_mask(data, radius), data.dataset_id, args.plot)
+        mask = fit_mask(data, *mask_geometry(data, config.dataset))
+        plot_lens_fit(fit, config.model, data, mask, data.dataset_id, args.plot)
     summary = {k: v for k, v in record.items() if not isinstance(v, list)}
     print(json.dumps(summary, indent=1))
     return 0

@@ -14,11 +14,12 @@ JAX-free (numpy, storage, and the engine's pure-Python buckets and model modules
    - any other failure (a transient read error, tried TRANSIENT_ATTEMPTS times; an environment problem; a bug)
      plans it without a bucket or a shape and without an error (`Plan.unread` says why): its block reads it
      again and classifies what happens then.
-2. Bucket each dataset: `bucket_for_shapes` from its shapes, its mask radius (the row's `mask_radius`, else the
-   config's) and the config's over-sampling, rounded with `common_bucket([b])` — the static shapes its compiled
-   program is keyed by. Datasets with equal rounded buckets share a shape bucket. Shapes that cannot be fitted
-   (an even or oversized PSF, a mask that leaves no pixel) get no bucket (-1): the worker's validation gives the
-   reason when it loads them.
+2. Bucket each dataset: `bucket_for_shapes` from its shapes, its files' mask, its mask radius and centre (the
+   row's `mask_radius` / `mask_centre`, else a cutout's info.json ones, else the config's radius and (0, 0); as
+   workers.datasets.mask_geometry resolves them when loading) and the config's over-sampling, rounded with
+   `common_bucket([b])` — the static shapes its compiled program is keyed by. Datasets with equal rounded
+   buckets share a shape bucket. Shapes that cannot be fitted (an even or oversized PSF, a mask that leaves no
+   pixel) get no bucket (-1): the worker's validation gives the reason when it loads them.
 3. Freeze the order: by bucket (buckets sorted by their sizes), then catalog order; datasets without a bucket
    last. This is the order of the store's dataset axis. Stored images are padded to `max_image_shape`: the
    largest planned image, or max_image_side square when some dataset's shape is unknown (it may be that big).
@@ -146,8 +147,8 @@ def make_plan(
     planned: list[tuple[DatasetSpec, Bucket | None, ImagingShapes | None]] = []
     unread = []
     for entry, (found, fingerprint) in zip(entries, reads):
-        radius = config.dataset.mask_radius if entry.mask_radius is None else float(entry.mask_radius)
         error = _row_error(entry, catalog.path)
+        radius, centre = entry.mask_radius, entry.mask_centre
         if not error and config.search is None:
             vectors, error = _vectors(entry, catalog.path, model, names)
         else:
@@ -160,8 +161,10 @@ def make_plan(
                 unread.append((entry.id, found.reason))
             found = None
         else:
+            radius = next(r for r in (radius, found.mask_radius, config.dataset.mask_radius) if r is not None)
+            centre = next(c for c in (centre, found.mask_centre, (0.0, 0.0)) if c is not None)
             error = error or _size_error(entry, found, config.dataset.max_image_side)
-            bucket = None if error else _bucket(found, radius, config)
+            bucket = None if error else _bucket(found, radius, centre, config)
         spec = DatasetSpec(
             id=entry.id,
             path=entry.path,
@@ -171,6 +174,8 @@ def make_plan(
             image_shape=found.image_shape if found is not None else (0, 0),
             error=error,
             fingerprint=fingerprint,
+            mask_centre=centre,
+            band=entry.band,
         )
         planned.append((spec, bucket, found))
 
@@ -180,7 +185,7 @@ def make_plan(
     for spec, bucket, found in planned:
         if bucket is not None and bucket not in examples:
             examples[bucket] = BucketSpec(bucket, found.image_shape, found.psf_shape, found.pixel_scale,
-                                          spec.mask_radius)
+                                          spec.mask_radius, spec.mask_centre, found.masked_pixels)
     order = sorted(
         range(len(planned)),
         key=lambda i: (planned[i][1] is None, index.get(planned[i][1], 0), i),
@@ -209,7 +214,8 @@ class _Unread:
 def _read(entry: CatalogEntry, storage_options: dict | None) -> tuple[ImagingShapes | _Unread, str]:
     """The row's shapes (or why not) and its files' fingerprint ("" when it could not be taken)."""
     try:
-        shapes = retry_transient(lambda: read_shapes(entry.path, entry.id, entry.pixel_scale, storage_options))
+        shapes = retry_transient(lambda: read_shapes(entry.path, entry.id, entry.pixel_scale, storage_options,
+                                                     entry.band))
     except Exception as e:  # one row's failure is never the run's: classified, see the module docstring
         fault = classify(e)
         shapes = _Unread(str(e) if fault is not Fault.ERROR else f"{type(e).__name__}: {e}", fault is Fault.BAD_INPUT)
@@ -252,7 +258,8 @@ def _vectors(entry: CatalogEntry, catalog: str, model, names) -> tuple[tuple[tup
     return (tuple(float(v) for v in vector),), ""
 
 
-def _bucket(shapes: ImagingShapes, mask_radius: float, config: FitConfig) -> Bucket | None:
+def _bucket(shapes: ImagingShapes, mask_radius: float, mask_centre: tuple[float, float],
+            config: FitConfig) -> Bucket | None:
     """The rounded shape bucket of a dataset, or None when its shapes cannot be fitted."""
     (ny, nx), (ky, kx) = shapes.image_shape, shapes.psf_shape
     if ky % 2 == 0 or kx % 2 == 0 or ky > ny or kx > nx:
@@ -260,7 +267,8 @@ def _bucket(shapes: ImagingShapes, mask_radius: float, config: FitConfig) -> Buc
     try:
         exact = bucket_for_shapes(
             shapes.image_shape, shapes.psf_shape, shapes.pixel_scale, mask_radius,
-            config.dataset.over_sample_size_lp, config.dataset.over_sample_size_pixelization,
+            config.dataset.over_sample_size_lp, config.dataset.over_sample_size_pixelization, mask_centre,
+            shapes.mask,
         )
     except (IndexError, ValueError):  # the mask leaves no pixel
         return None

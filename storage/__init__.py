@@ -3,6 +3,8 @@
     errors      DatasetError, DatasetUnavailable, CatalogError, StoreError; classify -> Fault, retry_transient
     datasets    load_imaging, read_shapes (headers), dataset_fingerprint, validate_imaging, write_imaging,
                 write_imaging_mef, ImagingData
+    euclid      the Euclid MER cutout layout (band extensions, info.json, mask_extra_galaxies.fits)
+    pixel_scale a dataset's pixel scale from the catalog, info.json, PIXSCALE or the WCS
     fits_io     fetch a file's bytes, then parse its HDUs in memory (bounded, extent-checked, no warning state)
     catalog     read_catalog, write_catalog, flatten_params, unflatten_params, Catalog, CatalogEntry
     schema      SCHEMA_VERSION, Status, TERMS, ArraySpec, BOOKKEEPING, result_specs

@@ -1,14 +1,17 @@
-"""Imaging datasets: one lens's image, noise map and PSF, as FITS, in the two layouts astronomers use.
+"""Imaging datasets: one lens's image, noise map and PSF, as FITS, in the layouts astronomers use.
 
 Layouts
 - a folder (PyAutoLens): `image.fits`, `noise_map.fits`, `psf.fits` and optionally `mask.fits`, each array in the
   first HDU that holds data;
-- one multi-extension FITS file: extensions named DATA, NOISE, PSF and optionally MASK.
+- one multi-extension FITS file: extensions named DATA, NOISE, PSF and optionally MASK;
+- a Euclid MER cutout, as its FITS file or its folder (storage.euclid): one band's `<BAND>_BGSUB`, `<BAND>_RMS`,
+  `<BAND>_PSF`, with info.json and mask_extra_galaxies.fits beside it in a folder.
 A mask is nonzero where a pixel is masked (PyAutoLens: True = masked). Files may be gzip, bzip2 or xz compressed.
+The PSF is normalised to unit sum (PyAutoLens's normalize=True); its sum as stored is kept as `psf_raw_sum`.
 
-Pixel scale (arcsec per pixel), first found wins: the catalog's `pixel_scale` (the `pixel_scale` argument), the
-image's header keyword PIXSCALE, the image's WCS (CD or CDELT, in CUNIT, degrees by default). Every source that is
-present must agree with the others within 0.1%.
+Pixel scale (arcsec per pixel), first found wins: the catalog's `pixel_scale` (the `pixel_scale` argument), a
+cutout's info.json, the image's header keyword PIXSCALE, the image's WCS (CD or CDELT, in CUNIT, degrees by
+default). Every source that is present must agree with the others within 0.1%.
 
 Arrays come back as native-endian float64 (FITS is big-endian; JAX refuses it). Locations may be local paths or
 fsspec URLs. Files are fetched whole, then parsed in memory (storage.fits_io): a problem with the content raises
@@ -22,19 +25,17 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import astropy.units as u
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 
 from storage.errors import DatasetError, is_missing
+from storage.euclid import EXTRA_MASK_FILE, INFO_FILE, CutoutInfo, band_hdus, cutout_file, is_cutout, parse_info
 from storage.fits_io import fetch_bytes, parse_hdus, unavailable
 from storage.locations import filesystem, is_url, join
+from storage.pixel_scale import resolve_pixel_scale
 
 FOLDER_FILES = {"image": "image.fits", "noise_map": "noise_map.fits", "psf": "psf.fits", "mask": "mask.fits"}
 MEF_EXTENSIONS = {"image": "DATA", "noise_map": "NOISE", "psf": "PSF", "mask": "MASK"}
-PIXEL_SCALE_TOLERANCE = 1e-3  # relative disagreement allowed between pixel-scale sources
 _VERSION_KEYS = ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "updated", "last_modified")
 
 
@@ -42,9 +43,11 @@ _VERSION_KEYS = ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified
 class ImagingData:
     """One lens's imaging as loaded.
 
-    image, noise_map, psf: 2-D native-endian float64 (image and noise in the image's units, psf unnormalised).
-    pixel_scale: arcsec per pixel. mask: bool, True = masked, or None when the files hold no mask.
-    path: the dataset's folder or file; files: array name -> the file (or `file[EXT]`) it was read from.
+    image, noise_map, psf: 2-D native-endian float64 (image and noise in the image's units; psf divided by
+    psf_raw_sum, its sum as stored, unless that sum is zero or not finite). pixel_scale: arcsec per pixel.
+    mask: bool, True = masked, or None when the files hold no mask. mask_radius, mask_centre: a cutout's
+    info.json values (None: not given). path: the dataset's folder or file; files: array name -> the file (or
+    `file[EXT]`) it was read from.
     """
 
     image: np.ndarray
@@ -55,6 +58,9 @@ class ImagingData:
     dataset_id: str
     path: str
     files: Mapping[str, str] = field(default_factory=dict)
+    psf_raw_sum: float = 1.0
+    mask_radius: float | None = None
+    mask_centre: tuple[float, float] | None = None
 
     def file_of(self, name: str) -> str:
         """The file that array `name` came from (the dataset path when not known)."""
@@ -62,64 +68,88 @@ class ImagingData:
 
 
 def load_imaging(
-    path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None
+    path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None,
+    band: str | None = None,
 ) -> ImagingData:
-    """Read a dataset folder or multi-extension FITS file; resolve its pixel scale. Does not validate pixels.
+    """Read a dataset (any layout; `band` picks a cutout's band, VIS when None, and is refused for the other
+    layouts); resolve its pixel scale; normalise its PSF. Does not validate pixels.
 
     Raises DatasetError (bad input) or DatasetUnavailable (a file could not be fetched); see storage.fits_io.
     """
-    fs, fs_path, info = _locate(path, dataset_id, storage_options)
-    if _is_folder(info, path):
-        hdus, files = _read_folder(fs, fs_path, path, dataset_id, FOLDER_FILES, with_data=True)
-    else:
-        hdus, files = _read_mef(fs, fs_path, path, dataset_id, MEF_EXTENSIONS, with_data=True)
-    scale = _resolve_pixel_scale(pixel_scale, hdus["image"].header, dataset_id, files["image"])
-    mask = hdus["mask"].data if "mask" in hdus else None
+    hdus, files, info = _read_dataset(path, dataset_id, storage_options, band, tuple(FOLDER_FILES), True)
+    scale = resolve_pixel_scale(pixel_scale, info.pixel_scale, hdus["image"].header, dataset_id, files["image"])
+    psf = hdus["psf"].data
+    raw_sum = float(psf.sum())
     return ImagingData(
         image=hdus["image"].data,
         noise_map=hdus["noise_map"].data,
-        psf=hdus["psf"].data,
+        psf=psf / raw_sum if _sums_to_nonzero(psf) else psf,
         pixel_scale=scale,
-        mask=None if mask is None else mask != 0,
+        mask=hdus["mask"].data != 0 if "mask" in hdus else None,
         dataset_id=dataset_id,
         path=path,
         files=files,
+        psf_raw_sum=raw_sum,
+        mask_radius=info.mask_radius,
+        mask_centre=info.mask_centre,
     )
+
+
+def _sums_to_nonzero(psf: np.ndarray) -> bool:
+    """True when a PSF's sum is finite and not zero to rounding (so it can be normalised)."""
+    total = psf.sum()
+    return bool(np.isfinite(total) and abs(total) > 1e-12 * np.abs(psf).sum())
 
 
 @dataclass(frozen=True)
 class ImagingShapes:
-    """A dataset's shapes and pixel scale, read from its FITS headers alone: image (ny, nx), psf (ky, kx),
-    pixel scale (arcsec per pixel, resolved as `load_imaging` does)."""
+    """What planning needs of a dataset: image (ny, nx) and psf (ky, kx) shapes from the FITS headers, pixel
+    scale (arcsec per pixel, resolved as `load_imaging` does), the row-major flat indices of the pixels its
+    files mask, and a cutout's info.json mask radius and centre (None: not given)."""
 
     image_shape: tuple[int, int]
     psf_shape: tuple[int, int]
     pixel_scale: float
+    masked_pixels: tuple[int, ...] = ()
+    mask_radius: float | None = None
+    mask_centre: tuple[float, float] | None = None
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The files' mask over the image (True = masked), None when they mask nothing."""
+        if not self.masked_pixels:
+            return None
+        mask = np.zeros(self.image_shape, bool)
+        mask.flat[list(self.masked_pixels)] = True
+        return mask
 
 
 def read_shapes(
-    path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None
+    path: str, dataset_id: str, pixel_scale: float | None = None, storage_options: dict | None = None,
+    band: str | None = None,
 ) -> ImagingShapes:
-    """The image and PSF shapes and the pixel scale of a dataset, from headers only.
+    """The image and PSF shapes, the pixel scale and the mask of a dataset, from headers and the mask only.
 
-    For planning a survey: a driver groups datasets by shape without loading their pixels (the image and PSF
-    files are fetched, as a compressed file's headers need decompressing, and only their headers parsed).
+    For planning a survey: a driver groups datasets by shape without loading their image pixels (the image and
+    PSF files are fetched, as a compressed file's headers need decompressing, and only their headers parsed; the
+    mask, which changes the shape bucket, is read whole).
     Raises DatasetError like `load_imaging` (no such file or folder, file not found, truncated or unreadable
     FITS file, missing extension, no image data, pixel scale problems) and DatasetUnavailable; shapes are
     reported as found, not validated (a 3-D image, an even or oversized PSF are `validate_imaging`'s to refuse).
     """
-    fs, fs_path, info = _locate(path, dataset_id, storage_options)
-    names = ("image", "psf")
-    if _is_folder(info, path):
-        hdus, files = _read_folder(fs, fs_path, path, dataset_id, {n: FOLDER_FILES[n] for n in names}, False)
-    else:
-        hdus, files = _read_mef(fs, fs_path, path, dataset_id, {n: MEF_EXTENSIONS[n] for n in names}, False)
-    for name in names:
+    hdus, files, info = _read_dataset(path, dataset_id, storage_options, band, ("image", "psf", "mask"), False)
+    for name in hdus:
         axes = hdus[name].shape
         if len(axes) != 2:
             raise DatasetError(dataset_id, files[name], f"{name} is {len(axes)}-D with shape {axes}, expected 2-D")
-    scale = _resolve_pixel_scale(pixel_scale, hdus["image"].header, dataset_id, files["image"])
-    return ImagingShapes(hdus["image"].shape, hdus["psf"].shape, scale)
+    scale = resolve_pixel_scale(pixel_scale, info.pixel_scale, hdus["image"].header, dataset_id, files["image"])
+    masked = ()
+    if "mask" in hdus:
+        mask = hdus["mask"].data
+        if mask.shape != hdus["image"].shape:  # validate_imaging's to report when the block loads it
+            mask = np.ones(hdus["image"].shape, bool)
+        masked = tuple(int(i) for i in np.flatnonzero(mask))
+    return ImagingShapes(hdus["image"].shape, hdus["psf"].shape, scale, masked, info.mask_radius, info.mask_centre)
 
 
 def dataset_fingerprint(path: str, dataset_id: str, storage_options: dict | None = None) -> str:
@@ -139,7 +169,7 @@ def dataset_fingerprint(path: str, dataset_id: str, storage_options: dict | None
         entries = fs.ls(fs_path, detail=True)
     except Exception as e:
         raise unavailable(dataset_id, path, e) from e
-    names = set(FOLDER_FILES.values())
+    names = {*FOLDER_FILES.values(), posixpath.basename(cutout_file(fs_path)), INFO_FILE, EXTRA_MASK_FILE}
     return _fingerprint({name: e for e in entries if (name := posixpath.basename(e["name"].rstrip("/"))) in names})
 
 
@@ -281,76 +311,83 @@ def _fingerprint(entries: Mapping[str, Mapping]) -> str:
     return digest.hexdigest()
 
 
-def _read_folder(fs, fs_folder: str, folder: str, dataset_id: str, names: Mapping[str, str], with_data: bool):
-    """{array name: the first FitsHdu with data}, {array name: file} of the folder's files `names` (mask optional)."""
-    hdus, files = {}, {}
-    for name, filename in names.items():
-        shown = join(folder, filename)
-        raw = fetch_bytes(fs, join(fs_folder, filename), shown, dataset_id, optional=name == "mask")
+def _read_dataset(path: str, dataset_id: str, storage_options: dict | None, band: str | None,
+                  names: tuple[str, ...], with_data: bool) -> tuple[dict, dict, CutoutInfo]:
+    """{array name: FitsHdu}, {array name: file or `file[EXT]`} and the cutout info of a dataset in any layout,
+    for the arrays `names` (of FOLDER_FILES; the mask optional and always read with its data)."""
+    fs, fs_path, info = _locate(path, dataset_id, storage_options)
+    if not _is_folder(info, path):
+        raw = fetch_bytes(fs, fs_path, path, dataset_id)
+        hdus = parse_hdus(raw, path, dataset_id, with_data or frozenset({MEF_EXTENSIONS["mask"]}))
+        if is_cutout(hdus):
+            found, files = band_hdus(hdus, path, dataset_id, band, tuple(n for n in names if n != "mask"))
+            return found, files, CutoutInfo()
+        _refuse_band(band, dataset_id, path)
+        return (*_mef_hdus(hdus, path, dataset_id, names), CutoutInfo())
+    image = fetch_bytes(fs, join(fs_path, FOLDER_FILES["image"]), join(path, FOLDER_FILES["image"]), dataset_id,
+                        optional=True)
+    if image is not None:
+        _refuse_band(band, dataset_id, path)
+        return (*_read_folder(fs, fs_path, path, dataset_id, names, with_data, image), CutoutInfo())
+    cutout = fetch_bytes(fs, cutout_file(fs_path), cutout_file(path), dataset_id, optional=True)
+    if cutout is None:
+        raise DatasetError(dataset_id, join(path, FOLDER_FILES["image"]), "file not found (nor a Euclid cutout "
+                                                                         f"{posixpath.basename(cutout_file(path))})")
+    hdus = parse_hdus(cutout, cutout_file(path), dataset_id, with_data)
+    found, files = band_hdus(hdus, cutout_file(path), dataset_id, band, tuple(n for n in names if n != "mask"))
+    raw = fetch_bytes(fs, join(fs_path, INFO_FILE), join(path, INFO_FILE), dataset_id, optional=True)
+    info = CutoutInfo() if raw is None else parse_info(raw, join(path, INFO_FILE), dataset_id)
+    if "mask" in names:
+        mask = _first_image(fs, fs_path, path, EXTRA_MASK_FILE, dataset_id, True, optional=True)
+        if mask is not None:
+            found["mask"], files["mask"] = mask, join(path, EXTRA_MASK_FILE)
+    return found, files, info
+
+
+def _refuse_band(band: str | None, dataset_id: str, path: str) -> None:
+    if band is not None:
+        raise DatasetError(dataset_id, path, f"a band ({band}) is given, but only a Euclid cutout has bands")
+
+
+def _first_image(fs, fs_folder: str, folder: str, filename: str, dataset_id: str, with_data: bool,
+                 raw: bytes | None = None, optional: bool = False):
+    """The first HDU with data of a folder's file `filename` (None when `optional` and missing)."""
+    shown = join(folder, filename)
+    if raw is None:
+        raw = fetch_bytes(fs, join(fs_folder, filename), shown, dataset_id, optional=optional)
         if raw is None:
-            continue
-        found = [hdu for hdu in parse_hdus(raw, shown, dataset_id, with_data) if hdu.shape]
-        if not found:
-            raise DatasetError(dataset_id, shown, "FITS file holds no image data")
-        hdus[name], files[name] = found[0], shown
+            return None
+    found = [hdu for hdu in parse_hdus(raw, shown, dataset_id, with_data) if hdu.shape]
+    if not found:
+        raise DatasetError(dataset_id, shown, "FITS file holds no image data")
+    return found[0]
+
+
+def _read_folder(fs, fs_folder: str, folder: str, dataset_id: str, names: tuple[str, ...], with_data: bool,
+                 image: bytes):
+    """{array name: FitsHdu}, {array name: file} of a PyAutoLens folder's files for `names` (mask optional, read
+    with its data); `image` is image.fits's bytes, already fetched."""
+    hdus, files = {}, {}
+    for name in names:
+        hdu = _first_image(fs, fs_folder, folder, FOLDER_FILES[name], dataset_id, with_data or name == "mask",
+                           image if name == "image" else None, optional=name == "mask")
+        if hdu is not None:
+            hdus[name], files[name] = hdu, join(folder, FOLDER_FILES[name])
     return hdus, files
 
 
-def _read_mef(fs, fs_file: str, file: str, dataset_id: str, extensions: Mapping[str, str], with_data: bool):
-    """{array name: FitsHdu}, {array name: `file[EXT]`} of a multi-extension file's `extensions` (MASK optional)."""
-    raw = fetch_bytes(fs, fs_file, file, dataset_id)
-    by_name = {hdu.name: hdu for hdu in parse_hdus(raw, file, dataset_id, with_data)}
-    hdus, files = {}, {}
-    for name, extension in extensions.items():
+def _mef_hdus(hdus: list, file: str, dataset_id: str, names: tuple[str, ...]):
+    """{array name: FitsHdu}, {array name: `file[EXT]`} of a multi-extension file's extensions for `names`
+    (MASK optional)."""
+    by_name = {hdu.name: hdu for hdu in hdus}
+    found, files = {}, {}
+    for name in names:
+        extension = MEF_EXTENSIONS[name]
         if extension not in by_name:
             if name == "mask":
                 continue
             raise DatasetError(dataset_id, file, f"missing extension {extension} (found {sorted(by_name)})")
-        hdus[name], files[name] = by_name[extension], f"{file}[{extension}]"
-        if not hdus[name].shape:
+        found[name], files[name] = by_name[extension], f"{file}[{extension}]"
+        if not found[name].shape:
             raise DatasetError(dataset_id, files[name], "extension holds no image data")
-    return hdus, files
-
-
-def _resolve_pixel_scale(catalog: float | None, header: fits.Header, dataset_id: str, file: str) -> float:
-    sources = {"catalog": catalog, "PIXSCALE": _header_pixscale(header, dataset_id, file)}
-    sources["WCS"] = _wcs_pixel_scale(header, dataset_id, file)
-    given = {name: float(value) for name, value in sources.items() if value is not None}
-    if not given:
-        raise DatasetError(
-            dataset_id, file, "no pixel scale: give a pixel_scale catalog column, a PIXSCALE keyword or a WCS"
-        )
-    (first, scale), *others = given.items()
-    for name, value in others:
-        if not abs(value - scale) <= PIXEL_SCALE_TOLERANCE * abs(scale):
-            raise DatasetError(
-                dataset_id,
-                file,
-                f"pixel scale disagrees: {first} {scale:g} arcsec vs {name} {value:g} arcsec (more than 0.1%)",
-            )
-    return scale
-
-
-def _header_pixscale(header: fits.Header, dataset_id: str, file: str) -> float | None:
-    if "PIXSCALE" not in header:
-        return None
-    try:
-        return float(header["PIXSCALE"])
-    except (TypeError, ValueError):
-        raise DatasetError(dataset_id, file, f"PIXSCALE {header['PIXSCALE']!r} is not a number") from None
-
-
-def _wcs_pixel_scale(header: fits.Header, dataset_id: str, file: str) -> float | None:
-    """Arcsec per pixel from CD or CDELT (in CUNIT, degrees when unset), or None without either."""
-    if "CD1_1" not in header and "CDELT1" not in header:
-        return None
-    try:
-        wcs = WCS(header, naxis=2, fix=False)  # WCS.fix would warn (process-wide state): run wcslib's fix directly
-        wcs.wcs.fix()
-        unit = u.Unit(wcs.wcs.cunit[0] or "deg")
-        x_scale, y_scale = (np.abs(proj_plane_pixel_scales(wcs)) * unit).to_value(u.arcsec)
-    except (ValueError, TypeError, KeyError, u.UnitsError) as e:
-        raise DatasetError(dataset_id, file, f"unreadable WCS ({e})") from e
-    if not abs(y_scale - x_scale) <= PIXEL_SCALE_TOLERANCE * max(x_scale, y_scale):
-        raise DatasetError(dataset_id, file, f"WCS pixels are not square ({x_scale:g} x {y_scale:g} arcsec)")
-    return float(x_scale)
+    return found, files

@@ -81,8 +81,9 @@ def fetch_bytes(fs, fs_file: str, shown: str, dataset_id: str, optional: bool = 
     return raw
 
 
-def parse_hdus(raw: bytes, shown: str, dataset_id: str, with_data: bool) -> list[FitsHdu]:
-    """Every image HDU of a FITS file's bytes (data read only `with_data`); DatasetError for any problem."""
+def parse_hdus(raw: bytes, shown: str, dataset_id: str, with_data: bool | frozenset[str]) -> list[FitsHdu]:
+    """Every image HDU of a FITS file's bytes, data read for all (`with_data` True), none (False) or those whose
+    EXTNAME (upper case) is in the set `with_data`; DatasetError for any problem."""
     try:
         content = _decompress(raw)
         with fits.open(io.BytesIO(content), memmap=False, lazy_load_hdus=True) as hdul:
@@ -97,7 +98,8 @@ def parse_hdus(raw: bytes, shown: str, dataset_id: str, with_data: bool) -> list
             if content[end:].strip(b"\0"):
                 raise _BadBytes(f"truncated or corrupted: the {len(content) - end} bytes after the last complete HDU "
                                 "do not form an HDU")
-            return [_image_hdu(hdu, with_data) for hdu in hdus if isinstance(hdu, _IMAGE_HDUS)]
+            return [_image_hdu(hdu, with_data is True or (bool(with_data) and hdu.name.upper() in with_data))
+                    for hdu in hdus if isinstance(hdu, _IMAGE_HDUS)]
     except Exception as e:  # the bytes are in memory: whatever fails here is the file's content
         raise DatasetError(dataset_id, shown, f"truncated or unreadable FITS file ({_describe(e)})") from e
 

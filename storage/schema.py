@@ -11,6 +11,7 @@ Bookkeeping (always present, `BOOKKEEPING`):
     wall_time     float64  wall-clock seconds spent on the dataset (NaN = never run)
     image_shape   int32    (2,)  the true (ny, nx) of the image before padding (0, 0 = unknown)
     shape_bucket  int32    index into the root attribute `shape_buckets` (-1 = unknown)
+    psf_raw_sum   float64  the PSF's sum as stored in its file, before normalising to unit sum (NaN = not loaded)
     input_fingerprint str  the digest of the lens's files (names, sizes, versions) its results were planned
                            from ("" = unknown); a resume refits a committed lens whose files changed since
     checksum      uint64   the dataset's row digest over every other array (storage.integrity), written by
@@ -40,7 +41,8 @@ Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_
 random id of this store's creation, part of every checksum), arrays (every array's name), created, plus what the
 driver adds (for example `shape_buckets`, `parameter_names`).
 
-Schema 2 (this one) added input_fingerprint, checksum, store_id, arrays and Zstd's frame checksum on every chunk.
+Schema 2 (this one) added input_fingerprint, checksum, store_id, arrays and Zstd's frame checksum on every chunk;
+psf_raw_sum came later within it (a store created without it is written without it).
 """
 
 import math
@@ -106,6 +108,7 @@ BOOKKEEPING = (
     ArraySpec("wall_time"),
     ArraySpec("image_shape", (2,), "int32", ("axis",), 0),
     ArraySpec("shape_bucket", dtype="int32", fill=-1),
+    ArraySpec("psf_raw_sum"),
     ArraySpec("input_fingerprint", dtype="str", fill=""),
     ArraySpec("checksum", dtype="uint64", fill=0),
 )

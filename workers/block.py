@@ -44,13 +44,12 @@ from storage.datasets import ImagingData, load_imaging
 from storage.errors import DatasetError, Fault, classify, retry_transient
 from storage.schema import Status
 from workers.contract import BucketSpec, DatasetSpec, RunSpec
-from workers.datasets import fit_mask, masked_imaging
+from workers.datasets import fit_mask, mask_geometry, masked_imaging
 from workers.faults import BlockHooks
 from workers.inversion.batch import evaluate_block, stack
 from workers.inversion.imaging import MaskedImaging, prepare_imaging
 from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
-from workers.model.grids import circular_mask
 from workers.pipeline import Stage, StagePosterior
 from workers.rows import empty_block, fit_row, search_row
 
@@ -152,8 +151,8 @@ class BlockFitter:
                 continue
             try:
                 data = retry_transient(lambda: load_imaging(row.path, row.id, row.pixel_scale,
-                                                            self.spec.storage_options))
-                imaging = masked_imaging(data, self.config.dataset, self.config.model, mask_radius=row.mask_radius)
+                                                            self.spec.storage_options, row.band))
+                imaging = masked_imaging(data, self.config.dataset, self.config.model, row.mask_radius, row.mask_centre)
             except Exception as e:  # the lens's own outcome, never its block mates'
                 fault = classify(e)
                 if fault is Fault.ENVIRONMENT:
@@ -166,9 +165,12 @@ class BlockFitter:
                            f"the store's largest image {self.max_image_shape} ([dataset] max_image_side)")
                 continue
             block.out["image_shape"][i] = data.image.shape
+            if "psf_raw_sum" in block.out:  # absent from a store created before it
+                block.out["psf_raw_sum"][i] = data.psf_raw_sum
             key = row.bucket if row.bucket >= 0 else ("own", i)
             planned[key] = self.spec.buckets[row.bucket].bucket if row.bucket >= 0 else None
-            groups.setdefault(key, []).append(Member(i, data, imaging, fit_mask(data, row.mask_radius)))
+            groups.setdefault(key, []).append(Member(i, data, imaging, fit_mask(
+                data, *mask_geometry(data, self.config.dataset, row.mask_radius, row.mask_centre))))
         return [(planned[key], members) for key, members in groups.items()]
 
     def _evaluate(self, members: list[Member], vectors: list[np.ndarray], bucket: Bucket, model: Model,
@@ -282,8 +284,7 @@ class BlockFitter:
         psf[bucket.psf_shape[0] // 2, bucket.psf_shape[1] // 2] = 1.0
         imaging = prepare_imaging(
             np.zeros(bucket.image_shape), np.ones(bucket.image_shape), psf, bucket.pixel_scale,
-            mask_radius=bucket.mask_radius,
-            mask=circular_mask(bucket.image_shape, bucket.pixel_scale, bucket.mask_radius),
+            mask_radius=bucket.mask_radius, mask=bucket.mask(),
             over_sample_size_lp=options.over_sample_size_lp,
             over_sample_size_pixelization=options.over_sample_size_pixelization,
         )

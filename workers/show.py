@@ -136,7 +136,7 @@ def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,
     ny, nx = (int(n) for n in row["image_shape"])
     model_image = np.asarray(row["model_image"])[:ny, :nx]
     residuals = np.asarray(row["normalized_residuals"])[:ny, :nx]
-    data = load_imaging(entry.path, dataset_id, entry.pixel_scale, storage_options)
+    data = load_imaging(entry.path, dataset_id, entry.pixel_scale, storage_options, entry.band)
     if data.image.shape != (ny, nx):
         raise StoreError(f"lens {dataset_id}: the image at {entry.path} is {data.image.shape}, the store fitted "
                          f"{(ny, nx)}; is this the run's catalog?")
@@ -152,7 +152,7 @@ def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,
     if model.pixelized:
         cells = model.source.pixels
         mesh = np.asarray(row["mesh_centres"])[size - cells : size]
-    imaging = masked_imaging(data, config.dataset, model, mask_radius=entry.mask_radius)
+    imaging = masked_imaging(data, config.dataset, model, entry.mask_radius, entry.mask_centre)
     stored = FitResult(**{t: np.float64(row[t]) for t in TERMS}, reconstruction=reconstruction, mesh_centres=mesh)
     source = source_picture(LensFit(imaging, vector, stored), model)
 

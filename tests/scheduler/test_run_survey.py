@@ -133,6 +133,9 @@ def test_store_layout_and_bookkeeping_of_a_clean_run(base, clean):
     assert (clean.read_array("attempts") == 1).all()
     assert (clean.read_array("driver_run") == 1).all()
     assert (clean.read_array("wall_time") > 0).all()
+    # the PSF's sum as stored, before normalising (sums to 1 only to rounding)
+    raw_sums = [fits.getdata(f"{d.path}/psf.fits").astype(np.float64).sum() for d in plan.datasets]
+    np.testing.assert_array_equal(clean.read_array("psf_raw_sum"), raw_sums)
 
 
 def test_running_a_finished_store_again_does_nothing(base, clean, tmp_path):

@@ -91,9 +91,14 @@ def bucket_for_shapes(
     mask_radius: float,
     over_sample_size_lp: OverSampling,
     over_sample_size_pixelization: OverSampling,
+    mask_centre: tuple[float, float] = (0.0, 0.0),
+    file_mask: np.ndarray | None = None,
 ) -> Bucket:
-    """The exact (unrounded) bucket of a dataset fitted with a circular mask, from shapes alone."""
-    mask = circular_mask(image_shape, pixel_scale, mask_radius)
+    """The exact (unrounded) bucket of a dataset fitted with the circular mask of `mask_radius` about
+    `mask_centre` combined with its files' mask (True = masked), from shapes and that mask alone."""
+    mask = circular_mask(image_shape, pixel_scale, mask_radius, mask_centre)
+    if file_mask is not None:
+        mask = mask | file_mask
     blur = blurring_mask(mask, psf_shape)
     box = ~mask | blur
     rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
