@@ -53,7 +53,7 @@ import jax
 from .config import SearchOptions
 from .inversion.batch import evaluate_block, stack
 from .model.buckets import Bucket
-from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits, fit
+from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, check_model_fits, fit
 from .inversion.imaging import MaskedImaging
 from .model.description import Model
 from .posterior import LensSearch, weighted_quantiles
