@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from scheduler.blocks import BlockBook
-from scheduler.lifecycle import Heartbeat, RayContext, StopSignals
+from scheduler.lifecycle import Heartbeat, RayContext, StopSignals, ray_job_ended
 from scheduler.plan import Plan
 from scheduler.pool import ActorPool, PoolError, Slot, cluster_pool, fit_actor_starter, kill_actor
 from scheduler.run_store import blocks_to_run, commit_failed, open_store, repair, run_spec
@@ -109,6 +109,7 @@ def run(options: RunOptions) -> RunResult:
     lease = DriverLease.acquire(
         options.store, ttl=options.lease_ttl, storage_options=options.storage_options, max_wait=2 * options.lease_ttl,
         on_wait=lambda line: print(line, file=sys.stderr, flush=True), labels=_job_labels(),
+        holder_gone=ray_job_ended,
     )
     heartbeat = Heartbeat(lease, options.lease_ttl / 3)
     heartbeat.start()
@@ -132,8 +133,10 @@ def run(options: RunOptions) -> RunResult:
             message = f"stopped by {stop.name} before any block ran. Run the same command again to resume"
             return _finish(store, RunResult(128 + stop.signal, {}, 0, len(todo), message=message))
         spec = run_spec(store, plan, config, driver_run, options.compile_cache, lease.token)
-        with RayContext(options.address):
-            stop.install()
+        with RayContext(options.address, stop):
+            if stop.signal is not None:
+                message = f"stopped by {stop.name} while Ray started. Run the same command again to resume"
+                return _finish(store, RunResult(128 + stop.signal, {}, 0, len(todo), message=message))
             result = _Loop(options, spec, plan, store, todo, heartbeat, stop).run()
         result.seconds = time.time() - started
         return _finish(store, result)

@@ -1,7 +1,9 @@
 """What a driver run holds while it runs: the store's driver lease kept alive, the stop signals, the Ray context.
 
 Lease: the driver takes the store's lease (storage.lease; a second driver is refused) before it opens the store
-and keeps it with a heartbeat thread (every ttl/3); a driver that loses its lease stops.
+and keeps it with a heartbeat thread (every ttl/3); a driver that loses its lease stops. A holder that is provably
+gone is taken over at once: a dead process on this host (storage.lease), or a driver whose Ray job has ended
+(`ray_job_ended`, for a driver that ran on another node of this cluster).
 
 Stopping: SIGTERM (what `ray job stop` sends) or SIGINT stops submitting; blocks in flight get the grace period to
 commit; then the lease is released and the run ends with exit code 128 + signal, saying how to resume (run the
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 
 from storage.errors import StoreError
 from storage.lease import DriverLease
@@ -45,6 +48,23 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=5)
+
+
+def ray_job_ended(record: Mapping) -> bool:
+    """Whether the lease holder's Ray job (its `ray_job` label, set inside `ray job submit`) has ended —
+    succeeded, failed or stopped — on the cluster this driver runs in (RAY_ADDRESS). False when the holder has no
+    such label, there is no cluster, or the job is unknown here or cannot be asked: not provably gone, so the
+    lease's ttl decides."""
+    job = record.get("labels", {}).get("ray_job")
+    address = os.environ.get("RAY_ADDRESS")
+    if not job or not address:
+        return False
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address).get_job_status(job).is_terminal()
+    except Exception:  # no dashboard, no such job, a refused connection: Ray raises several kinds
+        return False
 
 
 class StopSignals:
@@ -89,19 +109,31 @@ class RayContext:
     """ray.init unless Ray is already initialised in this process (then the caller's cluster is used as is);
     ray.shutdown on exit only if we started it. Address: the given one, else RAY_ADDRESS (set inside `ray job
     submit`), else a new local cluster ("local": an existing `ray start` cluster is joined only when asked,
-    with --address auto)."""
+    with --address auto).
 
-    def __init__(self, address: str | None):
+    ray.init replaces the SIGTERM handler with its own (sys.exit) while it starts; a SIGTERM then surfaces here as
+    SystemExit, which is turned back into a stop request (`stop.signal`), so the run ends as any stopped run
+    (128 + signal, lease released) instead of exiting with Ray's code."""
+
+    def __init__(self, address: str | None, stop: StopSignals):
         self.address = address
+        self.stop = stop
         self.owned = False
 
     def __enter__(self):
         import ray
 
-        if not ray.is_initialized():
-            address = self.address or os.environ.get("RAY_ADDRESS") or "local"
-            ray.init(address=address, log_to_driver=True)
-            self.owned = True
+        if self.stop.signal is not None:
+            return self  # stopped before Ray started: no cluster to start
+        try:
+            if not ray.is_initialized():
+                address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+                self.owned = True
+                ray.init(address=address, log_to_driver=True)
+            self.stop.install()
+        except SystemExit:
+            self.stop.signal = signal.SIGTERM
+            print("\nlensfleet: SIGTERM received while Ray started", file=sys.stderr, flush=True)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from small_survey import free_port, stop_head
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
-from storage.lease import LEASE_FILE
+from storage.lease import LEASE_FILE, DriverLease
 from storage.schema import Status
 from storage.store import ResultStore
 from workers.survey import simulate_survey
@@ -258,3 +258,39 @@ def network_addresses() -> set[str]:
         except OSError:  # no route: no network
             pass
     return {ip for ip in found if not ip.startswith("127.")}
+
+
+def test_a_lease_whose_ray_job_ended_is_taken_over_at_once_and_a_running_jobs_is_not(cluster, tmp_path):
+    """A driver that ran on another node of the cluster leaves a lease naming its Ray job (as `lensfleet run`
+    records it inside `ray job submit`). A new driver submitted to the same cluster asks the job table
+    (scheduler.lifecycle.ray_job_ended, the check `lensfleet run` makes): an ended job's lease is taken over at
+    once, a running job's lease is not (no wait allowed here, so it is refused)."""
+    address, env, _, _ = cluster
+    ended = ray_cli(env, "job", "submit", "--address", address, "--submission-id", "lensfleet-ended", "--", "true")
+    assert ended.returncode == 0, ended.stderr
+    running = ray_cli(env, "job", "submit", "--address", address, "--submission-id", "lensfleet-running",
+                      "--no-wait", "--", "sleep", "300")
+    assert running.returncode == 0, running.stderr
+    probe = (
+        "import sys\n"
+        "from scheduler.lifecycle import ray_job_ended\n"
+        "from storage.errors import StoreError\n"
+        "from storage.lease import DriverLease\n"
+        "try:\n"
+        "    DriverLease.acquire(sys.argv[1], holder_gone=ray_job_ended, settle=0).release()\n"
+        "    print('PROBE: taken over')\n"
+        "except StoreError as e:\n"
+        "    print('PROBE: refused:', e)\n"
+    )
+    try:
+        for job, outcome in (("lensfleet-ended", "PROBE: taken over"), ("lensfleet-running", "PROBE: refused")):
+            store = tmp_path / f"{job}.zarr"
+            DriverLease.acquire(str(store), ttl=600, labels={"ray_job": job})  # never released: its holder "died"
+            lease = store / LEASE_FILE
+            record = json.loads(lease.read_text())
+            lease.write_text(json.dumps({**record, "host": "another-node", "boot_id": "another-boot"}))
+            result = ray_cli(env, "job", "submit", "--address", address, "--", sys.executable, "-c", probe,
+                             str(store))
+            assert result.returncode == 0 and outcome in result.stdout, result.stdout + result.stderr
+    finally:
+        ray_cli(env, "job", "stop", "--address", address, "lensfleet-running")

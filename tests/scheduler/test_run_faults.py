@@ -219,6 +219,52 @@ def test_sigterm_lets_blocks_in_flight_commit_releases_the_lease_and_the_next_ru
     assert os.path.exists(store / "zarr.json")
 
 
+def children(pid: int) -> list[str]:
+    """The command names of process `pid`'s children (from /proc)."""
+    names = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if int(fields.split()[1]) == pid:
+            names.append(name.split("(", 1)[1])
+    return names
+
+
+def test_sigterm_while_ray_starts_ends_as_a_stopped_run_and_the_next_run_resumes(base, clean, cluster, tmp_path):
+    """ray.init installs its own SIGTERM handler (sys.exit) while it starts a local cluster; a SIGTERM then must
+    still end the run as a stopped run: exit 128 + SIGTERM, the resume line, the lease released, nothing lost."""
+    store = tmp_path / "sigterm-start.zarr"
+    log = tmp_path / "driver.log"
+    options = {**subprocess_options(base, store, None), "lease_ttl": 60.0}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a new local cluster: seconds to start
+    code = (
+        "import json, sys\n"
+        "from scheduler.driver import RunOptions, run\n"
+        "sys.exit(run(RunOptions(**json.loads(sys.argv[1]))).exit_code)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", code, json.dumps(options)], stdout=log.open("w"),
+                              stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: "gcs_server" in children(driver.pid), 120, "ray.init to start the cluster's processes",
+                 driver)
+        driver.send_signal(signal.SIGTERM)  # ray.init is under way: its own SIGTERM handler is the one installed
+        driver.wait(60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    output = log.read_text()
+    assert driver.returncode == 128 + signal.SIGTERM, output
+    assert "SIGTERM received while Ray started" in output, output
+    assert "stopped by SIGTERM while Ray started. Run the same command again to resume" in output
+    assert not (store / "lease.json").exists()
+
+    result = run(run_options(shared_survey(base), store, base))
+    assert result.exit_code == 0 and result.blocks_to_do == 3
+    assert_same_store(str(store), clean)
+
+
 def test_status_verify_finds_damaged_blocks_and_a_resume_refits_exactly_those(base, clean, cluster, tmp_path):
     """A flipped byte in a committed model_image chunk and an empty status chunk (what an unsynced write can leave
     after a power loss): `lensfleet status --verify` names both blocks and exits 1; the same run command resets
