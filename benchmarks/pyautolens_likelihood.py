@@ -67,6 +67,11 @@ CASES = {
         dict(use_positive_only_solver=True, use_border_relocator=False),
         "rect_pos_edge0",
     ),
+    "rect_cholesky": (
+        "rect",
+        dict(use_positive_only_solver=False, use_border_relocator=False),
+        "rect",
+    ),
 }
 PRECISIONS = ("fp64", "mixed")
 

@@ -29,7 +29,10 @@ class Bucket:
 
     @property
     def fft(self) -> tuple[int, int]:
-        return tuple(_fast_len(c + k - 1) for c, k in zip(self.canvas, self.psf))
+        """The circular FFT shape of the PSF convolution: the smallest 2^a·3^b·5^c >= canvas + psf//2 per
+        axis. Columns are nonzero only on the canvas and read back only on it, so a period of canvas + psf//2
+        wraps nothing onto it (a tap reaches at most psf//2 pixels beyond either edge)."""
+        return tuple(_fast_len(c + k // 2) for c, k in zip(self.canvas, self.psf))
 
     def covers(self, other: "Bucket") -> bool:
         """True if data of bucket `other` fits in this one."""
