@@ -13,10 +13,11 @@ block has a request pending (or has finished), the coordinator evaluates all req
 compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors): a request fills its lens's
 slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
 repeating its first point), and slots without a request hold the prior median. The values go back, the
-samplers go on. Compiled once per (model, bucket, L, V, eval_chunk). With eval_chunk 0 (a GPU) the whole block
-is one vmap and idle slots (finished lenses) are computed on the prior median for nothing, which a GPU does
-not notice; with eval_chunk > 0 (a CPU) the compiled call runs the lenses one after another and skips idle
-slots (lax.cond), so a CPU only pays for requested points.
+samplers go on. Compiled once per (model, bucket, L, V) with eval_chunk 0, once per (model, bucket,
+eval_chunk) otherwise. With eval_chunk 0 (a GPU) the whole block is one vmap and idle slots (finished lenses)
+are computed on the prior median for nothing, which a GPU does not notice; with eval_chunk > 0 (a CPU) the
+lenses are evaluated one after another, eval_chunk vectors per compiled call (batch.evaluate_block), and
+idle slots are skipped, so a CPU only pays for requested points.
 
 Determinism. Each lens's sampler is seeded from (seed, dataset id) (lens_seed), and a point's likelihood
 comes out of the same compiled program at the same (slot, position) whether the other slots hold other
@@ -50,7 +51,6 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field, replace
-from functools import partial
 from multiprocessing import connection
 from pathlib import Path
 from typing import Callable
@@ -63,7 +63,7 @@ import jax
 from .config import SearchOptions
 from .inversion.batch import evaluate_block, stack
 from .model.buckets import Bucket
-from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits, fit
+from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits
 from .inversion.imaging import MaskedImaging
 from .model.description import Model
 from .priors import PriorTransform, prior_to_dict
@@ -79,35 +79,10 @@ class SearchError(RuntimeError):
 # --- the compiled block likelihood -------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("model", "eval_chunk"))
-def _block_figure_of_merit_looped(
-    imagings: MaskedImaging, vectors: jax.Array, active: jax.Array, model: Model, eval_chunk: int
-) -> jax.Array:
-    """(L, V) figures of merit with the lenses taken one after another (lax.map) and `eval_chunk` vectors of a
-    lens vectorised at a time; a lens whose `active` flag is off is skipped (DEGENERATE_FIGURE_OF_MERIT)."""
-
-    def one(imaging, vector):
-        return fit(imaging, vector, model, False).figure_of_merit
-
-    def lens(args):
-        imaging, lens_vectors, on = args
-
-        def compute():
-            if eval_chunk >= lens_vectors.shape[0]:
-                return jax.vmap(one, in_axes=(None, 0))(imaging, lens_vectors)
-            return jax.lax.map(lambda v: one(imaging, v), lens_vectors, batch_size=eval_chunk)
-
-        def skip():
-            return jax.numpy.full(lens_vectors.shape[0], DEGENERATE_FIGURE_OF_MERIT)
-
-        return jax.lax.cond(on, compute, skip)
-
-    return jax.lax.map(lens, (imagings, vectors, active))
-
-
 def auto_eval_chunk() -> int:
-    """SearchOptions.eval_chunk when fit.toml leaves it out: 0 (one vmap) on an accelerator, 8 on a CPU."""
-    return 8 if jax.default_backend() == "cpu" else 0
+    """SearchOptions.eval_chunk when fit.toml leaves it out and no sizing.BatchPlan is at hand: 1 on a CPU
+    (one evaluation at a time, as sizing.plan_batch measures it there), 0 (one vmap) on an accelerator."""
+    return 1 if jax.default_backend() == "cpu" else 0
 
 
 def block_figure_of_merit(
@@ -117,16 +92,10 @@ def block_figure_of_merit(
     non-finite values replaced by DEGENERATE_FIGURE_OF_MERIT.
 
     eval_chunk 0: one vmap over the whole block (batch.evaluate_block), every slot computed: right for a GPU.
-    eval_chunk > 0: the lenses one after another inside the compiled call, `eval_chunk` vectors of a lens
-    vectorised at a time, and lenses whose `active` flag is off (default: all on) skipped: right for a CPU,
-    where an idle slot would cost as much as a busy one. Either way a slot's values do not depend on the other
-    slots'."""
-    n_lenses = vectors.shape[0]
-    if eval_chunk <= 0:
-        values = evaluate_block(imagings, vectors, model).figure_of_merit
-    else:
-        active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
-        values = _block_figure_of_merit_looped(imagings, vectors, active, model, eval_chunk)
+    eval_chunk > 0: the lenses one after another, `eval_chunk` vectors of a lens vectorised at a time, and
+    lenses whose `active` flag is off (default: all on) skipped: right for a CPU, where an idle slot would cost
+    as much as a busy one. Either way a slot's values do not depend on the other slots'."""
+    values = evaluate_block(imagings, vectors, model, chunk=eval_chunk, active=active).figure_of_merit
     values = np.asarray(values, dtype=np.float64)
     return np.where(np.isfinite(values), values, DEGENERATE_FIGURE_OF_MERIT)
 

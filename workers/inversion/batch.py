@@ -2,12 +2,16 @@
 
 Two batch axes: parameter vectors of one lens (what a sampler asks for) and datasets (a block). Datasets of a
 block are padded to one Bucket (imaging.pad_to_bucket) and stacked; the compiled function is keyed by
-(model, bucket, batch shape, chunk). Padding has zero weight, so batched numbers equal unbatched ones.
+(model, bucket, batch shape). Padding has zero weight, so batched numbers equal unbatched ones.
 
-`chunk` is how many evaluations are vectorised together: 0 vmaps the whole batch at once (right for a GPU,
-memory permitting); c > 0 runs the batch c evaluations at a time inside the compiled call (lax.map), so the
-working set of one chunk stays in the CPU's caches and a lane never waits for a slower one outside its
-chunk. sizing.eval_chunk picks it per device; the numbers do not depend on it.
+`chunk` is how many evaluations are vectorised together. 0: the whole batch in one vmapped call, which is
+what a GPU wants (memory permitting; sizing.plan_batch). c > 0: the batch is cut into pieces of c
+evaluations (the last one padded), each a call of the same compiled vmap over c, dispatched one after
+another without waiting; lenses whose `active` flag is off are not evaluated at all. On a CPU, where XLA
+runs one evaluation's operations one after another anyway, batching buys no parallelism and batched gathers
+and scatters cost more per lane, and XLA compiles a loop inside one program (lax.map) to slower code than the
+same evaluation outside it: the fastest is c = 1, one evaluation per call, so a batch costs no more per
+evaluation than a single call. sizing.choose_eval_chunk measures the candidates on the device.
 """
 
 from __future__ import annotations
@@ -15,23 +19,30 @@ from __future__ import annotations
 from functools import partial
 from . import jax_setup  # noqa: F401
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .fit import FitResult, fit
+from .fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, fit
 from workers.model.buckets import Bucket, common_bucket
 from .imaging import MaskedImaging, pad_to_bucket
 from workers.model.description import Model
 
-
-def _chunked(function, items, chunk: int):
-    """function mapped over the leading axis of the pytree `items`, `chunk` at a time (0: all at once)."""
-    size = jax.tree.leaves(items)[0].shape[0]
-    if chunk <= 0 or chunk >= size:
-        return jax.vmap(function)(items)
-    return jax.lax.map(function, items, batch_size=chunk)
+_STATIC = ("model", "with_arrays", "convolution")
+_ARRAYS = ("reconstruction", "model_image", "mesh_centres")
 
 
-@partial(jax.jit, static_argnames=("model", "with_arrays", "convolution", "chunk"))
+@partial(jax.jit, static_argnames=_STATIC)
+def _vmapped(imaging: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool, convolution: str):
+    per_vector = partial(fit, imaging, model=model, with_arrays=with_arrays, convolution=convolution)
+    return jax.vmap(per_vector)(vectors)
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _vmapped_block(imagings: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool, convolution: str):
+    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
+    return jax.vmap(jax.vmap(per_vector, in_axes=(None, 0)), in_axes=(0, 0))(imagings, vectors)
+
+
 def evaluate(
     imaging: MaskedImaging,
     vectors: jax.Array,
@@ -41,12 +52,18 @@ def evaluate(
     chunk: int = 0,
 ) -> FitResult:
     """Fit one lens at V parameter vectors (V, n): every FitResult field gains a leading V axis. `convolution`
-    is fit's PSF convolution route ("auto", "fft", "direct"); `chunk` see the module docstring."""
-    per_vector = partial(fit, imaging, model=model, with_arrays=with_arrays, convolution=convolution)
-    return _chunked(per_vector, vectors, chunk)
+    is fit's PSF convolution route ("auto", "fft", "direct"); `chunk` see the module docstring (with
+    chunk > 0 this is a host-side loop: call it outside jit)."""
+    size = vectors.shape[0]
+    if chunk <= 0 or chunk >= size:
+        return _vmapped(imaging, vectors, model, with_arrays, convolution)
+    vectors = np.asarray(vectors)  # cut on the host: a device slice per piece would cost more than it
+    padded = np.concatenate([vectors, np.repeat(vectors[-1:], -size % chunk, axis=0)])
+    pieces = [_vmapped(imaging, padded[i : i + chunk], model, with_arrays, convolution)
+              for i in range(0, size, chunk)]
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:size], *pieces)
 
 
-@partial(jax.jit, static_argnames=("model", "with_arrays", "convolution", "chunk"))
 def evaluate_block(
     imagings: MaskedImaging,
     vectors: jax.Array,
@@ -54,14 +71,25 @@ def evaluate_block(
     with_arrays: bool = False,
     convolution: str = "auto",
     chunk: int = 0,
+    active: np.ndarray | None = None,
 ) -> FitResult:
     """Fit L stacked lenses (see stack) at V vectors each, vectors (L, V, n): fields gain leading (L, V).
-    With chunk > 0 the lenses run one after another, each lens's vectors `chunk` at a time."""
-    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
+    With chunk > 0 the lenses run one after another, each lens's vectors `chunk` at a time, and a lens whose
+    `active` flag (L,) is off is skipped: its terms are DEGENERATE_FIGURE_OF_MERIT, its arrays 0."""
     if chunk <= 0:
-        return jax.vmap(jax.vmap(per_vector, in_axes=(None, 0)), in_axes=(0, 0))(imagings, vectors)
-    per_lens = lambda args: _chunked(partial(per_vector, args[0]), args[1], chunk)  # noqa: E731
-    return jax.lax.map(per_lens, (imagings, vectors))
+        return _vmapped_block(imagings, vectors, model, with_arrays, convolution)
+    n_lenses = vectors.shape[0]
+    active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
+    lens = lambda i: jax.device_put(jax.tree.map(lambda a: a[i], imagings))  # noqa: E731
+    fits = {i: evaluate(lens(i), vectors[i], model, with_arrays, convolution, chunk) for i in np.flatnonzero(active)}
+    shapes = jax.eval_shape(partial(_vmapped, model=model, with_arrays=with_arrays, convolution=convolution),
+                            lens(0), vectors[0])
+    skipped = FitResult(**{
+        name: None if shape is None else jnp.full(shape.shape, 0.0 if name in _ARRAYS else DEGENERATE_FIGURE_OF_MERIT,
+                                                   shape.dtype)
+        for name, shape in vars(shapes).items()
+    })
+    return jax.tree.map(lambda *lenses: jnp.stack(lenses), *[fits.get(i, skipped) for i in range(n_lenses)])
 
 
 def stack(imagings: list[MaskedImaging], bucket: Bucket | None = None) -> MaskedImaging:

@@ -1,14 +1,15 @@
 """PSF convolution of image columns: linear (zero padding, no wrap-around), "same" crop, read back on the used pixels.
 
 Columns are rows here, (n, P): column k holds image values c_k on the used pixels (and the blurring pixels for
-linear light). Each is placed on the canvas (the box of the used and blurring pixels, Cy × Cx) and convolved
-with the normalised kernel K,
+linear light). Each is placed on the canvas (the box of the used and blurring pixels, Cy × Cx) at the top-left
+of the (Fy, Fx) = Bucket.fft grid (zeros elsewhere: no separate padding pass) and convolved with the
+normalised kernel K,
     (K ∗ c)[i, j] = Σ_ab K[a, b] · c[i − a + ky//2, j − b + kx//2],
 by one of two exact routes:
-- "fft": irfft2(rfft2(c)·K̂) with period (Fy, Fx) = Bucket.fft ≥ canvas + psf//2 and K̂ the kernel centred
-  on pixel (0, 0) (imaging.kernel_fft): nothing wraps onto the canvas, no crop offset.
+- "fft": irfft2(rfft2(c)·K̂) with period (Fy, Fx) ≥ canvas + psf//2 and K̂ the kernel centred on pixel
+  (0, 0) (imaging.kernel_fft): nothing wraps onto the canvas, no crop offset.
   Work ~ n · Fy·Fx·log2(Fy·Fx).
-- "direct": the sum over the ky·kx taps of shifted copies of the zero-padded canvas. Work ~ n · Cy·Cx·ky·kx.
+- "direct": the sum over the ky·kx taps of shifted copies of the zero-padded grid. Work ~ n · Fy·Fx·ky·kx.
 Flux from blurring pixels blurs into the mask; flux landing outside the used pixels is dropped by the read-back.
 
 A mapping matrix (pixelized source) arrives in its sparse form (mesh.mapping_entries: per pixelization
@@ -45,46 +46,55 @@ def convolution_route(bucket, n_columns: int, backend: str | None = None) -> str
     backend = backend or jax.default_backend()
     fy, fx = bucket.fft
     fft_work = n_columns * fy * fx * max(math.log2(fy * fx), 1.0)
-    cy, cx = bucket.canvas
-    direct_work = _DIRECT_COST.get(backend, _DIRECT_COST["gpu"]) * n_columns * cy * cx * bucket.psf[0] * bucket.psf[1]
+    direct_work = _DIRECT_COST.get(backend, _DIRECT_COST["gpu"]) * n_columns * fy * fx * bucket.psf[0] * bucket.psf[1]
     return "direct" if direct_work < fft_work else "fft"
 
 
-def _canvas_source(imaging: MaskedImaging) -> jax.Array:
-    """(Cy·Cx,) int32: for each canvas pixel, its row in [used pixels | blurring pixels | one zero row]."""
+def _on_fft_grid(imaging: MaskedImaging, canvas_index: jax.Array) -> jax.Array:
+    """Flat indices on the (Fy, Fx) FFT grid of flat canvas indices (the canvas sits at its top-left)."""
+    cx, fx = imaging.bucket.canvas[1], imaging.bucket.fft[1]
+    return (canvas_index // cx) * fx + canvas_index % cx
+
+
+def _grid_source(imaging: MaskedImaging) -> jax.Array:
+    """(Fy·Fx,) int32: for each FFT-grid pixel, its row in [used pixels | blurring pixels | one zero row]."""
     b = imaging.bucket
-    size = b.canvas[0] * b.canvas[1]
+    size = b.fft[0] * b.fft[1]
     source = jnp.full(size, b.pixels + b.blurring, jnp.int32)
-    used = jnp.where(imaging.valid > 0, imaging.pixel_index, size)
+    used = jnp.where(imaging.valid > 0, _on_fft_grid(imaging, imaging.pixel_index), size)
     source = source.at[used].set(jnp.arange(b.pixels, dtype=jnp.int32), mode="drop")
-    blurring = jnp.where(imaging.blurring_valid > 0, imaging.blurring_index, size)
+    blurring = jnp.where(imaging.blurring_valid > 0, _on_fft_grid(imaging, imaging.blurring_index), size)
     return source.at[blurring].set(b.pixels + jnp.arange(b.blurring, dtype=jnp.int32), mode="drop")
 
 
-def _convolve_canvas(
-    imaging: MaskedImaging, canvas: jax.Array, precision: ConvolutionPrecision, route: str
-) -> jax.Array:
-    """(n, Cy·Cx) blurred canvases from canvases (n, Cy, Cx) in precision.columns, by `route`."""
+def _convolve_grid(imaging: MaskedImaging, grid: jax.Array, precision: ConvolutionPrecision, route: str) -> jax.Array:
+    """(n, Fy·Fx) blurred columns from columns (n, Fy, Fx) on the FFT grid (zero off the canvas), in
+    precision.columns, by `route`; read it back at _on_fft_grid(pixel_index)."""
     b = imaging.bucket
-    (cy, cx), (ky, kx) = b.canvas, b.psf
-    n = canvas.shape[0]
+    (fy, fx), (ky, kx) = b.fft, b.psf
+    n = grid.shape[0]
     if route == "fft":
-        spectrum = jnp.fft.rfft2(canvas, s=b.fft).astype(precision.forward_fft)
+        spectrum = jnp.fft.rfft2(grid).astype(precision.forward_fft)
         kernel = imaging.psf_fft.astype(precision.multiply)
-        full = jnp.fft.irfft2(spectrum.astype(precision.multiply) * kernel, s=b.fft)
-        return full[:, :cy, :cx].reshape(n, cy * cx)
+        return jnp.fft.irfft2(spectrum.astype(precision.multiply) * kernel, s=b.fft).reshape(n, fy * fx)
     if route == "direct":
         out = jnp.zeros((), precision.multiply).real.dtype
         hy, hx = ky // 2, kx // 2
-        padded = jnp.pad(canvas.astype(out), ((0, 0), (hy, hy), (hx, hx)))
+        # The grid already has >= psf//2 zero rows and columns after the canvas; pad as many before it.
+        padded = jnp.pad(grid.astype(out), ((0, 0), (hy, 0), (hx, 0)))
         kernel = imaging.psf.astype(out)
         blurred = sum(
-            kernel[a, c] * padded[:, 2 * hy - a : 2 * hy - a + cy, 2 * hx - c : 2 * hx - c + cx]
+            kernel[a, c] * padded[:, 2 * hy - a : 2 * hy - a + fy - hy, 2 * hx - c : 2 * hx - c + fx - hx]
             for a in range(ky)
             for c in range(kx)
         )
-        return blurred.reshape(n, cy * cx)
+        return jnp.pad(blurred, ((0, 0), (0, hy), (0, hx))).reshape(n, fy * fx)
     raise ValueError(f"unknown convolution route {route!r}; expected 'auto' or one of {ROUTES}")
+
+
+def _read_back(imaging: MaskedImaging, blurred: jax.Array) -> jax.Array:
+    """(n, P) values of blurred grids (n, Fy·Fx) on the used pixels, 0 on padded ones."""
+    return blurred[:, _on_fft_grid(imaging, imaging.pixel_index)] * imaging.valid.astype(blurred.dtype)
 
 
 def convolve_columns(
@@ -105,9 +115,8 @@ def convolve_columns(
     else:
         parts.append(jnp.zeros((n, b.blurring), precision.columns))
     parts.append(jnp.zeros((n, 1), precision.columns))
-    canvas = jnp.concatenate(parts, axis=1)[:, _canvas_source(imaging)].reshape(n, *b.canvas)
-    blurred = _convolve_canvas(imaging, canvas, precision, route)
-    return blurred[:, imaging.pixel_index] * imaging.valid.astype(blurred.dtype)
+    grid = jnp.concatenate(parts, axis=1)[:, _grid_source(imaging)].reshape(n, *b.fft)
+    return _read_back(imaging, _convolve_grid(imaging, grid, precision, route))
 
 
 def convolve_mapping_matrix(
@@ -123,8 +132,7 @@ def convolve_mapping_matrix(
     or "auto": convolution_route)."""
     b = imaging.bucket
     route = convolution_route(b, n_cells) if route == "auto" else route
-    rows = imaging.pixel_index[imaging.pix_pixel]
-    canvas = jnp.zeros((n_cells, b.canvas[0] * b.canvas[1]), precision.columns)
-    canvas = canvas.at[cells, rows[:, None]].add(weights.astype(precision.columns)).reshape(n_cells, *b.canvas)
-    blurred = _convolve_canvas(imaging, canvas, precision, route)
-    return blurred[:, imaging.pixel_index] * imaging.valid.astype(blurred.dtype)
+    rows = _on_fft_grid(imaging, imaging.pixel_index[imaging.pix_pixel])
+    grid = jnp.zeros((n_cells, b.fft[0] * b.fft[1]), precision.columns)
+    grid = grid.at[cells, rows[:, None]].add(weights.astype(precision.columns)).reshape(n_cells, *b.fft)
+    return _read_back(imaging, _convolve_grid(imaging, grid, precision, route))
