@@ -144,7 +144,8 @@ def plan_batch(
     device = device or jax.devices()[0]
     vectors = np.asarray(vectors, np.float64)
     size = len(vectors)
-    key = (device.platform, device.device_kind, model, imaging.bucket, size, lenses, with_arrays, convolution)
+    key = (device.platform, device.device_kind, model, imaging.bucket, size, lenses, with_arrays, convolution,
+           memory_fraction)
     if key in _PLANS:
         return _PLANS[key]
     fixed, lane = lane_memory(imaging, vectors[0], model, with_arrays, convolution)
