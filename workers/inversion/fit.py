@@ -99,10 +99,10 @@ def _mge_columns(
 ) -> jax.Array:
     """Blurred columns, as rows (N, P), of a linear Gaussian basis evaluated at (possibly traced) sub-pixels."""
     sigmas = mge_sigmas(basis.gaussians, basis.sigma_min, imaging.mask_radius)
-    sub = gaussian_basis(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight[:, None]
-    columns = jax.ops.segment_sum(sub, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
+    sub = gaussian_basis(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight
+    columns = jax.ops.segment_sum(sub.T, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
     blurring = gaussian_basis(blurring_points, params.centre, params.ell_comps, sigmas)
-    return convolve_columns(imaging, columns.T, blurring.T, precision, route).astype(jnp.float64)
+    return convolve_columns(imaging, columns.T, blurring, precision, route).astype(jnp.float64)
 
 
 def check_model_fits(imaging: MaskedImaging, model: Model) -> None:

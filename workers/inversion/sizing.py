@@ -7,7 +7,8 @@ Both come from the device and the compiled program, not from a hand-set constant
   lanes at once then needs fixed_bytes + L·c·lane_bytes, which must stay within memory_fraction of the
   device's free memory (memory_stats on an accelerator, MemAvailable on a CPU).
 - the eval chunk (batch.evaluate's `chunk`): every candidate c = 1, 2, 4, 8, 16 that fits in memory is
-  compiled and timed on the device on (up to TIMING_VECTORS of) the caller's vectors; a bigger chunk wins
+  compiled and timed on the device on (up to TIMING_VECTORS of) the caller's vectors, the candidates taking
+  turns so that a changing load falls on all alike; a bigger chunk wins
   only if it is clearly faster per evaluation (CLEAR_WIN: a shared machine's timing noise must not pick a
   chunk that loses), and if the largest wins, more at once is better: all of the batch if it fits, else the
   largest power of two that does.
@@ -35,7 +36,7 @@ from .imaging import MaskedImaging
 from workers.model.description import Model
 
 MEMORY_FRACTION = 0.8  # of the device's free memory a plan may use
-_TIMING_CALLS = 3  # timed calls per candidate chunk (after one warm-up); the fastest counts
+_TIMING_ROUNDS = 3  # timed calls per candidate chunk (after one warm-up), taking turns; the fastest counts
 TIMING_VECTORS = 16  # candidates are timed on at most this many of the caller's vectors
 CLEAR_WIN = 0.85  # a bigger chunk is chosen only if it takes less than this fraction of the time of the best smaller
 _PLANS: dict = {}
@@ -101,31 +102,22 @@ def lane_memory(
     return max(one - lane, 0), lane
 
 
-def _time_chunk(imaging, vectors, model, with_arrays, convolution, chunk) -> float:
-    """Measured ms per evaluation of batch.evaluate(..., chunk) on `vectors`: the fastest of _TIMING_CALLS
-    calls after a warm-up, fewer if they take over a second."""
-    run = partial(evaluate, imaging, vectors, model, with_arrays, convolution, chunk)
-    jax.block_until_ready(run())
-    best, spent = float("inf"), 0.0
-    for _ in range(_TIMING_CALLS):
-        start = time.perf_counter()
-        jax.block_until_ready(run())
-        elapsed = time.perf_counter() - start
-        best, spent = min(best, elapsed), spent + elapsed
-        if spent > 1.0:
-            break
-    return 1e3 * best / len(vectors)
-
-
 def _measure(imaging, sample, model, with_arrays, convolution, candidates) -> dict[int, float]:
-    """ms per evaluation of each candidate chunk, in increasing order, stopping once one is over 1.5× the
-    fastest so far (a bigger chunk will not win back)."""
-    timings: dict[int, float] = {}
-    for chunk in candidates:
-        timings[chunk] = _time_chunk(imaging, sample, model, with_arrays, convolution, chunk)
-        if timings[chunk] > 1.5 * min(timings.values()):
-            break
-    return timings
+    """ms per evaluation of batch.evaluate(..., chunk) on `sample` for each candidate chunk: the fastest of
+    _TIMING_ROUNDS calls, the candidates taking turns (round-robin) so that a shared machine's changing load
+    falls on all of them alike; a candidate over twice the fastest after a round is dropped."""
+    runs = {c: partial(evaluate, imaging, sample, model, with_arrays, convolution, c) for c in candidates}
+    for run in runs.values():
+        jax.block_until_ready(run())  # compile and warm up
+    best = {c: float("inf") for c in candidates}
+    for _ in range(_TIMING_ROUNDS):
+        for chunk, run in runs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            best[chunk] = min(best[chunk], time.perf_counter() - start)
+        fastest = min(best.values())
+        runs = {c: r for c, r in runs.items() if best[c] <= 2.0 * fastest}
+    return {c: 1e3 * t / len(sample) for c, t in best.items()}
 
 
 def plan_batch(
