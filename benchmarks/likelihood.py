@@ -2,11 +2,12 @@
 
 Cases: reference A0 (2,828 pixels) and B0 (6,092) with an MGE source (20 Gaussians, σ from 0.01″) or a 20×20
 RectangularUniform source (Constant 1.0), and the real HST lens SLACS J0029-0055 (3″ circular mask at 0.05″,
-11,277 pixels) with an MGE lens light and an MGE source (20 Gaussians each); over-sampling 2 throughout (as the reference cases); each with the Cholesky and the
-positive-only solve (edge cells zeroed, PyAutoLens's default), in fp64 and mixed precision. Every case times
-one call (1 vector) and a batch of V = 64 vectors of one lens (the truth plus jitter, row 0 the truth), the
-batch run the way sizing.plan_batch plans it on this device (its measured eval chunk), the two interleaved
-(rounds of single calls and one batch: medians), and reports the figure of merit at row 0.
+11,277 pixels) with an MGE lens light and an MGE source (20 Gaussians each); over-sampling 2 throughout (as in
+the reference cases); each with the Cholesky and the positive-only solve (edge cells zeroed, PyAutoLens's
+default), in fp64 and mixed precision. Every case times one call (1 vector) and a batch of V = 64 vectors of
+one lens (the truth plus jitter, row 0 the truth), the batch run the way sizing.plan_batch plans it on this
+device (its measured eval chunk), the two interleaved (rounds of single calls and one batch: medians), and
+reports the figure of merit at row 0.
 
 With --pyautolens PYTHON, each case is also timed in PyAutoLens 2026.10.26.1 (benchmarks/pyautolens_likelihood.py
 under that Python, on the same spec: dataset, mask, over-sampling, model, settings, vectors), the two
@@ -134,9 +135,13 @@ def run_lensfleet(spec: dict) -> dict:
     from workers.evaluate import device_name, peak_memory_mb
     from workers.inversion.batch import evaluate
     from workers.inversion.imaging import prepare_imaging
-    from workers.inversion.sizing import plan_batch
     from workers.model.description import MGEBasis, Model, RectangularSource, parameter_names
     from workers.model.settings import Settings
+
+    try:
+        from workers.inversion.sizing import plan_batch
+    except ImportError:  # an engine from before sizing.py (--before): its batch is one vmap
+        plan_batch = None
 
     data = load_imaging(spec["dataset_dir"], spec["dataset"])
     imaging = jax.device_put(prepare_imaging(
@@ -154,14 +159,15 @@ def run_lensfleet(spec: dict) -> dict:
     figure_of_merit = float(evaluate(imaging, vectors[:1], model).figure_of_merit[0])
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    plan = plan_batch(imaging, vectors, model, lenses=16)
+    plan = plan_batch(imaging, vectors, model, lenses=16) if plan_batch else None
     plan_s = time.perf_counter() - start
+    chunk = {"chunk": plan.eval_chunk} if plan else {}
 
     def single():
         return evaluate(imaging, vectors[:1], model).figure_of_merit
 
     def batch():
-        return evaluate(imaging, vectors, model, chunk=plan.eval_chunk).figure_of_merit
+        return evaluate(imaging, vectors, model, **chunk).figure_of_merit
 
     # Interleaved, so that both see the same load: each round times `calls` single calls and one batch.
     jax.block_until_ready(batch())
@@ -179,7 +185,8 @@ def run_lensfleet(spec: dict) -> dict:
         "pixels": int(imaging.bucket.pixels), "figure_of_merit": figure_of_merit, "compile_s": compile_s,
         "single_ms": 1e3 * single_s, "single_calls": single_calls,
         "batch_ms_per_eval": 1e3 * batched, "batch_calls": batch_calls, "plan_s": plan_s,
-        "plan": plan.as_dict(), "peak_memory_mb": peak_memory_mb(), "device": device_name(),
+        "plan": plan.as_dict() if plan else {"eval_chunk": "vmap"}, "peak_memory_mb": peak_memory_mb(),
+        "device": device_name(),
     }
 
 
@@ -207,8 +214,9 @@ def _reference_figure_of_merit(spec: dict) -> float | None:
     return record["jax_mp" if spec["mixed"] else "numpy"]["figure_of_merit"]
 
 
-def compare(selected: list[Case], pyautolens: str | None, rounds: int, timeout: float) -> dict:
+def compare(selected: list[Case], pyautolens: str | None, before: str | None, rounds: int, timeout: float) -> dict:
     env_lf = dict(os.environ, PYTHONPATH=str(ROOT))
+    env_before = dict(os.environ, PYTHONPATH=str(before), LENSFLEET_SHARED=str(SHARED))
     env_al = dict(os.environ, JAX_COMPILATION_CACHE_DIR="")  # cold compiles, like lensfleet's
     env_al["XLA_FLAGS"] = (env_al.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     env_al.pop("PYTHONPATH", None)
@@ -220,8 +228,12 @@ def compare(selected: list[Case], pyautolens: str | None, rounds: int, timeout: 
                 spec = spec_for(case)
                 path = Path(tmp) / f"{case.name}.json"
                 path.write_text(json.dumps(spec))
-                entry = run["cases"].setdefault(case.name, {"lensfleet": [], "pyautolens": [],
+                entry = run["cases"].setdefault(case.name, {"lensfleet": [], "pyautolens": [], "before": [],
                                                             "reference_figure_of_merit": _reference_figure_of_merit(spec)})
+                if before:
+                    load = os.getloadavg()[0]
+                    old = _child([sys.executable, __file__, "--spec", str(path)], env_before, timeout)
+                    entry["before"].append(dict(old, load=load))
                 load = os.getloadavg()[0]
                 lf = _child([sys.executable, __file__, "--spec", str(path)], env_lf, timeout)
                 entry["lensfleet"].append(dict(lf, load=load))
@@ -230,9 +242,12 @@ def compare(selected: list[Case], pyautolens: str | None, rounds: int, timeout: 
                     al = _child([pyautolens, str(ROOT / "benchmarks" / "pyautolens_likelihood.py"), "--spec", str(path)],
                                 env_al, timeout)
                     entry["pyautolens"].append(dict(al, load=load))
-                print(f"round {r + 1} {case.name}: lensfleet {_fmt(lf.get('single_ms'))} / {_fmt(lf.get('batch_ms_per_eval'))} ms"
+                print(f"round {r + 1} {case.name}: "
+                      + (f"before {_fmt(old.get('single_ms'))} / {_fmt(old.get('batch_ms_per_eval'))} ms, " if before else "")
+                      + f"lensfleet {_fmt(lf.get('single_ms'))} / {_fmt(lf.get('batch_ms_per_eval'))} ms"
                       + (f", PyAutoLens {_fmt(al.get('single_ms'))} / {_fmt(al.get('vmap_ms_per_eval'))} ms" if pyautolens else "")
-                      + "".join(f"  ERROR {x['error'][:300]}" for x in ([lf] + ([al] if pyautolens else [])) if "error" in x),
+                      + "".join(f"  ERROR {x['error'][:300]}" for x in ([lf] + ([al] if pyautolens else [])
+                                                                         + ([old] if before else [])) if "error" in x),
                       file=sys.stderr, flush=True)
     run["load_at_end"] = os.getloadavg()
     return run
@@ -251,9 +266,10 @@ def markdown(run: dict) -> str:
     lines = [
         f"{run['date']}, {run['cpus']} CPUs, load average {run['load_at_start'][0]:.1f} at the start and "
         f"{run['load_at_end'][0]:.1f} at the end, medians of {run['rounds']} round(s)\n",
-        "| case | pixels | lensfleet 1 call | lensfleet batch of 64 (chunk) | PyAutoLens 1 call | PyAutoLens vmap(64) "
-        "| × (batch vs vmap) | × (1 call) | FoM lensfleet − PyAutoLens | FoM lensfleet − reference |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | pixels | before: 1 call / vmap(64) | lensfleet 1 call | lensfleet batch of 64 (chunk) "
+        "| PyAutoLens 1 call | PyAutoLens vmap(64) | × (batch vs vmap) | × (1 call) | FoM lensfleet − PyAutoLens "
+        "| FoM lensfleet − reference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in run["cases"].items():
         lf, al = entry["lensfleet"], entry["pyautolens"]
@@ -262,8 +278,11 @@ def markdown(run: dict) -> str:
         chunk = lf[-1].get("plan", {}).get("eval_chunk", "—") if lf else "—"
         fom, al_fom, ref = _median(lf, "figure_of_merit"), _median(al, "figure_of_merit"), entry["reference_figure_of_merit"]
         ratio = lambda a, b: f"{a / b:.1f}" if a and b else "—"  # noqa: E731
+        old = entry.get("before", [])
         lines.append(
-            f"| {name} | {_fmt(_median(lf, 'pixels'), 'd') if lf else '—'} | {_fmt(single)} | {_fmt(batch)} ({chunk}) "
+            f"| {name} | {_fmt(_median(lf, 'pixels'), 'd') if lf else '—'} "
+            f"| {_fmt(_median(old, 'single_ms'))} / {_fmt(_median(old, 'batch_ms_per_eval'))} "
+            f"| {_fmt(single)} | {_fmt(batch)} ({chunk}) "
             f"| {_fmt(al_single)} | {_fmt(al_vmap)} | {ratio(al_vmap, batch)} | {ratio(al_single, single)} "
             f"| {_fmt(fom - al_fom if fom is not None and al_fom is not None else None, '.1e')} "
             f"| {_fmt(fom - ref if fom is not None and ref is not None else None, '.1e')} |"
@@ -277,6 +296,8 @@ def main() -> None:
     parser.add_argument("--case", help="time one lensfleet case in this process and print JSON")
     parser.add_argument("--only", default="", help="the cases whose name starts with this")
     parser.add_argument("--pyautolens", help="a Python with autolens installed: time PyAutoLens beside each case")
+    parser.add_argument("--before", help="a checkout of the engine to compare with (its batch: one vmap), e.g. the "
+                        "commit before this benchmark's engine changes")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds over the cases")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per child process, seconds")
     parser.add_argument("--json", help="write every record here")
@@ -289,7 +310,7 @@ def main() -> None:
         print(json.dumps(run_lensfleet(spec_for(case))))
         return
     selected = [c for c in cases() if c.name.startswith(args.only)]
-    run = compare(selected, args.pyautolens, args.rounds, args.timeout)
+    run = compare(selected, args.pyautolens, args.before, args.rounds, args.timeout)
     if args.json:
         Path(args.json).write_text(json.dumps(run, indent=1))
     print(markdown(run))

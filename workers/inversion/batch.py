@@ -72,13 +72,22 @@ def evaluate_block(
     convolution: str = "auto",
     chunk: int = 0,
     active: np.ndarray | None = None,
+    lenses_per_call: int = 0,
 ) -> FitResult:
     """Fit L stacked lenses (see stack) at V vectors each, vectors (L, V, n): fields gain leading (L, V).
-    With chunk > 0 the lenses run one after another, each lens's vectors `chunk` at a time, and a lens whose
-    `active` flag (L,) is off is skipped: its terms are DEGENERATE_FIGURE_OF_MERIT, its arrays 0."""
+    chunk 0: every lens and vector at once, or `lenses_per_call` lenses per call (> 0 and < L: the block cut
+    into calls of that many lenses, the last padded; sizing.BatchPlan.lenses_per_call, so that a call fits the
+    device's memory). chunk > 0: the lenses one after another, each lens's vectors `chunk` at a time, and a
+    lens whose `active` flag (L,) is off skipped: its terms are DEGENERATE_FIGURE_OF_MERIT, its arrays 0."""
+    n_lenses = vectors.shape[0]
+    if chunk <= 0 and 0 < lenses_per_call < n_lenses:
+        index = np.minimum(np.arange(-(-n_lenses // lenses_per_call) * lenses_per_call), n_lenses - 1)
+        calls = [index[i : i + lenses_per_call] for i in range(0, n_lenses, lenses_per_call)]
+        pieces = [_vmapped_block(jax.tree.map(lambda a: a[rows], imagings), vectors[rows], model, with_arrays,
+                                 convolution) for rows in calls]
+        return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:n_lenses], *pieces)
     if chunk <= 0:
         return _vmapped_block(imagings, vectors, model, with_arrays, convolution)
-    n_lenses = vectors.shape[0]
     active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
     lens = lambda i: jax.device_put(jax.tree.map(lambda a: a[i], imagings))  # noqa: E731
     fits = {i: evaluate(lens(i), vectors[i], model, with_arrays, convolution, chunk) for i in np.flatnonzero(active)}

@@ -85,3 +85,14 @@ def test_a_chunked_block_evaluates_active_lenses_alone_and_skips_the_others():
         assert _close(getattr(block, term)[1], getattr(alone, term)), term
         assert np.all(np.asarray(getattr(block, term)[0]) == DEGENERATE_FIGURE_OF_MERIT), term
     assert np.all(np.asarray(block.model_image[0]) == 0.0)
+
+
+def test_a_block_cut_into_calls_of_fewer_lenses_gives_the_same_numbers():
+    lenses = [load_reference_lens("A0"), load_reference_lens("B0"), load_reference_lens("A0")]
+    model = case_model("mge")
+    vectors = np.stack([_vectors(lens, 2, seed=i) for i, lens in enumerate(lenses)])
+    stacked = stack([lens.imaging for lens in lenses])
+    whole = evaluate_block(stacked, vectors, model)
+    cut = evaluate_block(stacked, vectors, model, lenses_per_call=2)  # calls of 2 lenses, the last padded
+    for term in TERMS:
+        assert _close(getattr(cut, term), getattr(whole, term)), term
