@@ -72,8 +72,9 @@ def _slacs_truth() -> dict:
     b, q, pa = float(row["bSIE"]), float(row["qSIE"]), float(row["PASIE"])
     f, phi = (1 - q) / (1 + q), math.radians(pa + 90.0)
     ell = [f * math.sin(2 * phi), f * math.cos(2 * phi)]
-    return {"mask_radius": 3.0, "mass": {"centre": [0.0, 0.0], "ell_comps": ell, "einstein_radius": b * (1 + q) / (2 * math.sqrt(q))},
-            "shear": {"gamma_1": 0.0, "gamma_2": 0.0}, "lens_light": {"centre": [0.0, 0.0], "ell_comps": [0.05, 0.0]},
+    mass = {"centre": [0.0, 0.0], "ell_comps": ell, "einstein_radius": b * (1 + q) / (2 * math.sqrt(q))}
+    return {"mask_radius": 3.0, "mass": mass, "shear": {"gamma_1": 0.0, "gamma_2": 0.0},
+            "lens_light": {"centre": [0.0, 0.0], "ell_comps": [0.05, 0.0]},
             "sources": [{"centre": [0.05, 0.05], "ell_comps": [0.1, 0.0]}]}
 
 
@@ -84,19 +85,16 @@ def spec_for(case: Case, batch: int = BATCH) -> dict:
     else:
         folder = REFERENCE / "datasets" / case.dataset
         truth, sub = json.loads((folder / "truth.json").read_text()), 2
-    values = {"lens.mass.centre.0": truth["mass"]["centre"][0], "lens.mass.centre.1": truth["mass"]["centre"][1],
-              "lens.mass.ell_comps.0": truth["mass"]["ell_comps"][0], "lens.mass.ell_comps.1": truth["mass"]["ell_comps"][1],
-              "lens.mass.einstein_radius": truth["mass"]["einstein_radius"],
+    def pairs(prefix: str, profile: dict) -> dict:
+        return {f"{prefix}.{key}.{i}": profile[key][i] for key in ("centre", "ell_comps") for i in (0, 1)}
+
+    values = {**pairs("lens.mass", truth["mass"]), "lens.mass.einstein_radius": truth["mass"]["einstein_radius"],
               "lens.shear.gamma_1": truth["shear"]["gamma_1"], "lens.shear.gamma_2": truth["shear"]["gamma_2"]}
     lens_light = 20 if "lens_light" in truth else 0
     if lens_light:
-        light = truth["lens_light"]
-        values.update({"lens.light.centre.0": light["centre"][0], "lens.light.centre.1": light["centre"][1],
-                       "lens.light.ell_comps.0": light["ell_comps"][0], "lens.light.ell_comps.1": light["ell_comps"][1]})
+        values.update(pairs("lens.light", truth["lens_light"]))
     if case.source == "mge":
-        source = truth["sources"][0]
-        values.update({"source.centre.0": source["centre"][0], "source.centre.1": source["centre"][1],
-                       "source.ell_comps.0": source["ell_comps"][0], "source.ell_comps.1": source["ell_comps"][1]})
+        values.update(pairs("source", truth["sources"][0]))
     names = list(values)
     base = [values[n] for n in names]
     scale = [next(s for kind, s in JITTER.items() if kind in n) * (abs(v) if n.endswith("einstein_radius") else 1.0)
@@ -146,12 +144,14 @@ def run_lensfleet(spec: dict) -> dict:
     data = load_imaging(spec["dataset_dir"], spec["dataset"])
     imaging = jax.device_put(prepare_imaging(
         data.image, data.noise_map, data.psf, data.pixel_scale, mask_radius=spec["mask_radius"],
-        over_sample_size_lp=spec["over_sample_size_lp"], over_sample_size_pixelization=spec["over_sample_size_pixelization"],
+        over_sample_size_lp=spec["over_sample_size_lp"],
+        over_sample_size_pixelization=spec["over_sample_size_pixelization"],
     ))
     source = (MGEBasis(spec["source_gaussians"], spec["sigma_min"]) if spec["source"] == "mge"
               else RectangularSource(tuple(spec["mesh_shape"]), spec["regularization"]))
     light = MGEBasis(spec["lens_light_gaussians"], spec["sigma_min"]) if spec["lens_light_gaussians"] else None
-    model = Model(source=source, lens_light=light, settings=Settings(use_mixed_precision=spec["mixed"], **spec["settings"]))
+    settings = Settings(use_mixed_precision=spec["mixed"], **spec["settings"])
+    model = Model(source=source, lens_light=light, settings=settings)
     order = [spec["parameter_names"].index(n) for n in parameter_names(model)]
     vectors = np.asarray(spec["vectors"])[:, order]
 
@@ -180,11 +180,10 @@ def run_lensfleet(spec: dict) -> dict:
         start = time.perf_counter()
         jax.block_until_ready(batch())
         batches.append((time.perf_counter() - start) / len(vectors))
-    single_s, batched, single_calls, batch_calls = statistics.median(singles), statistics.median(batches), len(singles), len(batches)
     return {
         "pixels": int(imaging.bucket.pixels), "figure_of_merit": figure_of_merit, "compile_s": compile_s,
-        "single_ms": 1e3 * single_s, "single_calls": single_calls,
-        "batch_ms_per_eval": 1e3 * batched, "batch_calls": batch_calls, "plan_s": plan_s,
+        "single_ms": 1e3 * statistics.median(singles), "single_calls": len(singles),
+        "batch_ms_per_eval": 1e3 * statistics.median(batches), "batch_calls": len(batches), "plan_s": plan_s,
         "plan": plan.as_dict() if plan else {"eval_chunk": "vmap"}, "peak_memory_mb": peak_memory_mb(),
         "device": device_name(),
     }
@@ -228,8 +227,9 @@ def compare(selected: list[Case], pyautolens: str | None, before: str | None, ro
                 spec = spec_for(case)
                 path = Path(tmp) / f"{case.name}.json"
                 path.write_text(json.dumps(spec))
-                entry = run["cases"].setdefault(case.name, {"lensfleet": [], "pyautolens": [], "before": [],
-                                                            "reference_figure_of_merit": _reference_figure_of_merit(spec)})
+                entry = run["cases"].setdefault(case.name, {
+                    "lensfleet": [], "pyautolens": [], "before": [],
+                    "reference_figure_of_merit": _reference_figure_of_merit(spec)})
                 if before:
                     load = os.getloadavg()[0]
                     old = _child([sys.executable, __file__, "--spec", str(path)], env_before, timeout)
@@ -239,15 +239,15 @@ def compare(selected: list[Case], pyautolens: str | None, before: str | None, ro
                 entry["lensfleet"].append(dict(lf, load=load))
                 if pyautolens:
                     load = os.getloadavg()[0]
-                    al = _child([pyautolens, str(ROOT / "benchmarks" / "pyautolens_likelihood.py"), "--spec", str(path)],
-                                env_al, timeout)
+                    script = str(ROOT / "benchmarks" / "pyautolens_likelihood.py")
+                    al = _child([pyautolens, script, "--spec", str(path)], env_al, timeout)
                     entry["pyautolens"].append(dict(al, load=load))
-                print(f"round {r + 1} {case.name}: "
-                      + (f"before {_fmt(old.get('single_ms'))} / {_fmt(old.get('batch_ms_per_eval'))} ms, " if before else "")
-                      + f"lensfleet {_fmt(lf.get('single_ms'))} / {_fmt(lf.get('batch_ms_per_eval'))} ms"
-                      + (f", PyAutoLens {_fmt(al.get('single_ms'))} / {_fmt(al.get('vmap_ms_per_eval'))} ms" if pyautolens else "")
-                      + "".join(f"  ERROR {x['error'][:300]}" for x in ([lf] + ([al] if pyautolens else [])
-                                                                         + ([old] if before else [])) if "error" in x),
+                sides = [("lensfleet", lf, "batch_ms_per_eval")]
+                sides = ([("before", old, "batch_ms_per_eval")] if before else []) + sides
+                sides += [("PyAutoLens", al, "vmap_ms_per_eval")] if pyautolens else []
+                print(f"round {r + 1} {case.name}: " + ", ".join(
+                    f"{label} {_fmt(rec.get('single_ms'))} / {_fmt(rec.get(key))} ms" for label, rec, key in sides)
+                      + "".join(f"  ERROR {rec['error'][:300]}" for _, rec, _ in sides if "error" in rec),
                       file=sys.stderr, flush=True)
     run["load_at_end"] = os.getloadavg()
     return run
@@ -276,7 +276,8 @@ def markdown(run: dict) -> str:
         single, batch = _median(lf, "single_ms"), _median(lf, "batch_ms_per_eval")
         al_single, al_vmap = _median(al, "single_ms"), _median(al, "vmap_ms_per_eval")
         chunk = lf[-1].get("plan", {}).get("eval_chunk", "—") if lf else "—"
-        fom, al_fom, ref = _median(lf, "figure_of_merit"), _median(al, "figure_of_merit"), entry["reference_figure_of_merit"]
+        fom, al_fom = _median(lf, "figure_of_merit"), _median(al, "figure_of_merit")
+        ref = entry["reference_figure_of_merit"]
         ratio = lambda a, b: f"{a / b:.1f}" if a and b else "—"  # noqa: E731
         old = entry.get("before", [])
         lines.append(

@@ -7,11 +7,12 @@ block are padded to one Bucket (imaging.pad_to_bucket) and stacked; the compiled
 `chunk` is how many evaluations are vectorised together. 0: the whole batch in one vmapped call, which is
 what a GPU wants (memory permitting; sizing.plan_batch). c > 0: the batch is cut into pieces of c
 evaluations (the last one padded), each a call of the same compiled vmap over c, dispatched one after
-another without waiting; lenses whose `active` flag is off are not evaluated at all. On a CPU, where XLA
-runs one evaluation's operations one after another anyway, batching buys no parallelism and batched gathers
-and scatters cost more per lane, and XLA compiles a loop inside one program (lax.map) to slower code than the
-same evaluation outside it: the fastest is c = 1, one evaluation per call, so a batch costs no more per
-evaluation than a single call. sizing.choose_eval_chunk measures the candidates on the device.
+another without waiting; lenses whose `active` flag is off are not evaluated at all. Measured on a 2-core
+CPU (benchmarks/RESULTS.md): XLA runs one evaluation's operations one after another there, so vmapping buys
+no parallelism, batched gathers and scatters cost more per lane, and a loop inside one program (lax.map)
+compiles to slower code than the same evaluation alone (the ray tracing twice as slow); c = 1 is fastest,
+and a batch then costs no more per evaluation than a single call. sizing.plan_batch measures the candidates
+on the device.
 """
 
 from __future__ import annotations
@@ -91,14 +92,16 @@ def evaluate_block(
     active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
     lens = lambda i: jax.device_put(jax.tree.map(lambda a: a[i], imagings))  # noqa: E731
     fits = {i: evaluate(lens(i), vectors[i], model, with_arrays, convolution, chunk) for i in np.flatnonzero(active)}
-    shapes = jax.eval_shape(partial(_vmapped, model=model, with_arrays=with_arrays, convolution=convolution),
-                            lens(0), vectors[0])
-    skipped = FitResult(**{
-        name: None if shape is None else jnp.full(shape.shape, 0.0 if name in _ARRAYS else DEGENERATE_FIGURE_OF_MERIT,
-                                                   shape.dtype)
-        for name, shape in vars(shapes).items()
-    })
-    return jax.tree.map(lambda *lenses: jnp.stack(lenses), *[fits.get(i, skipped) for i in range(n_lenses)])
+    if len(fits) < n_lenses:  # the skipped lenses' results: one evaluation's shapes, filled
+        shapes = next(iter(fits.values()), None) or jax.eval_shape(
+            partial(_vmapped, model=model, with_arrays=with_arrays, convolution=convolution), lens(0), vectors[0])
+        skipped = FitResult(**{
+            name: None if shape is None else jnp.full(
+                shape.shape, 0.0 if name in _ARRAYS else DEGENERATE_FIGURE_OF_MERIT, shape.dtype)
+            for name, shape in vars(shapes).items()
+        })
+        fits = {i: fits.get(i, skipped) for i in range(n_lenses)}
+    return jax.tree.map(lambda *lenses: jnp.stack(lenses), *[fits[i] for i in range(n_lenses)])
 
 
 def stack(imagings: list[MaskedImaging], bucket: Bucket | None = None) -> MaskedImaging:

@@ -1,4 +1,4 @@
-"""The positive-only solve: min ½sᵀAs − Dᵀs subject to s ≥ 0, exactly, by an active-set method with a certificate.
+"""The positive-only solve: min ½sᵀAs − Dᵀs subject to s ≥ 0, exactly, by a certified active-set method.
 
 Like PyAutoLens the problem is solved on the Jacobi-scaled system Q = J A J, q = J D, J = diag(A)^(−1/2),
 s = J x, with the parameters flagged `fixed_zero` held at 0. Its solution is unique (Q is positive definite)

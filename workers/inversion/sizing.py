@@ -8,12 +8,11 @@ Both come from the device and the compiled program, not from a hand-set constant
   device's free memory (memory_stats on an accelerator, MemAvailable on a CPU).
 - the eval chunk (batch.evaluate's `chunk`): every candidate c = 1, 2, 4, 8, 16 that fits in memory is
   compiled and timed on the device on (up to TIMING_VECTORS of) the caller's vectors, the candidates taking
-  turns so that a changing load falls on all alike; a bigger chunk wins
-  only if it is clearly faster per evaluation (CLEAR_WIN: a shared machine's timing noise must not pick a
-  chunk that loses), and if the largest wins, more at once is better: all of the batch if it fits, else the
-  largest power of two that does.
-  Measured on a 2-core CPU: 1 (XLA runs one evaluation's operations one after another, so vectorising buys
-  nothing and batched gathers cost more per lane); on a GPU the whole batch, as memory allows.
+  turns so that a changing load falls on all alike. A bigger chunk wins only if it is clearly faster per
+  evaluation (CLEAR_WIN: a shared machine's timing noise must not pick a chunk that loses), and if the
+  largest wins, more at once is better: all of the batch if it fits, else the largest power of two that
+  does. Measured on a 2-core CPU: 1 (XLA runs one evaluation's operations one after another, so vectorising
+  buys nothing and batched gathers cost more per lane); on a GPU the whole batch, as memory allows.
 With the chunk, the lenses per call: all of them when chunk > 0 (they run one after another); with chunk 0
 as many as fit at once, so a GPU call is as full as memory allows and never over-full.
 
@@ -38,7 +37,7 @@ from workers.model.description import Model
 MEMORY_FRACTION = 0.8  # of the device's free memory a plan may use
 _TIMING_ROUNDS = 3  # timed calls per candidate chunk (after one warm-up), taking turns; the fastest counts
 TIMING_VECTORS = 16  # candidates are timed on at most this many of the caller's vectors
-CLEAR_WIN = 0.85  # a bigger chunk is chosen only if it takes less than this fraction of the time of the best smaller
+CLEAR_WIN = 0.85  # a bigger chunk is chosen only if it takes under this fraction of the best smaller one's time
 _PLANS: dict = {}
 
 
@@ -127,13 +126,13 @@ def plan_batch(
     lenses: int = 1,
     with_arrays: bool = False,
     convolution: str = "auto",
-    device: jax.Device | None = None,
     memory_fraction: float = MEMORY_FRACTION,
 ) -> BatchPlan:
     """The plan for evaluating `lenses` lenses of imaging's bucket at V = len(vectors) vectors each (vectors
-    (V, n), e.g. what a sampler asks for, or V copies of a catalog vector), on `device` (the default device).
-    `imaging` is one lens of the bucket (unstacked). Compiles and times the candidate chunks: seconds."""
-    device = device or jax.devices()[0]
+    (V, n), e.g. what a sampler asks for, or V copies of a catalog vector), on the default device. `imaging`
+    is one lens of the bucket (unstacked; pad_to_bucket it to a block's bucket). Compiles and times the
+    candidate chunks: seconds to a minute on a CPU, once per (device, model, bucket, batch)."""
+    device = jax.devices()[0]
     vectors = np.asarray(vectors, np.float64)
     size = len(vectors)
     key = (device.platform, device.device_kind, model, imaging.bucket, size, lenses, with_arrays, convolution,

@@ -145,22 +145,24 @@ def test_fft_and_direct_routes_give_the_same_blurred_mapping_matrix(reference_le
 def test_column_convolution_is_the_linear_same_mode_convolution(route):
     # Every used and blurring pixel carries a value, the canvas edges included, so anything wrapped around
     # by the circular FFT, shifted or cropped wrongly would show; the reference is a plain numpy loop.
-    imaging = pad_to_bucket(_lens("B0").imaging, common_bucket([_lens("A0").imaging.bucket, _lens("B0").imaging.bucket]))
+    bucket = common_bucket([_lens("A0").imaging.bucket, _lens("B0").imaging.bucket])
+    imaging = pad_to_bucket(_lens("B0").imaging, bucket)
     b = imaging.bucket
     rng = np.random.default_rng(5)
     columns, blurring = rng.standard_normal((3, b.pixels)), rng.standard_normal((3, b.blurring))
-    blurred = np.asarray(jax.jit(convolve_columns, static_argnums=(3, 4))(imaging, columns, blurring, FP64.linear_light, route))
+    convolve = jax.jit(convolve_columns, static_argnums=(3, 4))
+    blurred = np.asarray(convolve(imaging, columns, blurring, FP64.linear_light, route))
     canvas = np.zeros((3, b.canvas[0] * b.canvas[1]))
     real, real_blur = np.asarray(imaging.valid) > 0, np.asarray(imaging.blurring_valid) > 0
     canvas[:, np.asarray(imaging.pixel_index)[real]] = columns[:, real]
     canvas[:, np.asarray(imaging.blurring_index)[real_blur]] = blurring[:, real_blur]
     canvas = canvas.reshape(3, *b.canvas)
-    kernel, (hy, hx) = np.asarray(imaging.psf), (b.psf[0] // 2, b.psf[1] // 2)
+    kernel, (hy, hx), (cy, cx) = np.asarray(imaging.psf), (b.psf[0] // 2, b.psf[1] // 2), b.canvas
     padded = np.pad(canvas, ((0, 0), (hy, hy), (hx, hx)))
     expected = np.zeros_like(canvas)
     for a in range(b.psf[0]):
         for c in range(b.psf[1]):
-            expected += kernel[a, c] * padded[:, 2 * hy - a : 2 * hy - a + b.canvas[0], 2 * hx - c : 2 * hx - c + b.canvas[1]]
+            expected += kernel[a, c] * padded[:, 2 * hy - a : 2 * hy - a + cy, 2 * hx - c : 2 * hx - c + cx]
     expected = expected.reshape(3, -1)[:, np.asarray(imaging.pixel_index)] * np.asarray(imaging.valid)
     assert np.abs(blurred - expected).max() <= 1e-12 * np.abs(expected).max()
     assert np.all(blurred[:, ~real] == 0.0)

@@ -42,7 +42,7 @@ def _mesh_like(seed: int, side: int = 8) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scipy_nnls(matrix: np.ndarray, vector: np.ndarray, fixed_zero: np.ndarray) -> np.ndarray:
-    """argmin_{x ≥ 0} ½xᵀAx − Dᵀx with x[fixed_zero] = 0, as least squares ‖Lᵀx − L⁻¹D‖ (A = LLᵀ)."""
+    """argmin_{x ≥ 0} ½xᵀAx − Dᵀx with x[fixed_zero] = 0, as the least squares ‖Lᵀx − L⁻¹D‖, A = LLᵀ."""
     free = ~fixed_zero
     factor = np.linalg.cholesky(matrix[np.ix_(free, free)])
     x = np.zeros(vector.size)
@@ -72,7 +72,8 @@ def test_it_agrees_with_jaxnnls_to_the_interior_points_accuracy():
     matrix, vector = _mge_like(7)
     x = np.asarray(_solve(matrix, vector, np.zeros(vector.size, bool), method="lawson_hanson"))
     scale = 1.0 / np.sqrt(np.diag(matrix))
-    interior = np.asarray(jaxnnls.solve_nnls_primal(matrix * scale[:, None] * scale, vector * scale, NNLS_TARGET_KAPPA)) * scale
+    interior = scale * np.asarray(
+        jaxnnls.solve_nnls_primal(matrix * scale[:, None] * scale, vector * scale, NNLS_TARGET_KAPPA))
     assert np.abs(x - interior).max() <= 1e-6 * np.abs(x).max()
     assert np.any(x == 0.0) and np.all(interior > 0.0)  # exact zeros where the interior point stays inside
 
