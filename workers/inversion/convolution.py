@@ -94,8 +94,19 @@ def _convolve_grid(imaging: MaskedImaging, grid: jax.Array, precision: Convoluti
 
 
 def _read_back(imaging: MaskedImaging, blurred: jax.Array) -> jax.Array:
-    """(n, P) values of blurred grids (n, Fy·Fx) on the used pixels, 0 on padded ones."""
-    return blurred[:, _on_fft_grid(imaging, imaging.pixel_index)] * imaging.valid.astype(blurred.dtype)
+    """(n, P) values of blurred grids (n, Fy·Fx) on the used pixels, 0 on padded ones: out[k, p] =
+    blurred[k, index[p]], written as a gather batched over the rows k, which XLA's CPU backend compiles to a
+    row-by-row copy (the plain blurred[:, index] gathered pixel-major and then transposed it for every
+    consumer: 2-3× slower for a 400-cell mesh)."""
+    n, size = blurred.shape[0], imaging.bucket.pixels
+    index = jnp.broadcast_to(_on_fft_grid(imaging, imaging.pixel_index)[None, :, None], (n, size, 1))
+    numbers = jax.lax.GatherDimensionNumbers(
+        offset_dims=(), collapsed_slice_dims=(1,), start_index_map=(1,), operand_batching_dims=(0,),
+        start_indices_batching_dims=(0,),
+    )
+    values = jax.lax.gather(blurred, index, numbers, slice_sizes=(1, 1),
+                            mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    return values * imaging.valid.astype(blurred.dtype)
 
 
 def convolve_columns(

@@ -3,7 +3,7 @@
 Linear objects are laid out as [lens-light Gaussians | source Gaussians or mesh cells]. Unregularized
 objects (MGE) get no_regularization_add_to_curvature_diag_value on F's diagonal; a mesh gets its
 regularization matrix H (regularization.py). Then A = F + H, s solves A s = D, the model is m = M̃s, and
-    χ² = Σ((d − m)/σ)²,  N = Σ ln(2πσ²),  G = sᵀHs (mesh block),
+    χ² = Σ((d − m)/σ)² = dᵀWd − 2sᵀD + sᵀFs,  N = Σ ln(2πσ²),  G = sᵀHs (mesh block),
     log_likelihood = −½(χ² + N),
     log_evidence = −½(χ² + G + ln det A_mesh − ln det H + N),
 with ln det over the mesh block only: A_mesh = A restricted to the mesh cells (edge cells included, the MGE
@@ -238,9 +238,9 @@ def fit(
         regularization_term = constant_regularization_term(shape, coefficient, reconstruction[n_light:])
         log_det_regularization = constant_log_det(shape, coefficient)
 
-    model_image = reconstruction @ blurred
-    residual = (imaging.data - model_image) * imaging.valid
-    chi_squared = jnp.sum(residual**2 * imaging.weight)
+    # χ² = Σ w(d − M̃s)² = dᵀWd − 2sᵀD + sᵀFs, from the curvature F (without H or the floor): no pass over M̃.
+    chi_squared = (jnp.sum(imaging.weight * imaging.data**2) - 2.0 * reconstruction @ data_vector
+                   + reconstruction @ curvature @ reconstruction)
     noise_normalization = jnp.sum(imaging.valid * jnp.log(2.0 * jnp.pi * imaging.noise_map**2))
     log_likelihood = -0.5 * (chi_squared + noise_normalization)
     log_evidence = -0.5 * (
@@ -259,6 +259,6 @@ def fit(
         log_det_curvature_reg_matrix_term=log_det_curvature,
         log_det_regularization_matrix_term=log_det_regularization,
         reconstruction=reconstruction if with_arrays else None,
-        model_image=model_image * imaging.valid if with_arrays else None,
+        model_image=(reconstruction @ blurred) * imaging.valid if with_arrays else None,
         mesh_centres=mesh_centres(geometry) if with_arrays and geometry is not None else None,
     )

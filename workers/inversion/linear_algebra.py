@@ -17,9 +17,12 @@ import jax.numpy as jnp
 def data_vector_and_curvature(
     blurred_t: jax.Array, data: jax.Array, weight: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """(D, F) from blurred columns as rows (n, P), data (P,) and weights 1/σ² (P,) (0 on padded pixels)."""
-    weighted = blurred_t * weight
-    return weighted @ data, weighted @ blurred_t.T
+    """(D, F) from blurred columns as rows (n, P), data (P,) and weights 1/σ² (P,) (0 on padded pixels), as
+    D = A(√w·d) and F = AAᵀ with A = M̃ᵀ√W, one GEMM contracting the rows' minor axis."""
+    scale = jnp.sqrt(weight)
+    scaled = blurred_t * scale
+    contract_rows = (((1,), (1,)), ((), ()))
+    return scaled @ (scale * data), jax.lax.dot_general(scaled, scaled, contract_rows)
 
 
 def hold_at_zero(matrix: jax.Array, vector: jax.Array, fixed_zero: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -30,8 +33,9 @@ def hold_at_zero(matrix: jax.Array, vector: jax.Array, fixed_zero: jax.Array) ->
 
 
 def cholesky(matrix: jax.Array) -> jax.Array:
-    """Lower Cholesky factor L of a symmetric positive-definite matrix (A = LLᵀ)."""
-    return jnp.linalg.cholesky(matrix)
+    """Lower Cholesky factor L of a symmetric positive-definite matrix (A = LLᵀ), from its lower triangle
+    (the matrices here are symmetric by construction: no symmetrizing pass over A)."""
+    return jax.lax.linalg.cholesky(matrix, symmetrize_input=False)
 
 
 def solve_with_factor(factor: jax.Array, vector: jax.Array) -> jax.Array:
