@@ -130,7 +130,7 @@ def run_lensfleet(spec: dict) -> dict:
     import numpy as np
 
     from storage.datasets import load_imaging
-    from workers.evaluate import device_name, peak_memory_mb
+    from workers.runtime import device_name, peak_memory_mb
     from workers.inversion.batch import evaluate
     from workers.inversion.imaging import prepare_imaging
     from workers.model.description import MGEBasis, Model, RectangularSource, parameter_names

@@ -60,7 +60,8 @@ def simulate(n_lenses: int, seed: int):
         g = shear + rng.normal(0, 0.01, 2)
         sc = np.array(source["centre"]) + rng.normal(0, 0.03, 2)
         se = np.array(source["ell_comps"]) + rng.normal(0, 0.03, 2)
-        mass = MassParameters(jnp.asarray(c), jnp.asarray(e), jnp.float64(te), jnp.asarray(g))
+        mass = MassParameters("isothermal", {"centre": jnp.asarray(c), "ell_comps": jnp.asarray(e),
+                                             "einstein_radius": jnp.float64(te)}, jnp.asarray(g))
         profile = SersicProfile(tuple(sc), tuple(se), source["intensity"], source["effective_radius"],
                                 source["sersic_index"])
         sim = simulate_imaging((100, 100), 0.1, mass, [profile], psf_size=11, psf_sigma=0.1, seed=1000 + i)
@@ -78,7 +79,8 @@ def run(args) -> dict:
     from workers.model.description import MGEBasis, Model
     from workers.model.settings import Settings
     from workers.priors import prior_transform
-    from workers.search import LensSearch, search_block
+    from workers.posterior import LensSearch
+    from workers.search import search_block
 
     model = Model(source=MGEBasis(gaussians=20, sigma_min=0.01), shear=True,
                   settings=Settings(use_positive_only_solver=True))
@@ -104,10 +106,10 @@ def run(args) -> dict:
     def record(name: str, blocks: list, seconds: float) -> None:
         per_lens = []
         for block in blocks:
-            for r, n in zip(block.results, block.evaluations):
+            for r, n in zip(block.results, block.likelihood_evaluations):
                 ok = isinstance(r, LensSearch)
                 per_lens.append({
-                    "evaluations": n, "n_like": r.n_like if ok else None, "converged": ok and r.converged,
+                    "evaluations": n, "converged": ok and r.converged,
                     "log_evidence": r.log_evidence if ok else None,
                     "max_log_likelihood": r.max_log_likelihood if ok else None,
                 })
@@ -126,9 +128,9 @@ def run(args) -> dict:
     for mode in args.modes.split(","):
         start = time.perf_counter()
         if mode == "batched":
-            blocks = [search_block(imagings, ids, model, prior, options, with_fit=False)]
+            blocks = [search_block(imagings, ids, model, [prior] * len(imagings), options, with_fit=False)]
         elif mode == "one-by-one":
-            blocks = [search_block([im], [i], model, prior, options, with_fit=False) for im, i in zip(imagings, ids)]
+            blocks = [search_block([im], [i], model, [prior], options, with_fit=False) for im, i in zip(imagings, ids)]
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         # wall time of the searches themselves: the compile of each block call is reported apart

@@ -5,14 +5,52 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 
-from storage.errors import CatalogError, DatasetError, StoreError
+from scheduler.driver import RunError, RunOptions, run
+from scheduler.pool import CPUS_PER_CPU_ACTOR
+from scheduler.status import WORST_DEFAULT, damaged, format_summary, summarize
+from storage.errors import CatalogError, DatasetError, DatasetUnavailable, StoreError
+from storage.lease import MIN_TTL
 from workers.config import ConfigError, load_config
-from workers.model.description import ParameterError
+from workers.model.description import MASS_PROFILES, ParameterError
 
-USER_ERRORS = (ConfigError, DatasetError, CatalogError, StoreError, ParameterError)
+USER_ERRORS = (ConfigError, DatasetError, DatasetUnavailable, CatalogError, StoreError, ParameterError)
+MAX_BLOCK_SIZE = 4096
+
+
+def _at_least(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high]; anything else is a usage error (exit status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(low: float, open_low: bool = False):
+    """An argparse type: a finite number >= low (> low with `open_low`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (open_low and value == low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if open_low else '>='} {low:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _read_params(path: str) -> dict:
@@ -38,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     params = _read_params(args.params)
     data = _load_dataset(args)
-    from workers.datasets import fit_mask
+    from workers.datasets import fit_mask, mask_geometry
     from workers.evaluate import fit_lens, plot_lens_fit, result_record
 
     fit = fit_lens(data, config, params)
@@ -46,8 +84,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=1))
     if args.plot:
-        radius = config.dataset.mask_radius
-        plot_lens_fit(fit, config.model, data, fit_mask(data, radius), data.dataset_id, args.plot)
+        mask = fit_mask(data, *mask_geometry(data, config.dataset))
+        plot_lens_fit(fit, config.model, data, mask, data.dataset_id, args.plot)
     summary = {k: v for k, v in record.items() if not isinstance(v, list)}
     print(json.dumps(summary, indent=1))
     return 0
@@ -77,10 +115,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workers.demo import DemoError, run_demo
+    from scheduler.demo import DemoError, run_demo
 
     try:
-        run_demo(Path(args.out))
+        run_demo(Path(args.out), long=args.long)
     except DemoError as e:
         print(f"lensfleet: demo failed: {e}", file=sys.stderr)
         return 1
@@ -88,12 +126,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        print(f"lensfleet: error: simulate needs N >= 1 lenses, got {args.n}", file=sys.stderr)
-        return 2
     from workers.survey import simulate_survey
 
-    survey = simulate_survey(args.n, args.out, seed=args.seed)
+    try:
+        survey = simulate_survey(args.n, args.out, seed=args.seed, mass=args.mass, lens_light=args.lens_light,
+                                 pixel_scale=args.pixel_scale)
+    except ValueError as e:
+        print(f"lensfleet: error: simulate: {e}", file=sys.stderr)
+        return 2
     shapes = sorted({(t.shape_native, t.pixel_scale) for t in survey.lenses})
     print(f"simulated {len(survey.lenses)} lenses (seed {args.seed}) in {survey.folder}")
     print(f"  imaging: {', '.join(f'{ny}x{nx} at {p}″' for (ny, nx), p in shapes)}")
@@ -103,18 +143,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from scheduler.driver import RunError, RunOptions, run
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The RunOptions of a parsed `lensfleet run` (the parser's defaults are RunOptions')."""
+    return RunOptions(**{f.name: getattr(args, f.name) for f in fields(RunOptions)})
 
-    options = RunOptions(
-        catalog=args.catalog, config=args.config, store=args.store, address=args.address,
-        block_size=args.block_size, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
-        cpus_per_actor=args.cpus_per_actor, max_attempts=args.max_attempts, restart=args.restart,
-        retry_failed=args.retry_failed, compile_cache=args.compile_cache, grace_period=args.grace_period,
-        lease_ttl=args.lease_ttl, scale_up_timeout=args.scale_up_timeout,
-    )
+
+def cmd_run(args: argparse.Namespace) -> int:
     try:
-        return run(options).exit_code
+        return run(run_options(args)).exit_code
     except RunError as e:
         print(f"lensfleet: error: {e}", file=sys.stderr)
         return 2
@@ -124,11 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from scheduler.status import format_summary, summarize
-
-    summary = summarize(args.store, worst=args.worst)
+    summary = summarize(args.store, worst=args.worst, verify=args.verify)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
-    return 0
+    return 1 if damaged(summary) else 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -137,7 +171,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a picture needs no accelerator (and must not grab one)
     from workers.show import show_lens
 
-    show_lens(args.store, args.id, args.out, catalog=args.catalog, corner=args.corner)
+    show_lens(args.store, args.id, args.out, catalog=args.catalog, corner=args.corner, stage=args.stage)
     print(f"lensfleet: {args.id}: {args.out}" + (f", corner plot {args.corner}" if args.corner else ""))
     return 0
 
@@ -151,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dataset", help="folder with image.fits, noise_map.fits, psf.fits, or a multi-extension FITS")
         p.add_argument("--config", required=True, help="fit.toml")
         p.add_argument("--params", required=True, help="params.json (PyAutoLens names)")
-        p.add_argument("--pixel-scale", type=float, default=None, help="arcsec per pixel (default: header)")
+        p.add_argument("--pixel-scale", type=_number(0, open_low=True), default=None,
+                       help="arcsec per pixel (default: header)")
         return p
 
     p = single_lens("evaluate", "fit one dataset at given parameters")
@@ -160,60 +195,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = single_lens("bench", "time the likelihood of one dataset")
-    p.add_argument("--batch", type=int, default=64, help="parameter vectors per lens (what a search asks for)")
-    p.add_argument("--lenses", type=int, default=16, help="lenses per block, for the block plan (run's --block-size)")
+    p.add_argument("--batch", type=_at_least(1), default=64, help="parameter vectors per lens (what a search asks for)")
+    p.add_argument("--lenses", type=_at_least(1), default=16,
+                   help="lenses per block, for the block plan (run's --block-size)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="simulate a small survey, fit it on a local Ray cluster, summarise it, draw a lens")
     p.add_argument("--out", default="demo_output", help="output folder")
+    p.add_argument("--long", action="store_true",
+                   help="the longer demo: 8 lenses of three imagings, searched with wider settings (~20 min on 2 CPUs)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("simulate", help="simulate a survey of N lenses: FITS datasets, catalog.ecsv, fit.toml, truths")
-    p.add_argument("n", type=int, help="number of lenses")
+    p.add_argument("n", type=_at_least(1), help="number of lenses")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (the survey is a pure function of it)")
+    p.add_argument("--mass", choices=tuple(MASS_PROFILES), default="isothermal",
+                   help="lens mass profile (power_law: slope drawn in [1.8, 2.2])")
+    p.add_argument("--lens-light", action="store_true", help="give every lens a Sersic lens light")
+    p.add_argument("--pixel-scale", type=float, default=None, metavar="P",
+                   help="image every lens like the survey's P″ imaging (0.1, 0.075 or 0.05; default: a mix)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="fit a survey catalog on a Ray cluster into a result store (resumable)")
+    p.set_defaults(**{f.name: f.default for f in fields(RunOptions) if f.default is not MISSING})  # their defaults
     p.add_argument("catalog", help="survey catalog (.ecsv, .fits, .csv): id, path, optional parameters")
     p.add_argument("--config", required=True, help="fit.toml")
     p.add_argument("--store", required=True, help="result store (a folder or an s3:// / gs:// URL)")
-    p.add_argument("--address", default=None,
+    p.add_argument("--address",
                    help="Ray cluster to join (default: RAY_ADDRESS, e.g. inside `ray job submit`, else a new local "
                         "cluster; 'auto' joins the machine's `ray start` cluster)")
-    p.add_argument("--block-size", type=int, default=16,
-                   help="datasets per block: the store's chunk and the lenses per compiled call (default 16; a "
-                        "resumed store keeps its own)")
-    p.add_argument("--actors", type=int, default=None,
-                   help="actors in the pool (default: one per GPU, else one per 2 CPUs)")
-    p.add_argument("--gpus-per-actor", type=float, default=None,
+    p.add_argument("--block-size", type=_at_least(1, MAX_BLOCK_SIZE),
+                   help="datasets per block: the store's chunk and the lenses per compiled call (default "
+                        "%(default)s; a resumed store keeps its own)")
+    p.add_argument("--actors", type=_at_least(1),
+                   help=f"actors in the pool (default: one per GPU, else one per {CPUS_PER_CPU_ACTOR} CPUs)")
+    p.add_argument("--gpus-per-actor", type=_number(0),
                    help="GPUs per actor: 1, or a fraction to pack actors on a GPU (default: 1 if the cluster has "
                         "GPUs, else 0)")
-    p.add_argument("--cpus-per-actor", type=float, default=None,
-                   help="CPUs per actor, and its XLA threads (default: 2 for CPU actors, 1 for GPU actors)")
-    p.add_argument("--max-attempts", type=int, default=3,
-                   help="tries per block before its datasets are marked failed (default 3)")
+    p.add_argument("--cpus-per-actor", type=_number(0, open_low=True),
+                   help=f"CPUs per actor, and its XLA threads (default: {CPUS_PER_CPU_ACTOR} for CPU actors, 1 for "
+                        "GPU actors)")
+    p.add_argument("--max-attempts", type=_at_least(1),
+                   help="tries per block before its datasets are marked failed (default %(default)s)")
     p.add_argument("--restart", action="store_true", help="delete the store's results and start over")
     p.add_argument("--retry-failed", action="store_true", help="run blocks holding FAILED datasets again")
-    p.add_argument("--compile-cache", default=None,
+    p.add_argument("--compile-cache",
                    help="JAX persistent compilation cache folder on each node (default: LENSFLEET_COMPILE_CACHE, "
                         "else ~/.cache/lensfleet/jax)")
-    p.add_argument("--grace-period", type=float, default=30.0,
-                   help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default 30)")
-    p.add_argument("--lease-ttl", type=float, default=60.0,
-                   help="seconds without a heartbeat after which the store's driver lease expires (default 60)")
-    p.add_argument("--scale-up-timeout", type=float, default=0.0,
+    p.add_argument("--grace-period", type=_number(0),
+                   help="seconds in-flight blocks get to commit after SIGTERM/SIGINT (default %(default)g)")
+    p.add_argument("--lease-ttl", type=_number(MIN_TTL),
+                   help=f"seconds without a heartbeat after which the store's driver lease expires (default "
+                        f"%(default)g); at least {MIN_TTL:g}")
+    p.add_argument("--scale-up-timeout", type=_number(0),
                    help="with --actors N on an autoscaling cluster: ask the autoscaler for N actors' CPUs/GPUs and "
-                        "wait up to this many seconds for them before starting (default 0: use the cluster as it is)")
+                        "wait up to this many seconds for them before starting (default %(default)g: use the "
+                        "cluster as it is)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="a store's done / failed / invalid / pending counts, throughput, worst fits, "
                                       "errors by reason")
     p.add_argument("store", help="result store (a folder or an s3:// / gs:// URL)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--worst", type=int, default=5,
+    p.add_argument("--worst", type=_at_least(0), default=WORST_DEFAULT,
                    help="how many worst fits (highest chi-squared per pixel) to list; 0 skips reading residuals")
+    p.add_argument("--verify", action="store_true",
+                   help="re-read every committed block and check it against its checksums (exit status 1 if a "
+                        "block is corrupt; a resume refits it)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("show", help="draw one lens's data / model / residuals / source from a store")
@@ -222,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="fit.png", help="picture file (.png, .pdf; default fit.png)")
     p.add_argument("--catalog", default=None,
                    help="catalog to read the lens's data from (default: the catalog recorded in the store)")
+    p.add_argument("--stage", default=None, metavar="NAME",
+                   help="the pipeline stage to draw (default: the last; its corner plot: the last searched one)")
     p.add_argument("--corner", default=None, metavar="FILE",
                    help="also draw a corner plot of the lens parameters' posterior to FILE (search-mode stores)")
     p.set_defaults(func=cmd_show)

@@ -1,4 +1,6 @@
-"""`lensfleet status STORE [--json]`: what a result store holds, read from the store alone (no Ray, no JAX).
+"""`lensfleet status STORE [--json] [--verify]`: what a result store holds, read from the store alone (no Ray, no
+JAX). A damaged chunk never stops it: every array is read block by block, a chunk that cannot be read counts as
+its fill (a damaged status chunk as PENDING) and is listed under `unreadable`.
 
     counts        datasets DONE / FAILED / INVALID / PENDING (the store's `status` array)
     blocks        blocks committed (no dataset PENDING) and blocks still to run
@@ -23,8 +25,14 @@
                   prefix, with a file path cut to its file name, the lens's id replaced by <id>, and numbers
                   replaced by N (so "image has 3 NaN/inf pixels ... at (y, x) = (50, 50)" and the same problem
                   with other counts form one group). Each group lists its count, a few ids and one full message.
+    unreadable    the chunks (array, block, error) that could not be read.
+    verify        with `verify` (`--verify`): every committed block re-read in full and checked against the
+                  checksums written with it (ResultStore.verify_blocks: a flipped byte, a deleted chunk, an empty
+                  or damaged status chunk, a stale writer's block); the corrupt blocks with their datasets and
+                  reason. A resume (`lensfleet run`, the same command) refits exactly those blocks.
 
-`summarize(url)` returns all of it as one JSON-ready dict (what `--json` prints); `format_summary` the text.
+`summarize(url)` returns all of it as one JSON-ready dict (what `--json` prints); `format_summary` the text;
+`damaged(summary)` whether anything was found unreadable or corrupt (`lensfleet status` then exits 1).
 """
 
 from __future__ import annotations
@@ -46,15 +54,17 @@ ERROR_IDS_SHOWN = 5
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 
 
-def summarize(url: str, worst: int = WORST_DEFAULT, storage_options: dict | None = None) -> dict:
+def summarize(url: str, worst: int = WORST_DEFAULT, storage_options: dict | None = None,
+              verify: bool = False) -> dict:
     """Everything `lensfleet status` reports about the store at `url`, as a JSON-ready dict."""
     store = ResultStore.open_existing(url, storage_options=storage_options)
-    ids = np.asarray(store.read_array("id").tolist(), dtype=object)
-    status = store.read_array("status").astype(np.int64)
+    read = _Reads(store)
+    ids = np.asarray(read("id").tolist(), dtype=object)
+    status = read("status").astype(np.int64)
     counts = {s.name.lower(): int((status == s).sum()) for s in Status}
-    pending_blocks = store.pending_blocks()
+    pending_blocks = sorted({int(i) // store.block_size for i in np.flatnonzero(status == Status.PENDING)})
     runs = store.attrs.get("runs") or []
-    return {
+    summary = {
         "store": url,
         "datasets": store.n_datasets,
         "counts": counts,
@@ -63,37 +73,87 @@ def summarize(url: str, worst: int = WORST_DEFAULT, storage_options: dict | None
                    "pending": len(pending_blocks)},
         "driver_runs": len(runs),
         "created_utc": store.attrs.get("created"),
-        "throughput": throughput(store, status, runs),
-        "worst_fits": worst_fits(store, ids, status, worst) if worst > 0 else [],
-        "search": search_summary(store, status) if store.attrs.get("mode") == "search" else None,
-        "errors": error_groups(ids, status, store.read_array("error").tolist()),
+        "throughput": throughput(store, read, status, runs),
+        "worst_fits": worst_fits(store, read, ids, status, worst) if worst > 0 else [],
+        "search": search_summary(read, status) if store.attrs.get("mode") == "search" else None,
+        "stages": stage_summaries(store, read) if store.attrs.get("stages") else [],
+        "errors": error_groups(ids, status, read("error").tolist()),
+        "unreadable": read.unreadable,
+        "verify": None,
     }
+    if verify:
+        damaged_status = {u["block"] for u in read.unreadable if u["array"] == "status"}
+        committed = sorted((set(range(store.n_blocks)) - set(pending_blocks)) | damaged_status)
+        corrupt = store.verify_blocks(committed)
+        summary["verify"] = {
+            "blocks_checked": len(committed),
+            "corrupt": [{"block": k, "datasets": [str(i) for i in ids[store.block_slice(k)]], "reason": reason}
+                        for k, reason in sorted(corrupt.items())],
+        }
+    return summary
 
 
-def search_summary(store: ResultStore, status: np.ndarray) -> dict:
-    """Search mode: converged searches and per-lens evaluations, effective samples, log-evidence error."""
+def damaged(summary: dict) -> bool:
+    """Whether the summary found a chunk it could not read or a corrupt block."""
+    return bool(summary["unreadable"] or (summary["verify"] and summary["verify"]["corrupt"]))
+
+
+class _Reads:
+    """Reads whole arrays block by block (ResultStore.read_blocks), collecting the chunks it could not read."""
+
+    def __init__(self, store: ResultStore):
+        self.store = store
+        self.unreadable: list[dict] = []
+
+    def __call__(self, name: str) -> np.ndarray:
+        values, failed = self.store.read_blocks(name)
+        self.note(name, failed)
+        return values
+
+    def note(self, name: str, failed: Mapping[int, str]) -> None:
+        self.unreadable += [{"array": name, "block": k, "error": e} for k, e in sorted(failed.items())]
+
+
+def stage_summaries(store: ResultStore, read: _Reads) -> list[dict]:
+    """Per pipeline stage (the store's `stages` attribute): lenses that finished it (stage_status DONE) or
+    failed in it, and for a searched stage its search summary over the lenses that finished it."""
+    out = []
+    for stage in store.attrs["stages"]:
+        p = f"{stage['group']}/" if stage["group"] else ""
+        stage_status = read(p + "stage_status")
+        summary = {"name": stage["name"], "group": stage["group"], "done": int((stage_status == Status.DONE).sum()),
+                   "failed": int((stage_status == Status.FAILED).sum())}
+        if stage.get("searched"):
+            summary["search"] = search_summary(read, stage_status, p)
+        out.append(summary)
+    return out
+
+
+def search_summary(read: _Reads, status: np.ndarray, prefix: str = "") -> dict:
+    """Search mode: converged searches and per-lens evaluations, effective samples, log-evidence error, over
+    the DONE lenses (of a pipeline stage's group, with `prefix`)."""
     done = status == Status.DONE
 
     def spread(name: str) -> dict | None:
-        values = store.read_array(name)[done].astype(np.float64)
+        values = read(prefix + name)[done].astype(np.float64)
         if not values.size:
             return None
         return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
 
     return {
         "searched": int(done.sum()),
-        "converged": int((store.read_array("search_converged")[done] == 1).sum()),
+        "converged": int((read(prefix + "search_converged")[done] == 1).sum()),
         "likelihood_evaluations": spread("search_likelihood_evaluations"),
         "effective_samples": spread("search_effective_samples"),
         "log_evidence_error": spread("search_log_evidence_error"),
     }
 
 
-def throughput(store: ResultStore, status: np.ndarray, runs: list[Mapping]) -> dict:
+def throughput(store: ResultStore, read: _Reads, status: np.ndarray, runs: list[Mapping]) -> dict:
     """datasets_per_hour (wall clock, over the runs' active spans) and datasets_per_actor_hour (see the module
     docstring), with the numbers they come from."""
     committed = status != Status.PENDING
-    wall = store.read_array("wall_time")
+    wall = read("wall_time")
     timed = committed & np.isfinite(wall)
     fit_seconds = float(wall[timed].sum())
     out = {
@@ -110,7 +170,7 @@ def throughput(store: ResultStore, status: np.ndarray, runs: list[Mapping]) -> d
     blocks = np.arange(store.n_datasets) // store.block_size
     block_time = np.array([times.get(int(k), math.nan) for k in blocks])
     if runs and "driver_run" in store.names:
-        driver_run = store.read_array("driver_run")
+        driver_run = read("driver_run")
         spans = []
         for number, record in enumerate(runs, start=1):
             mine = committed & (driver_run == number) & np.isfinite(block_time)
@@ -129,7 +189,7 @@ def throughput(store: ResultStore, status: np.ndarray, runs: list[Mapping]) -> d
     return out
 
 
-def worst_fits(store: ResultStore, ids: np.ndarray, status: np.ndarray, n: int) -> list[dict]:
+def worst_fits(store: ResultStore, read: _Reads, ids: np.ndarray, status: np.ndarray, n: int) -> list[dict]:
     """The `n` DONE lenses with the highest reduced χ², reading normalized_residuals one block at a time."""
     done = status == Status.DONE
     if not done.any():
@@ -138,9 +198,12 @@ def worst_fits(store: ResultStore, ids: np.ndarray, status: np.ndarray, n: int) 
     residuals = store.array("normalized_residuals")
     for k in sorted({int(i) // store.block_size for i in np.flatnonzero(done)}):
         block = store.block_slice(k)
-        pixels[block] = np.isfinite(residuals[block]).reshape(block.stop - block.start, -1).sum(axis=1)
-    chi_squared = store.read_array("chi_squared")
-    merit = store.read_array("figure_of_merit")
+        try:
+            pixels[block] = np.isfinite(residuals[block]).reshape(block.stop - block.start, -1).sum(axis=1)
+        except Exception as e:  # a damaged chunk: its lenses are left out of the ranking
+            read.note("normalized_residuals", {k: f"{type(e).__name__}: {e}"})
+    chi_squared = read("chi_squared")
+    merit = read("figure_of_merit")
     with np.errstate(divide="ignore", invalid="ignore"):
         reduced = np.where(done & (pixels > 0), chi_squared / pixels, np.nan)
     order = [int(i) for i in np.argsort(-np.nan_to_num(reduced, nan=-np.inf)) if np.isfinite(reduced[i])][:n]
@@ -201,20 +264,34 @@ def format_summary(summary: dict) -> str:
     if t["datasets_per_actor_hour"] is not None:
         lines.append(f"           {t['datasets_per_actor_hour']:.1f} datasets per actor-hour "
                      f"({t['fit_seconds']:.1f} actor-seconds)")
-    search = summary.get("search")
-    if search and search["searched"]:
-        e, s, z = search["likelihood_evaluations"], search["effective_samples"], search["log_evidence_error"]
-        lines += [
-            f"search     {search['converged']}/{search['searched']} searches met their stopping criteria; per lens: "
-            f"{e['median']:,.0f} likelihood evaluations ({e['min']:,.0f}–{e['max']:,.0f}),",
-            f"           effective samples {s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f}), log-evidence error "
-            f"{z['median']:.3f} ({z['min']:.3f}–{z['max']:.3f})",
-        ]
+    for stage in summary.get("stages") or [{"name": None, "search": summary.get("search")}]:
+        if stage["name"] is not None:
+            lines.append(f"stage      {stage['name']}: {stage['done']} done, {stage['failed']} failed"
+                         + ("" if stage.get("search") else " (evaluated at the stage before's maximum likelihood)"))
+        search = stage.get("search")
+        if search and search["searched"]:
+            e, s, z = search["likelihood_evaluations"], search["effective_samples"], search["log_evidence_error"]
+            lines += [
+                f"search     {search['converged']}/{search['searched']} searches met their stopping criteria; per "
+                f"lens: {e['median']:,.0f} likelihood evaluations ({e['min']:,.0f}–{e['max']:,.0f}),",
+                f"           effective samples {s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f}), log-evidence "
+                f"error {z['median']:.3f} ({z['min']:.3f}–{z['max']:.3f})",
+            ]
     if summary["worst_fits"]:
         lines += ["", "worst fits (highest reduced chi-squared = chi_squared / pixels in the mask)",
                   f"  {'id':<24} {'chi2/N':>9} {'pixels':>7} {'figure_of_merit':>16}"]
         lines += [f"  {w['id']:<24} {w['reduced_chi_squared']:>9.3f} {w['pixels']:>7d} {w['figure_of_merit']:>16.2f}"
                   for w in summary["worst_fits"]]
+    if summary["unreadable"]:
+        lines += ["", f"unreadable chunks (read as fill; a damaged status chunk as PENDING): {len(summary['unreadable'])}"]
+        lines += [f"  {u['array']} block {u['block']}: {u['error'][:160]}" for u in summary["unreadable"][:20]]
+    verified = summary["verify"]
+    if verified is not None:
+        corrupt = verified["corrupt"]
+        lines += ["", f"verify     {verified['blocks_checked']} committed blocks re-read: "
+                  + (f"{len(corrupt)} corrupt (a resume refits them)" if corrupt else "all match their checksums")]
+        lines += [f"  block {c['block']} ({', '.join(c['datasets'][:4])}{', ...' if len(c['datasets']) > 4 else ''})"
+                  f": {c['reason']}" for c in corrupt]
     if summary["errors"]:
         lines += ["", "errors by reason"]
         for g in summary["errors"]:

@@ -1,10 +1,15 @@
 """Survey catalogs: one row per lens, read from ECSV (.ecsv), FITS table (.fits, .fit) or CSV (.csv).
 
 Columns
-- `id` (required): the dataset id used in the store, the logs and the CLI; unique and non-empty.
+- `id` (required): the dataset id used in the store, the logs and the CLI; unique and non-empty; text (a CSV's
+  cells are read as written: `007` and `7` are two ids, `1e3` is not 1000.0).
 - `path` (required): the lens's folder or multi-extension FITS file; relative to the catalog's folder, absolute,
   or a URL (s3://, gs://, https://).
-- `pixel_scale`, `mask_radius` (optional, arcsec): an empty (masked) or NaN cell means "not given".
+- `pixel_scale`, `mask_radius` (optional, arcsec): an empty (masked) or NaN cell means "not given"; a value
+  that is not > 0 and finite makes that row's lens INVALID (scheduler.plan), not the catalog.
+- `mask_centre` (optional, arcsec): the circular mask's centre "y, x" (text, brackets allowed, or a 2-element
+  array column); empty means "not given" (then a cutout's info.json, else (0, 0)).
+- `band` (optional): the band of a Euclid cutout to fit (storage.euclid; VIS when empty); upper-cased.
 - per-lens parameters (evaluate mode), either
   - `params`: a params.json file per row (relative to the catalog's folder, absolute or a URL), or
   - flattened columns: every column whose name holds a dot, named like params.json flattened with dots and an
@@ -25,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.io.ascii import convert_numpy
 from astropy.table import MaskedColumn, Table
 
 from storage.errors import CatalogError
@@ -36,14 +42,16 @@ FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": 
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One lens: id, resolved path (absolute local path or URL), optional pixel scale and mask radius (arcsec),
-    optional parameters as a nested dict in params.json form."""
+    """One lens: id, resolved path (absolute local path or URL), optional pixel scale, mask radius and mask
+    centre (y, x) (arcsec), optional parameters as a nested dict in params.json form, optional cutout band."""
 
     id: str
     path: str
     pixel_scale: float | None = None
     mask_radius: float | None = None
     params: dict | None = None
+    mask_centre: tuple[float, float] | None = None
+    band: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,10 @@ def read_catalog(path: str, storage_options: dict | None = None) -> Catalog:
         raw = fs.cat_file(fs_path)
     except FileNotFoundError:
         raise CatalogError(path, "file not found") from None
+    # CSV declares no types: every cell is read as text (so ids stay "007" and "1e3"; numbers are parsed below)
+    text_columns = {"converters": {"*": [convert_numpy(str)]}} if fmt == "ascii.csv" else {}
     try:
-        table = Table.read(io.BytesIO(raw) if fmt == "fits" else raw.decode().splitlines(), format=fmt)
+        table = Table.read(io.BytesIO(raw) if fmt == "fits" else raw.decode().splitlines(), format=fmt, **text_columns)
     except Exception as e:  # astropy's readers raise many types for malformed input
         raise CatalogError(path, f"unreadable {fmt} table ({type(e).__name__}: {e})") from e
 
@@ -119,6 +129,8 @@ def read_catalog(path: str, storage_options: dict | None = None) -> Catalog:
                 pixel_scale=_number(row, "pixel_scale", path, where),
                 mask_radius=_number(row, "mask_radius", path, where),
                 params=params,
+                mask_centre=_centre(row, path, where),
+                band=(_text(row["band"]).upper() or None) if "band" in table.colnames else None,
             )
         )
     return Catalog(path=path, entries=tuple(entries), hash=digest.hexdigest())
@@ -141,6 +153,11 @@ def write_catalog(path: str, entries: Sequence[CatalogEntry]) -> None:
         values = [getattr(e, name) for e in entries]
         if any(v is not None for v in values):
             table[name] = _masked_floats(values)
+    if any(e.mask_centre is not None for e in entries):
+        table["mask_centre"] = ["" if e.mask_centre is None else f"{e.mask_centre[0]!r}, {e.mask_centre[1]!r}"
+                                for e in entries]
+    if any(e.band is not None for e in entries):
+        table["band"] = [e.band or "" for e in entries]
     for name in param_names:
         table[name] = _masked_floats([flat.get(name) for flat in flats])
     table.write(path, format=fmt, overwrite=True)
@@ -224,6 +241,26 @@ def _number(row, column: str, catalog: str, where: str) -> float | None:
     except (TypeError, ValueError):
         raise CatalogError(catalog, f"{where}: {column} {_text(row[column])!r} is not a number") from None
     return None if math.isnan(value) else value
+
+
+def _centre(row, catalog: str, where: str) -> tuple[float, float] | None:
+    """A mask_centre cell as (y, x); None when the column is absent or the cell empty."""
+    if "mask_centre" not in row.colnames:
+        return None
+    cell = row["mask_centre"]
+    if np.ndim(cell) == 1:
+        parts = list(np.ma.filled(cell, np.nan))
+    elif not _text(cell):
+        return None
+    else:
+        parts = _text(cell).strip("[]()").split(",")
+    try:
+        centre = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        centre = ()
+    if len(centre) != 2 or not all(math.isfinite(c) for c in centre):
+        raise CatalogError(catalog, f"{where}: mask_centre {_text(cell)!r} is not 'y, x' in arcsec")
+    return centre
 
 
 def _read_params_file(location: str, storage_options: dict | None, catalog: str, where: str) -> bytes:

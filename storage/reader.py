@@ -9,7 +9,7 @@
     results.lens("J1234+5678")["reconstruction"]   # every array's row for one lens
     results.attrs["config"]                        # the run's metadata
 
-Every array carries `dimension_names` ("dataset", then y, x, evaluation, parameter, source_parameter, axis), so
+Every array carries `dimension_names` ("dataset", then y, x, evaluation, parameter, linear_parameter, axis), so
 xarray (not a lensfleet dependency) opens the store without help:
 
     import xarray as xr

@@ -11,6 +11,11 @@ Bookkeeping (always present, `BOOKKEEPING`):
     wall_time     float64  wall-clock seconds spent on the dataset (NaN = never run)
     image_shape   int32    (2,)  the true (ny, nx) of the image before padding (0, 0 = unknown)
     shape_bucket  int32    index into the root attribute `shape_buckets` (-1 = unknown)
+    psf_raw_sum   float64  the PSF's sum as stored in its file, before normalising to unit sum (NaN = not loaded)
+    input_fingerprint str  the digest of the lens's files (names, sizes, versions) its results were planned
+                           from ("" = unknown); a resume refits a committed lens whose files changed since
+    checksum      uint64   the dataset's row digest over every other array (storage.integrity), written by
+                           `write_block` with the block's data, before its status (0 = never committed)
 
 Results (`result_specs`): the figure of merit and its terms, the evaluated parameter vectors and their
 likelihoods, the reconstruction (padded to the largest source size, true size in `reconstruction_size`), the model
@@ -25,20 +30,26 @@ the parameter summaries parameter_median, parameter_sigma (half the 16–84% wid
 in the order of the root attribute `parameter_names`. The terms, `parameters` (one evaluation: the max-likelihood
 vector), reconstruction and images are then the max-likelihood fit's.
 
-Pipeline stages (`stage_specs`): a later stage (e.g. a pixelized source evaluated at the search's max-likelihood
-lens model) writes the same result arrays as an evaluation, in a Zarr group named after the stage
-(`source_pix/figure_of_merit`, ...); the root attribute `stages` lists them with their parameter names. The
-dataset axis, chunks and the one status per dataset are shared: a block commits every stage's data, then status.
+Pipeline stages (`stage_specs`, workers/pipeline.py): the first stage is the root's arrays; each later stage
+writes the same arrays (its search's too, when it is searched) in a Zarr group named after it
+(`source_pix/figure_of_merit`, `mass_total/parameter_median`, ...); the root attribute `stages` lists every stage
+with its group and parameter names. With later stages, every stage also has a `stage_status` per dataset: a block
+commits each stage as it finishes (that stage's data, then its stage_status), so a block redone after a crash
+resumes at the first stage it had not finished; the dataset's `status` is written last, once every stage is.
 
-Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, created, plus
-what the driver adds (for example `shape_buckets`, `parameter_names`).
+Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, store_id (a
+random id of this store's creation, part of every checksum), arrays (every array's name), created, plus what the
+driver adds (for example `shape_buckets`, `parameter_names`).
+
+Schema 2 (this one) added input_fingerprint, checksum, store_id, arrays and Zstd's frame checksum on every chunk;
+psf_raw_sum came later within it (a store created without it is written without it).
 """
 
 import math
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATASET_DIM = "dataset"
 
 
@@ -97,6 +108,9 @@ BOOKKEEPING = (
     ArraySpec("wall_time"),
     ArraySpec("image_shape", (2,), "int32", ("axis",), 0),
     ArraySpec("shape_bucket", dtype="int32", fill=-1),
+    ArraySpec("psf_raw_sum"),
+    ArraySpec("input_fingerprint", dtype="str", fill=""),
+    ArraySpec("checksum", dtype="uint64", fill=0),
 )
 
 
@@ -114,14 +128,14 @@ def evaluation_specs(n_evaluations: int, n_parameters: int) -> list[ArraySpec]:
     ]
 
 
-def reconstruction_specs(max_source_size: int, pixelized: bool) -> list[ArraySpec]:
+def reconstruction_specs(max_reconstruction_size: int, pixelized: bool) -> list[ArraySpec]:
     """The best vector's source reconstruction (and mesh cell centres (y, x) for pixelized sources)."""
     specs = [
-        ArraySpec("reconstruction", (max_source_size,), dims=("source_parameter",)),
+        ArraySpec("reconstruction", (max_reconstruction_size,), dims=("linear_parameter",)),
         ArraySpec("reconstruction_size", dtype="int32", fill=0),
     ]
     if pixelized:
-        specs.append(ArraySpec("mesh_centres", (max_source_size, 2), dims=("source_parameter", "axis")))
+        specs.append(ArraySpec("mesh_centres", (max_reconstruction_size, 2), dims=("linear_parameter", "axis")))
     return specs
 
 
@@ -131,8 +145,14 @@ def image_specs(max_image_shape: tuple[int, int]) -> list[ArraySpec]:
     return [ArraySpec(name, shape, dims=("y", "x")) for name in ("model_image", "normalized_residuals")]
 
 
-def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
-    """A search's posterior (fixed sample axis, true length in sample_count), evidence and parameter summaries."""
+def search_specs(max_samples: int, n_parameters: int, n_derived: int = 0) -> list[ArraySpec]:
+    """A search's posterior (fixed sample axis, true length in sample_count), evidence and parameter summaries;
+    with `n_derived` quantities derived from the parameters (attribute `derived_names`), their samples and
+    summaries too."""
+    derived = [
+        ArraySpec("derived_samples", (max_samples, n_derived), dims=("sample", "derived")),
+        *(ArraySpec(f"derived_{s}", (n_derived,), dims=("derived",)) for s in ("median", "sigma", "max_likelihood")),
+    ] if n_derived else []
     return [
         ArraySpec("samples", (max_samples, n_parameters), dims=("sample", "parameter")),
         ArraySpec("sample_weight", (max_samples,), dims=("sample",)),
@@ -146,41 +166,64 @@ def search_specs(max_samples: int, n_parameters: int) -> list[ArraySpec]:
         ArraySpec("parameter_median", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_sigma", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_max_likelihood", (n_parameters,), dims=("parameter",)),
-    ]
+    ] + derived
 
 
-def stage_specs(
-    stage: str, max_image_shape: tuple[int, int], n_parameters: int, max_source_size: int, pixelized: bool
-) -> list[ArraySpec]:
-    """A later pipeline stage's evaluation results, in the Zarr group `stage` (array names `stage/NAME`)."""
+STAGE_STATUS = ArraySpec("stage_status", dtype="int8", fill=int(Status.PENDING))
+
+
+@dataclass(frozen=True)
+class StageShape:
+    """The store shape of one later pipeline stage: its group, parameters, largest reconstruction, whether its
+    source is pixelized, and its posterior's sample axis (None: evaluated, not searched)."""
+
+    group: str
+    n_parameters: int
+    max_reconstruction_size: int
+    pixelized: bool
+    max_samples: int | None
+    n_derived: int = 0
+
+
+def stage_specs(stage: StageShape, max_image_shape: tuple[int, int]) -> list[ArraySpec]:
+    """A later pipeline stage's results in the Zarr group `stage.group` (array names `GROUP/NAME`): the terms, the
+    one evaluated vector, reconstruction and images of its maximum-likelihood fit, its search's arrays when it
+    is searched, and its `stage_status` per dataset (written after the stage's data)."""
     specs = [
         *term_specs(),
-        *evaluation_specs(1, n_parameters),
-        *reconstruction_specs(max_source_size, pixelized),
+        *evaluation_specs(1, stage.n_parameters),
+        *reconstruction_specs(stage.max_reconstruction_size, stage.pixelized),
         *image_specs(max_image_shape),
+        *(search_specs(stage.max_samples, stage.n_parameters, stage.n_derived) if stage.max_samples is not None
+          else ()),
+        STAGE_STATUS,
     ]
-    return [replace(spec, name=f"{stage}/{spec.name}") for spec in specs]
+    return [replace(spec, name=f"{stage.group}/{spec.name}") for spec in specs]
 
 
 def result_specs(
     max_image_shape: tuple[int, int],
     n_parameters: int,
     n_evaluations: int,
-    max_source_size: int,
+    max_reconstruction_size: int,
     pixelized: bool,
     max_samples: int | None = None,
-    stages: tuple[tuple[str, int, int, bool], ...] = (),
+    stages: tuple[StageShape, ...] = (),
+    n_derived: int = 0,
 ) -> list[ArraySpec]:
-    """Every result array of a run, in store order: with `max_samples`, a search's arrays; each of `stages`
-    ((name, n_parameters, max_source_size, pixelized)) adds a later stage's group."""
+    """Every result array of a run, in store order: with `max_samples`, a search's arrays (with `n_derived`
+    derived quantities); each of `stages` adds a later stage's group, and the first stage (the root) then has a
+    `stage_status` of its own."""
     specs = [
         *term_specs(),
         *evaluation_specs(n_evaluations, n_parameters),
-        *reconstruction_specs(max_source_size, pixelized),
+        *reconstruction_specs(max_reconstruction_size, pixelized),
         *image_specs(max_image_shape),
     ]
     if max_samples is not None:
-        specs += search_specs(max_samples, n_parameters)
-    for name, stage_parameters, stage_source_size, stage_pixelized in stages:
-        specs += stage_specs(name, max_image_shape, stage_parameters, stage_source_size, stage_pixelized)
+        specs += search_specs(max_samples, n_parameters, n_derived)
+    if stages:
+        specs.append(STAGE_STATUS)
+    for stage in stages:
+        specs += stage_specs(stage, max_image_shape)
     return specs

@@ -2,146 +2,104 @@
 
     [dataset]      mask_radius (arcsec), over_sample_size_lp, over_sample_size_pixelization
                    (an integer, or {sub_sizes = [...], radii = [...]} for radial-bin adaptive over-sampling)
-    [lens.mass]    type = a name in MASS_PROFILES ("isothermal")
+    [lens.mass]    type = a name in MASS_PROFILES ("isothermal", "power_law")
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
-    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
+    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization,
+                   mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density"; the
+                   adaptive ones square)
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
     [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
                    lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
     [search]       optional, turns evaluate mode into search mode: type = "nautilus", n_live, n_batch, n_eff,
                    f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration, seed,
                    max_samples, checkpoint, eval_chunk (SearchOptions below: meanings and defaults)
-    [source_pix]   optional, with [search]: a second pipeline stage, the source as a pixelization (type =
-                   "rectangular", shape, regularization) evaluated at the search's max-likelihood lens model
+    stage          optional top-level key: the first stage's name (default "source_lp")
+    [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed (workers/pipeline.py)
 
-Every unknown key or wrong type is a ConfigError naming the file and the key.
+Every unknown key, wrong type or value out of range is a ConfigError naming the file, the key and the range, before
+any work starts: every number must be finite, and sizes that set memory are bounded (LIMITS: a block holds B lenses
+of each, so one absurd value would otherwise surface as an out-of-memory error, or every lens FAILED, hours later).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 import tomllib
 from typing import Any
 
 from .model.grids import OverSampling, RadialOverSampling
-from .model.description import MASS_PROFILES, MGEBasis, Model, RectangularSource, parameter_names
+from .model.description import MASS_PROFILES, MESHES, MGEBasis, Model, RectangularSource, parameter_names
 from .model.settings import Settings
+from .options import LIMITS, ConfigError, DatasetOptions, SearchOptions
+from .pipeline import FIRST_STAGE, STAGE_NAME, Stage
 from .priors import Prior, prior_from_dict, prior_to_dict
-
-
-class ConfigError(ValueError):
-    """A problem in fit.toml, naming the file and the key."""
-
-
-@dataclass(frozen=True)
-class DatasetOptions:
-    """How each dataset is masked and over-sampled."""
-
-    mask_radius: float = 3.0
-    over_sample_size_lp: OverSampling = 4
-    over_sample_size_pixelization: OverSampling = 4
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """fit.toml's [search]: a Nautilus search per lens (workers/search.py), the lenses of a block side by side.
-
-    type: "nautilus" (the only one so far).
-    n_live: live points (Nautilus's n_live). 200.
-    n_batch: points per likelihood request of one sampler (Nautilus's n_batch); also V, the vectors per lens of
-        the compiled block call (lenses × n_batch). 100.
-    n_eff: stop once the effective sample size of the posterior reaches this. 500.
-    f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
-    n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
-    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 4.
-    network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
-    network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
-        no improvement). 10000, Nautilus's. A few dozen cut the samplers' own time severalfold; a coarser
-        network only costs likelihood calls, never correctness (the posterior comes from importance weights).
-    discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
-    seed: the run's seed; each lens's search is seeded from (seed, dataset id), so a lens's posterior does not
-        depend on which lenses share its block. 0.
-    max_samples: posterior samples kept per lens in the store: all weighted points if there are fewer,
-        otherwise a deterministic systematic resample to at most this many distinct points (weights =
-        multiplicity / max_samples). 2000.
-    checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
-        searches instead of restarting them. true.
-    eval_chunk: evaluations vectorised together per compiled call (0: the whole lenses × n_batch block at
-        once, right for a GPU; c > 0 runs the lenses one after another, c vectors per call, and skips idle
-        ones: right for a CPU, where 1 is fastest). Absent: chosen by the device (search.auto_eval_chunk, or
-        a measured sizing.BatchPlan).
-    """
-
-    type: str = "nautilus"
-    n_live: int = 200
-    n_batch: int = 100
-    n_eff: float = 500.0
-    f_live: float = 0.01
-    n_like_max: int | None = None
-    n_networks: int = 4
-    network_layers: tuple[int, ...] = (100, 50, 20)
-    network_epochs: int = 10000
-    discard_exploration: bool = False
-    seed: int = 0
-    max_samples: int = 2000
-    checkpoint: bool = True
-    eval_chunk: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """fit.toml's [search] table (n_like_max left out when unlimited)."""
-        out = {k: v for k, v in asdict(self).items() if v is not None}
-        out["network_layers"] = list(self.network_layers)
-        return out
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    """The whole of fit.toml: dataset options, the lens model (with its Settings), prior overrides (name →
-    prior; survey defaults for the rest, see workers/priors.py), the search (None: evaluate mode) and the
-    pipeline's second stage, a pixelized source (None: none)."""
+    """The whole of fit.toml: dataset options, the first stage's lens model (with its Settings), prior overrides
+    (name → prior; survey defaults for the rest, see workers/priors.py) and search (None: evaluate mode), its
+    name, and the later pipeline stages (workers/pipeline.py)."""
 
     dataset: DatasetOptions = field(default_factory=DatasetOptions)
     model: Model = field(default_factory=lambda: Model(source=MGEBasis()))
     origin: str = "<defaults>"
     priors: dict[str, Prior] = field(default_factory=dict, hash=False)
     search: SearchOptions | None = None
-    source_pix: RectangularSource | None = None
+    stage: str = FIRST_STAGE
+    stages: tuple[Stage, ...] = ()
 
     @property
-    def stages(self) -> tuple[tuple[str, Model], ...]:
-        """The later pipeline stages as (store group, model): the search's lens model with a pixelized source."""
-        if self.source_pix is None:
-            return ()
-        return (("source_pix", replace(self.model, source=self.source_pix)),)
+    def pipeline(self) -> tuple[Stage, ...]:
+        """Every stage in order, the first (the top level, stored at the root) included."""
+        return (Stage(self.stage, self.model, self.search, self.priors), *self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict in fit.toml's structure (for the store's attributes)."""
-        m = self.model
-        lens: dict[str, Any] = {"mass": {"type": m.mass.name}}
-        if m.shear:
-            lens["shear"] = {}
-        if m.lens_light is not None:
-            lens["light"] = {"type": "mge", **asdict(m.lens_light)}
-        if m.pixelized:
-            source = {"type": "rectangular", "shape": list(m.source.shape), "regularization": m.source.regularization}
-        else:
-            source = {"type": "mge", **asdict(m.source)}
         out = {
             "dataset": {k: _plain(v) for k, v in asdict(self.dataset).items()},
-            "lens": lens,
-            "source": source,
-            "settings": asdict(m.settings),
+            "lens": _lens_dict(self.model),
+            "source": _source_dict(self.model.source),
+            "settings": asdict(self.model.settings),
         }
         if self.priors:
             out["priors"] = {name: prior_to_dict(prior) for name, prior in self.priors.items()}
         if self.search is not None:
             out["search"] = self.search.to_dict()
-        if self.source_pix is not None:
-            out["source_pix"] = {"type": "rectangular", "shape": list(self.source_pix.shape),
-                                 "regularization": self.source_pix.regularization}
+        if self.stages:
+            out["stage"] = self.stage
+            out["stages"] = [_stage_dict(stage) for stage in self.stages]
         return out
+
+
+def _lens_dict(m: Model) -> dict[str, Any]:
+    lens: dict[str, Any] = {"mass": {"type": m.mass.name}}
+    if m.shear:
+        lens["shear"] = {}
+    if m.lens_light is not None:
+        lens["light"] = {"type": "mge", **asdict(m.lens_light)}
+    return lens
+
+
+def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
+    """fit.toml's [source] table of a source."""
+    if isinstance(source, RectangularSource):
+        return {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization,
+                "mesh": source.mesh}
+    return {"type": "mge", **asdict(source)}
+
+
+def _stage_dict(stage: Stage) -> dict[str, Any]:
+    """A later stage in full (its whole model, not the changes its table listed), so two configs compare."""
+    return {
+        "name": stage.name, "lens": _lens_dict(stage.model), "source": _source_dict(stage.model.source),
+        "search": stage.search.to_dict() if stage.search is not None else False,
+        "priors": {name: prior_to_dict(prior) for name, prior in stage.priors.items()},
+        "fixed": list(stage.fixed),
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -165,36 +123,85 @@ def load_config(path: str | Path) -> FitConfig:
 def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     """Check a fit.toml-shaped dict; `where` names its origin in error messages."""
     reader = _Reader(where)
-    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search", "source_pix"})
+    reader.keys(raw, "", {"dataset", "lens", "source", "settings", "priors", "search", "stage", "stages"})
     dataset = _dataset(reader, raw.get("dataset", {}))
-    lens = raw.get("lens", {})
-    reader.keys(lens, "lens", {"mass", "shear", "light"})
-    mass = lens.get("mass", {"type": "isothermal"})
-    reader.keys(mass, "lens.mass", {"type"})
-    mass_type = mass.get("type", "isothermal")
-    if mass_type not in MASS_PROFILES:
-        raise reader.fail("lens.mass.type", f"must be one of {sorted(MASS_PROFILES)}, got {mass_type!r}")
-    if "shear" in lens:
-        reader.keys(lens["shear"], "lens.shear", set())
-    light = _mge(reader, lens["light"], "lens.light") if "light" in lens else None
-    source = _source(reader, raw.get("source", {"type": "mge"}))
-    settings = _settings(reader, raw.get("settings", {}))
-    model = Model(source=source, shear="shear" in lens, lens_light=light, settings=settings,
-                  mass=MASS_PROFILES[mass_type]())
+    base = Model(source=MGEBasis(), settings=_settings(reader, raw.get("settings", {})), shear=False)
+    model = _lens(reader, raw.get("lens", {}), "lens", replace(base, source=_source(reader, raw.get("source", {}))))
     priors = _priors(reader, raw.get("priors", {}), model)
     search = _search(reader, raw["search"]) if "search" in raw else None
-    source_pix = None
-    if "source_pix" in raw:
-        if search is None:
-            raise reader.fail("source_pix", "a second stage needs a [search] first (it starts from its result)")
-        if model.pixelized:
-            raise reader.fail("source_pix", "the first stage's [source] is already pixelized; use type = \"mge\"")
-        table = raw["source_pix"]
-        if not isinstance(table, dict) or table.get("type", "rectangular") != "rectangular":
-            raise reader.fail("source_pix.type", "must be \"rectangular\"")
-        source_pix = _source(reader, {**table, "type": "rectangular"}, "source_pix")
-    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search,
-                     source_pix=source_pix)
+    name = raw.get("stage", FIRST_STAGE)
+    if not isinstance(name, str) or not STAGE_NAME.match(name):
+        raise reader.fail("stage", f"must be a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
+    stages: list[Stage] = []
+    previous = Stage(name, model, search, priors)
+    tables = raw.get("stages", [])
+    if not isinstance(tables, list):
+        raise reader.fail("stages", "must be an array of tables ([[stages]])")
+    for i, table in enumerate(tables):
+        previous = _stage(reader, table, f"stages[{i}]", previous, [name, *(s.name for s in stages)])
+        stages.append(previous)
+    return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search, stage=name,
+                     stages=tuple(stages))
+
+
+def _lens(reader: _Reader, lens: Any, prefix: str, model: Model, changes: bool = False) -> Model:
+    """`model` with the lens components of a [lens] table: every component for the first stage; for a later
+    stage (`changes`) only those named, and `shear = false` / `light = false` remove one."""
+    reader.keys(lens, prefix, {"mass", "shear", "light"})
+    if "mass" in lens or not changes:
+        mass = lens.get("mass", {})
+        reader.keys(mass, f"{prefix}.mass", {"type"})
+        kind = mass.get("type", "isothermal")
+        if kind not in MASS_PROFILES:
+            raise reader.fail(f"{prefix}.mass.type", f"must be one of {sorted(MASS_PROFILES)}, got {kind!r}")
+        model = replace(model, mass=MASS_PROFILES[kind]())
+    if "shear" in lens or not changes:
+        shear = lens.get("shear", False)
+        if shear is not False:
+            reader.keys(shear, f"{prefix}.shear", set())
+        model = replace(model, shear=shear is not False)
+    if "light" in lens or not changes:
+        light = lens.get("light", False)
+        model = replace(model, lens_light=None if light is False else _mge(reader, light, f"{prefix}.light"))
+    return model
+
+
+def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: list[str]) -> Stage:
+    """A later stage from its [[stages]] table: what changes from `previous` (workers/pipeline.py)."""
+    reader.keys(table, prefix, {"name", "lens", "source", "search", "priors", "fixed"})
+    name = table.get("name")
+    if not isinstance(name, str) or not STAGE_NAME.match(name):
+        raise reader.fail(f"{prefix}.name", f"needs a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
+    if name in taken:
+        raise reader.fail(f"{prefix}.name", f"{name!r} is the name of an earlier stage")
+    if previous.search is None:
+        raise reader.fail(prefix, f"stage {name!r} starts from the stage before it, which has no search; add a "
+                          "[search] to the first stage")
+    model = _lens(reader, table.get("lens", {}), f"{prefix}.lens", previous.model, changes=True)
+    if "source" in table:
+        model = replace(model, source=_source(reader, table["source"], f"{prefix}.source"))
+    search_table = table.get("search", {})
+    if search_table is False:
+        search = None
+    elif isinstance(search_table, dict):
+        search = _search(reader, {**previous.search.to_dict(), **search_table})
+    else:
+        raise reader.fail(f"{prefix}.search", f"must be a table of [search] keys or false, got {search_table!r}")
+    priors = _priors(reader, table.get("priors", {}), model)
+    fixed = table.get("fixed", [])
+    names, before = parameter_names(model), set(parameter_names(previous.model))
+    if not isinstance(fixed, list) or not all(isinstance(f, str) for f in fixed):
+        raise reader.fail(f"{prefix}.fixed", f"must be a list of parameter names or paths, got {fixed!r}")
+    stage = Stage(name, model, search, priors, tuple(fixed), group=name)
+    for path in fixed:
+        held = [n for n in names if n == path or n.startswith(path + ".")]
+        if not held or any(n not in before for n in held):
+            raise reader.fail(f"{prefix}.fixed", f"{path!r} is not a parameter of both this stage and the one "
+                              f"before (parameters: {', '.join(names)})")
+    if search is None and (priors or set(names) - before):
+        raise reader.fail(f"{prefix}.search", "a stage without a search is evaluated at the previous stage's "
+                          "maximum likelihood: it can add no parameter and take no priors")
+    return stage
 
 
 class _Reader:
@@ -213,18 +220,31 @@ class _Reader:
                 hint = f" (known: {', '.join(sorted(allowed))})" if allowed else ""
                 raise self.fail(name, f"unknown key{hint}")
 
-    def number(self, table: dict, prefix: str, key: str, default: float, positive: bool = True) -> float:
-        value = table.get(key, default)
+    def number(self, table: dict, prefix: str, key: str, default: float, **bounds) -> float:
+        """table[key] (else `default`) checked by `check_number`."""
+        return self.check_number(f"{prefix}.{key}", table.get(key, default), **bounds)
+
+    def integer(self, table: dict, prefix: str, key: str, default: int, low: int = 1, high: int | None = None) -> int:
+        """table[key] (else `default`) checked by `check_integer`."""
+        return self.check_integer(f"{prefix}.{key}", table.get(key, default), low, high)
+
+    def check_number(self, name: str, value: Any, low: float = 0.0, high: float = math.inf,
+                     open_low: bool = True) -> float:
+        """A finite number in (low, high] (`open_low`) or [low, high]."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{prefix}.{key}", f"must be a number, got {value!r}")
-        if positive and value <= 0:
-            raise self.fail(f"{prefix}.{key}", f"must be > 0, got {value!r}")
+            raise self.fail(name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self.fail(name, f"must be a finite number, got {value!r}")
+        if value < low or (open_low and value == low) or value > high:
+            bound = (f"> {low:g}" if open_low else f">= {low:g}") + (f" and <= {high:g}" if high < math.inf else "")
+            raise self.fail(name, f"must be {bound}, got {value!r}")
         return float(value)
 
-    def integer(self, table: dict, prefix: str, key: str, default: int) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(f"{prefix}.{key}", f"must be a positive integer, got {value!r}")
+    def check_integer(self, name: str, value: Any, low: int = 1, high: int | None = None) -> int:
+        """An integer in [low, high]."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+            raise self.fail(name, f"must be {bound}, got {value!r}")
         return value
 
 
@@ -234,19 +254,32 @@ def _over_sampling(reader: _Reader, table: dict, key: str, default: int) -> Over
     if isinstance(value, dict):
         reader.keys(value, name, {"sub_sizes", "radii", "centres"})
         sizes, radii = value.get("sub_sizes"), value.get("radii")
-        if not sizes or not radii or len(sizes) != len(radii) + 1 and len(sizes) != len(radii):
+        if not isinstance(sizes, list) or not isinstance(radii, list) or not sizes or not radii or (
+                len(sizes) != len(radii) + 1 and len(sizes) != len(radii)):
             raise reader.fail(name, "needs sub_sizes = [...] and radii = [...] (one size per radius, or one more)")
-        centres = tuple(tuple(map(float, c)) for c in value.get("centres", [(0.0, 0.0)]))
-        return RadialOverSampling(tuple(int(s) for s in sizes), tuple(float(r) for r in radii), centres)
-    return reader.integer(table, "dataset", key, default)
+        sizes = [reader.check_integer(f"{name}.sub_sizes", s, 1, LIMITS["sub_size"]) for s in sizes]
+        radii = [reader.check_number(f"{name}.radii", r) for r in radii]
+        if any(b <= a for a, b in zip(radii, radii[1:])):
+            raise reader.fail(f"{name}.radii", f"must increase, got {radii}")
+        centres = value.get("centres", [[0.0, 0.0]])
+        if not isinstance(centres, list) or not all(isinstance(c, list) and len(c) == 2 for c in centres):
+            raise reader.fail(f"{name}.centres", f"must be a list of [y, x] pairs, got {centres!r}")
+        centres = tuple(tuple(reader.check_number(f"{name}.centres", c, -math.inf) for c in pair)
+                        for pair in centres)
+        return RadialOverSampling(tuple(sizes), tuple(radii), centres)
+    return reader.integer(table, "dataset", key, default, 1, LIMITS["sub_size"])
 
 
 def _dataset(reader: _Reader, table: dict) -> DatasetOptions:
-    reader.keys(table, "dataset", {"mask_radius", "over_sample_size_lp", "over_sample_size_pixelization"})
+    reader.keys(table, "dataset", {"mask_radius", "over_sample_size_lp", "over_sample_size_pixelization",
+                                   "max_image_side"})
+    defaults = DatasetOptions()
     return DatasetOptions(
-        mask_radius=reader.number(table, "dataset", "mask_radius", 3.0),
+        mask_radius=reader.number(table, "dataset", "mask_radius", defaults.mask_radius),
         over_sample_size_lp=_over_sampling(reader, table, "over_sample_size_lp", 4),
         over_sample_size_pixelization=_over_sampling(reader, table, "over_sample_size_pixelization", 4),
+        max_image_side=reader.integer(table, "dataset", "max_image_side", defaults.max_image_side, 8,
+                                      LIMITS["max_image_side"]),
     )
 
 
@@ -255,24 +288,32 @@ def _mge(reader: _Reader, table: dict, prefix: str) -> MGEBasis:
     if table.get("type", "mge") != "mge":
         raise reader.fail(f"{prefix}.type", f"must be \"mge\", got {table['type']!r}")
     return MGEBasis(
-        gaussians=reader.integer(table, prefix, "gaussians", MGEBasis.gaussians),
+        gaussians=reader.integer(table, prefix, "gaussians", MGEBasis.gaussians, 1, LIMITS["gaussians"]),
         sigma_min=reader.number(table, prefix, "sigma_min", MGEBasis.sigma_min),
     )
 
 
-def _source(reader: _Reader, table: dict, prefix: str = "source") -> MGEBasis | RectangularSource:
+def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | RectangularSource:
     kind = table.get("type", "mge") if isinstance(table, dict) else None
     if kind == "mge":
         return _mge(reader, table, prefix)
     if kind == "rectangular":
-        reader.keys(table, prefix, {"type", "shape", "regularization"})
+        reader.keys(table, prefix, {"type", "shape", "regularization", "mesh"})
         shape = table.get("shape", [20, 20])
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape)):
             raise reader.fail(f"{prefix}.shape", f"must be [ny, nx] integers, got {shape!r}")
         if min(shape) < 3:
             raise reader.fail(f"{prefix}.shape", f"a rectangular mesh needs at least 3×3 cells, got {shape}")
+        if shape[0] * shape[1] > LIMITS["mesh_cells"]:
+            raise reader.fail(f"{prefix}.shape", f"a rectangular mesh has at most {LIMITS['mesh_cells']} cells (its "
+                              f"curvature matrix is cells² × 8 bytes per lens), got {shape[0]}×{shape[1]}")
+        mesh = table.get("mesh", "uniform")
+        if mesh not in MESHES:
+            raise reader.fail(f"{prefix}.mesh", f"must be one of {', '.join(MESHES)}, got {mesh!r}")
+        if mesh != "uniform" and shape[0] != shape[1]:
+            raise reader.fail(f"{prefix}.shape", f"the {mesh} mesh is square (ny = nx), got {shape}")
         return RectangularSource(
-            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0)
+            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0), mesh=mesh
         )
     raise reader.fail(f"{prefix}.type", f"must be \"mge\" or \"rectangular\", got {kind!r}")
 
@@ -333,22 +374,20 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
         return value
 
     def count(key: str, minimum: int = 1) -> int:
-        value = table.get(key, getattr(defaults, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise reader.fail(f"search.{key}", f"must be an integer >= {minimum}, got {value!r}")
-        return value
+        return reader.integer(table, "search", key, getattr(defaults, key), minimum, LIMITS.get(key))
 
     layers = table.get("network_layers", list(defaults.network_layers))
-    if not (isinstance(layers, list) and layers and all(isinstance(n, int) and not isinstance(n, bool) and n > 0
-                                                         for n in layers)):
-        raise reader.fail("search.network_layers", f"must be a list of positive integers, got {layers!r}")
+    if not (isinstance(layers, list) and 0 < len(layers) <= LIMITS["network_layers"] and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n <= LIMITS["network_layer"] for n in layers)):
+        raise reader.fail("search.network_layers", f"must be a list of positive integers (at most "
+                          f"{LIMITS['network_layers']}, each <= {LIMITS['network_layer']}), got {layers!r}")
     f_live = reader.number(table, "search", "f_live", defaults.f_live)
     if f_live >= 1:
         raise reader.fail("search.f_live", f"must be < 1, got {f_live!r}")
     return SearchOptions(
         n_live=count("n_live", 2),
         n_batch=count("n_batch"),
-        n_eff=reader.number(table, "search", "n_eff", defaults.n_eff),
+        n_eff=reader.number(table, "search", "n_eff", defaults.n_eff, high=LIMITS["n_eff"]),
         f_live=f_live,
         n_like_max=count("n_like_max") if "n_like_max" in table else None,
         n_networks=count("n_networks"),

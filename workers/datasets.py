@@ -16,26 +16,35 @@ from .inversion.imaging import ImagingError, MaskedImaging, prepare_imaging
 from .model.description import Model
 
 
-def fit_mask(data: ImagingData, mask_radius: float) -> np.ndarray:
-    """The fit's mask (True = masked): the circle of `mask_radius` about the origin, plus the file's mask."""
-    mask = circular_mask(data.image.shape, data.pixel_scale, mask_radius)
+def fit_mask(data: ImagingData, mask_radius: float, mask_centre: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The fit's mask (True = masked): the circle of `mask_radius` about `mask_centre`, plus the file's mask."""
+    mask = circular_mask(data.image.shape, data.pixel_scale, mask_radius, mask_centre)
     return mask if data.mask is None else mask | data.mask
 
 
+def mask_geometry(
+    data: ImagingData, options: DatasetOptions, mask_radius: float | None = None,
+    mask_centre: tuple[float, float] | None = None,
+) -> tuple[float, tuple[float, float]]:
+    """The circular mask's radius and centre (arcsec): the per-lens `mask_radius` / `mask_centre`, else the
+    cutout's info.json values, else the config's radius and (0, 0)."""
+    radius = next(r for r in (mask_radius, data.mask_radius, options.mask_radius) if r is not None)
+    centre = next(c for c in (mask_centre, data.mask_centre, (0.0, 0.0)) if c is not None)
+    return float(radius), (float(centre[0]), float(centre[1]))
+
+
 def masked_imaging(
-    data: ImagingData, options: DatasetOptions, model: Model, mask_radius: float | None = None
+    data: ImagingData, options: DatasetOptions, model: Model, mask_radius: float | None = None,
+    mask_centre: tuple[float, float] | None = None,
 ) -> MaskedImaging:
-    """Validate `data` under the fit's mask and build its MaskedImaging. A per-lens `mask_radius` overrides
-    the config's. Raises storage.errors.DatasetError naming the dataset, the file and the problem."""
-    radius = options.mask_radius if mask_radius is None else mask_radius
-    mask = fit_mask(data, radius)
+    """Validate `data` under the fit's mask (`mask_geometry`'s circle and the file's mask) and build its
+    MaskedImaging. Raises storage.errors.DatasetError naming the dataset, the file and the problem."""
+    radius, centre = mask_geometry(data, options, mask_radius, mask_centre)
+    mask = fit_mask(data, radius, centre)
     validate_imaging(data, mask)
-    used = int((~mask).sum())
-    if model.pixelized and used < model.source.pixels:
-        raise DatasetError(
-            data.dataset_id, data.path,
-            f"the mask leaves {used} used pixels, fewer than the {model.source.pixels} source pixels",
-        )
+    shortfall = model.pixel_shortfall(int((~mask).sum()))
+    if shortfall:
+        raise DatasetError(data.dataset_id, data.path, shortfall)
     try:
         return prepare_imaging(
             data.image, data.noise_map, data.psf, data.pixel_scale, mask_radius=radius, mask=mask,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import dataclass
 
@@ -20,7 +19,9 @@ from .inversion.mass import ray_trace
 from .inversion.sizing import plan_batch
 from .model.description import Model, vector_from_params
 from .inversion.parameters import unpack
-from .plot import SourcePicture, native, plot_fit
+from .model.grids import native
+from .plot import SourcePicture, plot_fit
+from .runtime import device_name, peak_memory_mb
 import jax
 import jax.numpy as jnp
 
@@ -90,32 +91,13 @@ def benchmark(
     }
 
 
-def peak_memory_mb() -> float:
-    """Peak device memory on an accelerator, else the process's peak resident memory (MB)."""
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        return stats["peak_bytes_in_use"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def device_name() -> str:
-    """The JAX device the engine runs on, e.g. 'cpu' or 'gpu: NVIDIA H100 80GB HBM3'."""
-    device = jax.devices()[0]
-    return device.platform if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
-
-
 def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePicture:
     """The source plane of a fit: the MGE evaluated on a grid around the traced pixels, or the mesh."""
     r = fit.result
     if model.pixelized:
         ny, nx = model.source.shape
-        centres = np.asarray(r.mesh_centres)
-        dy = (centres[:, 0].max() - centres[:, 0].min()) / max(ny - 1, 1)
-        dx = (centres[:, 1].max() - centres[:, 1].min()) / max(nx - 1, 1)
-        extent = (centres[:, 1].min() - dx / 2, centres[:, 1].max() + dx / 2,
-                  centres[:, 0].min() - dy / 2, centres[:, 0].max() + dy / 2)
-        return SourcePicture(np.asarray(r.reconstruction)[-ny * nx:].reshape(ny, nx), extent, mesh=True)
+        image = np.asarray(r.reconstruction)[-ny * nx:].reshape(ny, nx)
+        return SourcePicture(image, None, np.asarray(r.mesh_centres).reshape(ny, nx, 2))
     params = unpack(model, fit.vector)
     traced = np.asarray(ray_trace(jnp.asarray(fit.imaging.lp_points), params.mass))
     (y0, x0), (y1, x1) = traced.min(0), traced.max(0)
@@ -125,7 +107,7 @@ def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePictu
     basis = gaussian_basis(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
     amplitudes = np.asarray(r.reconstruction)[-model.source.gaussians:]
     image = (amplitudes @ np.asarray(basis)).reshape(pixels, pixels)
-    return SourcePicture(image, (x0, x1, y0, y1), mesh=False)
+    return SourcePicture(image, (x0, x1, y0, y1))
 
 
 def plot_lens_fit(fit: LensFit, model: Model, data: ImagingData, mask: np.ndarray, title: str, path: str) -> None:

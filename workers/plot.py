@@ -13,19 +13,17 @@ import numpy as np  # noqa: E402
 
 @dataclass(frozen=True)
 class SourcePicture:
-    """The source plane: `image` (ny, nx) covering `extent` = (x_min, x_max, y_min, y_max) arcsec; `mesh`
-    marks a pixelized reconstruction (drawn cell by cell) rather than an MGE evaluated on a grid."""
+    """The source plane: `image` (ny, nx), either an MGE evaluated on a grid covering `extent` = (x_min, x_max,
+    y_min, y_max) arcsec, or a pixelized reconstruction drawn cell by cell about its cell `centres` (ny, nx, 2),
+    (y, x) arcsec — uniform and adaptive meshes alike (extent then None)."""
 
     image: np.ndarray
-    extent: tuple[float, float, float, float]
-    mesh: bool
+    extent: tuple[float, float, float, float] | None
+    centres: np.ndarray | None = None
 
-
-def native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A 2-D image from values on the used pixels (row-major), NaN where masked."""
-    out = np.full(mask.shape, np.nan)
-    out[~mask] = slim
-    return out
+    @property
+    def mesh(self) -> bool:
+        return self.centres is not None
 
 
 def plot_fit(
@@ -55,10 +53,12 @@ def plot_fit(
         ax.set_ylabel("y (arcsec)")
         fig.colorbar(shown, ax=ax, shrink=0.85)
     ax = axes[1, 1]
-    shown = ax.imshow(
-        source.image, origin="upper", extent=source.extent, cmap="magma",
-        interpolation="nearest" if source.mesh else "bilinear",
-    )
+    if source.mesh:
+        shown = ax.pcolormesh(source.centres[..., 1], source.centres[..., 0], source.image, shading="nearest",
+                              cmap="magma")
+        ax.set_aspect("equal")
+    else:
+        shown = ax.imshow(source.image, origin="upper", extent=source.extent, cmap="magma", interpolation="bilinear")
     ax.set_title("source reconstruction" + (" (mesh cells)" if source.mesh else " (MGE)"))
     ax.set_xlabel("x (arcsec)")
     ax.set_ylabel("y (arcsec)")

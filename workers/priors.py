@@ -17,13 +17,14 @@ Survey defaults (`default_prior`), PyAutoLens's defaults (autogalaxy/config/prio
     lens.mass.ell_comps.0, .1          truncated_gaussian(0, 0.3, -1, 1)       same
     lens.mass.einstein_radius          uniform(0, 4)                           uniform(0, 8): we fit galaxy-scale
                                                                                lenses (θE of survey lenses ≲ 3″)
+    lens.mass.slope                    uniform(1.5, 3)                         same (PowerLaw)
     lens.shear.gamma_1, gamma_2        uniform(-0.3, 0.3)                      same
     lens.light.centre.0, .1            gaussian(0, 0.3)                        same (Gaussian/MGE light)
     lens.light.ell_comps.0, .1         truncated_gaussian(0, 0.3, -1, 1)       same
     source.centre.0, .1                gaussian(0, 0.3)                        same
     source.ell_comps.0, .1             truncated_gaussian(0, 0.3, -1, 1)       same
 
-Units: arcsec for centres and θE; ell_comps and shear are dimensionless. fit.toml's `[priors]` table replaces
+Units: arcsec for centres and θE; ell_comps, slope and shear are dimensionless. fit.toml's `[priors]` table replaces
 any of them, e.g. `"lens.mass.einstein_radius" = { type = "uniform", lower = 0.5, upper = 3.0 }`.
 """
 
@@ -87,18 +88,33 @@ class TruncatedGaussianPrior:
         return self.lower, self.upper
 
 
-Prior = Union[UniformPrior, GaussianPrior, TruncatedGaussianPrior]
+@dataclass(frozen=True)
+class FixedPrior:
+    """The parameter is held at `value`: it takes no dimension of the unit cube."""
+
+    value: float
+
+    def ppf(self, u: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(u), self.value)
+
+    def support(self) -> tuple[float, float]:
+        return self.value, self.value
+
+
+Prior = Union[UniformPrior, GaussianPrior, TruncatedGaussianPrior, FixedPrior]
 
 PRIOR_TYPES: dict[str, type] = {
     "uniform": UniformPrior,
     "gaussian": GaussianPrior,
     "truncated_gaussian": TruncatedGaussianPrior,
+    "fixed": FixedPrior,
 }
 
 _DEFAULTS: dict[str, Prior] = {
     "lens.mass.centre": GaussianPrior(0.0, 0.1),
     "lens.mass.ell_comps": TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0),
     "lens.mass.einstein_radius": UniformPrior(0.0, 4.0),
+    "lens.mass.slope": UniformPrior(1.5, 3.0),
     "lens.shear.gamma_1": UniformPrior(-0.3, 0.3),
     "lens.shear.gamma_2": UniformPrior(-0.3, 0.3),
     "lens.light.centre": GaussianPrior(0.0, 0.3),
@@ -108,14 +124,46 @@ _DEFAULTS: dict[str, Prior] = {
 }
 
 
+# PyAutoFit's prior passing (width_modifier and limits of autogalaxy/config/priors): a parameter carried into a
+# later stage gets TruncatedGaussian(median, sigma, *limits); sigma is at least the width modifier, absolute
+# (a value) or relative (value × |median|).
+_PASSING: dict[str, tuple[str, float, float, float]] = {  # (kind, value, lower limit, upper limit)
+    "lens.mass.centre": ("absolute", 0.05, -np.inf, np.inf),
+    "lens.mass.ell_comps": ("absolute", 0.2, -1.0, 1.0),
+    "lens.mass.einstein_radius": ("relative", 0.25, 0.0, np.inf),
+    "lens.mass.slope": ("absolute", 0.2, 1.0, 3.0),
+    "lens.shear.gamma_1": ("absolute", 0.05, -np.inf, np.inf),
+    "lens.shear.gamma_2": ("absolute", 0.05, -np.inf, np.inf),
+    "lens.light.centre": ("absolute", 0.05, -np.inf, np.inf),
+    "lens.light.ell_comps": ("absolute", 0.2, -1.0, 1.0),
+    "source.centre": ("absolute", 0.05, -np.inf, np.inf),
+    "source.ell_comps": ("absolute", 0.2, -1.0, 1.0),
+}
+
+
+def _table_entry(table: Mapping[str, Any], name: str) -> Any:
+    """The entry of a flattened name, or of its vector ("lens.mass.centre" for "lens.mass.centre.0")."""
+    if name in table:
+        return table[name]
+    path, _, index = name.rpartition(".")
+    if index in ("0", "1") and path in table:
+        return table[path]
+    raise KeyError(f"no entry for parameter {name!r}")
+
+
+def passed_prior(name: str, median: float, sigma: float) -> TruncatedGaussianPrior:
+    """The prior a later stage gives a parameter carried over from the stage before (PyAutoFit's prior
+    passing): a Gaussian at the previous posterior median with sigma = max(posterior sigma, width modifier),
+    truncated to the parameter's physical limits."""
+    kind, value, lower, upper = _table_entry(_PASSING, name)
+    width = value if kind == "absolute" else value * abs(median)
+    mean = float(np.clip(median, lower, upper))
+    return TruncatedGaussianPrior(mean, float(max(sigma, width)), lower, upper)
+
+
 def default_prior(name: str) -> Prior:
     """The survey default for a flattened parameter name (see the module docstring's table)."""
-    if name in _DEFAULTS:
-        return _DEFAULTS[name]
-    path, _, index = name.rpartition(".")
-    if index in ("0", "1") and path in _DEFAULTS:
-        return _DEFAULTS[path]
-    raise KeyError(f"no default prior for parameter {name!r}")
+    return _table_entry(_DEFAULTS, name)
 
 
 def prior_to_dict(prior: Prior) -> dict[str, Any]:
@@ -153,20 +201,27 @@ def prior_from_dict(table: Any) -> Prior:
 
 @dataclass(frozen=True)
 class PriorTransform:
-    """The model's priors in parameter_names order: maps unit-cube points (n, d) to parameters (n, d)."""
+    """The model's priors in parameter_names order: maps unit-cube points (n, n_dim) to parameter vectors
+    (n, len(names)). Fixed parameters (FixedPrior) take no cube dimension: n_dim counts the free ones."""
 
     names: tuple[str, ...]
     priors: tuple[Prior, ...]
 
     @property
+    def free(self) -> tuple[int, ...]:
+        """Indices (in names) of the parameters the search samples."""
+        return tuple(i for i, prior in enumerate(self.priors) if not isinstance(prior, FixedPrior))
+
+    @property
     def n_dim(self) -> int:
-        return len(self.names)
+        return len(self.free)
 
     def __call__(self, unit: np.ndarray) -> np.ndarray:
         unit = np.asarray(unit, dtype=np.float64)
-        out = np.empty_like(unit)
+        out = np.empty((*unit.shape[:-1], len(self.names)))
+        cube = iter(range(unit.shape[-1]))
         for i, prior in enumerate(self.priors):
-            out[..., i] = prior.ppf(unit[..., i])
+            out[..., i] = prior.ppf(unit[..., 0] if isinstance(prior, FixedPrior) else unit[..., next(cube)])
         return out
 
     def median(self) -> np.ndarray:

@@ -65,11 +65,11 @@ class SamplerOutcome:
     log_weight: np.ndarray
     log_likelihood: np.ndarray
     log_evidence: float
-    n_eff: float
-    n_like: int
+    effective_samples: float
+    likelihood_evaluations: int
     converged: bool
-    best_vector: np.ndarray
-    best_log_likelihood: float
+    parameter_max_likelihood: np.ndarray
+    max_log_likelihood: float
 
 
 class _AtomicCheckpointSampler(Sampler):
@@ -130,11 +130,11 @@ def run_job(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> 
         log_weight=np.asarray(log_weight, dtype=np.float64),
         log_likelihood=np.asarray(log_likelihood, dtype=np.float64),
         log_evidence=float(sampler.log_z),
-        n_eff=float(sampler.n_eff),
-        n_like=int(sampler.n_like),
+        effective_samples=float(sampler.n_eff),
+        likelihood_evaluations=int(sampler.n_like),
         converged=bool(converged),
-        best_vector=job.prior(np.concatenate(sampler.points)[best]),
-        best_log_likelihood=float(all_log_l[best]),
+        parameter_max_likelihood=job.prior(np.concatenate(sampler.points)[best]),
+        max_log_likelihood=float(all_log_l[best]),
     )
 
 

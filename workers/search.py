@@ -13,11 +13,13 @@ block has a request pending (or has finished), the coordinator evaluates all req
 compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors): a request fills its lens's
 slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
 repeating its first point), and slots without a request hold the prior median. The values go back, the
-samplers go on. Compiled once per (model, bucket, L, V) with eval_chunk 0, once per (model, bucket,
-eval_chunk) otherwise. With eval_chunk 0 (a GPU) the whole block is one vmap and idle slots (finished lenses)
-are computed on the prior median for nothing, which a GPU does not notice; with eval_chunk > 0 (a CPU) the
-lenses are evaluated one after another, eval_chunk vectors per compiled call (batch.evaluate_block), and
-idle slots are skipped, so a CPU only pays for requested points.
+samplers go on. The eval chunk and the lenses per call are fit.toml's eval_chunk or what sizing.plan_batch
+measures on the device (block_plan). Compiled once per (model, bucket, lenses per call, V) with eval_chunk 0,
+once per (model, bucket, eval_chunk) otherwise. With eval_chunk 0 (a GPU) the whole block is one vmap (or a
+few, as its memory allows) and idle slots (finished lenses) are computed on the prior median for nothing,
+which a GPU does not notice; with eval_chunk > 0 (a CPU) the lenses are evaluated one after another,
+eval_chunk vectors per compiled call (batch.evaluate_block), and idle slots are skipped, so a CPU only pays
+for requested points.
 
 Determinism. Each lens's sampler is seeded from (seed, dataset id) (lens_seed), and a point's likelihood
 comes out of the same compiled program at the same (slot, position) whether the other slots hold other
@@ -27,17 +29,7 @@ running the block's searches one after another (concurrent=False, each lens alon
 depend on its block mates (tests/workers/test_search.py checks both, bit for bit). Sampler processes hold OpenBLAS at one thread
 so that their own linear algebra (neural-network training) is reproducible too.
 
-Posterior, evidence and their summaries per lens (LensSearch):
-- samples, log_weight, log_likelihood: Nautilus's weighted posterior points (all of them);
-- log_evidence: Nautilus's log Z; log_evidence_error: 1/√N_eff, the relative standard error of an importance-
-  sampling estimate of Z with Kish effective sample size N_eff (Nautilus's own n_eff), i.e. the statistical
-  error of ln Z. Nautilus gives no error of its own; this one leaves out any bias of the exploration phase;
-- parameter_median, parameter_sigma: weighted quantiles, sigma = (q84 − q16)/2;
-- max_likelihood: the evaluated point with the largest figure of merit, and `fit`, its FitResult with the
-  reconstruction and the model image (on the lens's own used pixels) from one final evaluation.
-For a store with a fixed sample axis, stored_samples(max_samples) keeps every point when there are at most
-max_samples, and otherwise a deterministic systematic resample (positions (k + ½)/max_samples on the weight
-CDF) merged into distinct points weighted by multiplicity / max_samples.
+Each lens's result is a posterior.LensSearch (or a SearchError): its posterior, evidence and summaries.
 
 Checkpoints. With a checkpoint directory, each lens's sampler keeps a Nautilus HDF5 checkpoint there (named by
 the dataset id and a fingerprint of the model, priors, search options and data), written atomically (a
@@ -53,7 +45,7 @@ import time
 from dataclasses import dataclass, field, replace
 from multiprocessing import connection
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -63,13 +55,15 @@ import jax
 from .config import SearchOptions
 from .inversion.batch import evaluate_block, stack
 from .model.buckets import Bucket
-from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, check_model_fits
+from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, check_model_fits
 from .inversion.imaging import MaskedImaging
+from .inversion.sizing import plan_batch
 from .model.description import Model
+from .posterior import LensSearch, weighted_quantiles
 from .priors import PriorTransform, prior_to_dict
 from .samplers import SamplerJob, SamplerOutcome, lens_seed, start_sampler
 
-__all__ = ["BlockSearch", "LensSearch", "SearchError", "StoredSamples", "lens_seed", "search_block"]
+__all__ = ["BlockSearch", "SearchError", "lens_seed", "search_block"]
 
 
 class SearchError(RuntimeError):
@@ -79,112 +73,49 @@ class SearchError(RuntimeError):
 # --- the compiled block likelihood -------------------------------------------------------------------------
 
 
-def auto_eval_chunk() -> int:
-    """SearchOptions.eval_chunk when fit.toml leaves it out and no sizing.BatchPlan is at hand: 1 on a CPU
-    (one evaluation at a time, as sizing.plan_batch measures it there), 0 (one vmap) on an accelerator."""
-    return 1 if jax.default_backend() == "cpu" else 0
+def block_plan(imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int | None) -> tuple[int, int]:
+    """(eval_chunk, lenses_per_call) of the block call on L stacked lenses at vectors (L, V, n): fit.toml's
+    eval_chunk if it gives one (every lens in one call), else the plan sizing.plan_batch measures for this
+    device, model, bucket and (L, V) (on a CPU one evaluation per call; on a GPU the whole block at once, or as
+    many lenses per call as fit its memory). Measured once per process and (model, bucket, L, V)."""
+    if eval_chunk is not None:
+        return eval_chunk, 0
+    lens = jax.tree.map(lambda a: a[0], imagings)
+    plan = plan_batch(lens, vectors[0], model, lenses=vectors.shape[0])
+    return plan.eval_chunk, plan.lenses_per_call
 
 
 def block_figure_of_merit(
-    imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0, active: np.ndarray | None = None
+    imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0, active: np.ndarray | None = None,
+    lenses_per_call: int = 0,
 ) -> np.ndarray:
     """Figures of merit (L, V) of L stacked lenses (batch.stack) at vectors (L, V, n), as float64 numpy with
     non-finite values replaced by DEGENERATE_FIGURE_OF_MERIT.
 
-    eval_chunk 0: one vmap over the whole block (batch.evaluate_block), every slot computed: right for a GPU.
+    eval_chunk 0: one vmap over the whole block, or over `lenses_per_call` lenses at a time (> 0: calls that fit
+    the device's memory), every slot computed: right for a GPU.
     eval_chunk > 0: the lenses one after another, `eval_chunk` vectors of a lens vectorised at a time, and
     lenses whose `active` flag is off (default: all on) skipped: right for a CPU, where an idle slot would cost
     as much as a busy one. Either way a slot's values do not depend on the other slots'."""
-    values = evaluate_block(imagings, vectors, model, chunk=eval_chunk, active=active).figure_of_merit
+    values = evaluate_block(imagings, vectors, model, chunk=eval_chunk, active=active,
+                            lenses_per_call=lenses_per_call).figure_of_merit
     values = np.asarray(values, dtype=np.float64)
     return np.where(np.isfinite(values), values, DEGENERATE_FIGURE_OF_MERIT)
 
 
-# --- results -----------------------------------------------------------------------------------------------
-
-
-def weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
-    """Quantiles (len(quantiles), d) of weighted samples values (n, d): the weighted CDF at each sorted value
-    is the weight below it plus half its own, interpolated linearly."""
-    values = np.asarray(values, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    out = np.empty((len(quantiles), values.shape[1]))
-    for j in range(values.shape[1]):
-        order = np.argsort(values[:, j], kind="stable")
-        v, w = values[order, j], weights[order]
-        cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
-        out[:, j] = np.interp(quantiles, cdf, v)
-    return out
-
-
-@dataclass(frozen=True)
-class StoredSamples:
-    """A posterior on a fixed sample axis of length max_samples: samples (max_samples, d), sample_weight
-    (summing to 1), sample_log_likelihood; entries from sample_count on are padding (NaN, weight 0)."""
-
-    samples: np.ndarray
-    sample_weight: np.ndarray
-    sample_log_likelihood: np.ndarray
-    sample_count: int
-
-
-@dataclass(frozen=True)
-class LensSearch:
-    """One lens's search: its weighted posterior, evidence, summaries and max-likelihood fit (module
-    docstring). Vectors are in parameter_names order; arcsec for centres and θE."""
-
-    dataset_id: str
-    parameter_names: tuple[str, ...]
-    samples: np.ndarray
-    log_weight: np.ndarray
-    log_likelihood: np.ndarray
-    log_evidence: float
-    log_evidence_error: float
-    n_eff: float
-    n_like: int
-    converged: bool
-    max_likelihood: np.ndarray
-    max_log_likelihood: float
-    parameter_median: np.ndarray
-    parameter_sigma: np.ndarray
-    fit: FitResult | None = None
-
-    @property
-    def weight(self) -> np.ndarray:
-        return np.exp(self.log_weight)
-
-    def stored_samples(self, max_samples: int) -> StoredSamples:
-        """The posterior on a sample axis of length max_samples (module docstring: resampling rule)."""
-        weight = self.weight / self.weight.sum()
-        n, d = self.samples.shape
-        if n <= max_samples:
-            keep, kept_weight = np.arange(n), weight
-        else:
-            cdf = np.cumsum(weight)
-            positions = (np.arange(max_samples) + 0.5) / max_samples * cdf[-1]
-            picks = np.minimum(np.searchsorted(cdf, positions, side="right"), n - 1)
-            keep, counts = np.unique(picks, return_counts=True)
-            kept_weight = counts / max_samples
-        count = len(keep)
-        samples = np.full((max_samples, d), np.nan)
-        samples[:count] = self.samples[keep]
-        sample_weight = np.zeros(max_samples)
-        sample_weight[:count] = kept_weight
-        log_likelihood = np.full(max_samples, np.nan)
-        log_likelihood[:count] = self.log_likelihood[keep]
-        return StoredSamples(samples, sample_weight, log_likelihood, count)
+# --- the block's searches --------------------------------------------------------------------------------
 
 
 @dataclass
 class BlockSearch:
     """The searches of one block: a LensSearch or a SearchError per lens (block order), and accounting.
-    evaluations: likelihood values handed to the samplers; evaluated: slots × vectors computed (the
+    likelihood_evaluations: likelihood values handed to each lens's sampler; evaluated: slots × vectors computed (the
     difference is padding and idle slots); block_calls: calls of the compiled block function; wall_s: per
     lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls
     (the rest of the wall time is the samplers' own work); compile_s: the first block call's time."""
 
     results: list[LensSearch | SearchError]
-    evaluations: list[int]
+    likelihood_evaluations: list[int]
     evaluated: int
     block_calls: int
     wall_s: list[float]
@@ -268,15 +199,17 @@ def _serve(samplers: dict[int, tuple], evaluate: Callable[[dict[int, np.ndarray]
 class _BlockEvaluator:
     """Pads requests into (L, V) rounds, calls the compiled block function, counts."""
 
-    def __init__(self, imagings: MaskedImaging, model: Model, n_lenses: int, n_vectors: int, filler: np.ndarray,
-                 eval_chunk: int, on_round: Callable[[int], None] | None = None):
-        self.imagings, self.model, self.eval_chunk, self.on_round = imagings, model, eval_chunk, on_round
-        self.template = np.broadcast_to(filler, (n_lenses, n_vectors, filler.size)).copy()
+    def __init__(self, imagings: MaskedImaging, model: Model, template: np.ndarray, plan: tuple[int, int],
+                 on_round: Callable[[int], None] | None = None):
+        """`template` (L, V, n): the vectors of an idle slot (its lens's prior median, V times); `plan`:
+        block_plan's (eval_chunk, lenses_per_call)."""
+        self.imagings, self.model, self.template, self.on_round = imagings, model, template, on_round
+        self.eval_chunk, self.lenses_per_call = plan
         self.calls = 0
         self.evaluated = 0
         self.seconds = 0.0
         self.rounds = 0
-        self.handed = [0] * n_lenses
+        self.handed = [0] * len(template)
 
     def __call__(self, requests: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
         start = time.perf_counter()
@@ -294,7 +227,8 @@ class _BlockEvaluator:
                     vectors[s, len(chunk) :] = chunk[0]
                     active[s] = True
                     spans[s] = len(chunk)
-            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk, active)
+            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk, active,
+                                           self.lenses_per_call)
             self.calls += 1
             self.evaluated += int(active.sum() if self.eval_chunk > 0 else len(active)) * n_vectors
             for s, n in spans.items():
@@ -310,7 +244,7 @@ class _BlockEvaluator:
 
 def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform) -> LensSearch:
     q16, q50, q84 = weighted_quantiles(outcome.samples, np.exp(outcome.log_weight), (0.16, 0.5, 0.84))
-    n_eff = outcome.n_eff
+    n_eff = outcome.effective_samples
     return LensSearch(
         dataset_id=dataset_id,
         parameter_names=prior.names,
@@ -319,11 +253,11 @@ def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform
         log_likelihood=outcome.log_likelihood,
         log_evidence=outcome.log_evidence,
         log_evidence_error=float(1.0 / np.sqrt(n_eff)) if n_eff > 0 else float("inf"),
-        n_eff=n_eff,
-        n_like=outcome.n_like,
+        effective_samples=n_eff,
+        likelihood_evaluations=outcome.likelihood_evaluations,
         converged=outcome.converged,
-        max_likelihood=outcome.best_vector,
-        max_log_likelihood=outcome.best_log_likelihood,
+        parameter_max_likelihood=outcome.parameter_max_likelihood,
+        max_log_likelihood=outcome.max_log_likelihood,
         parameter_median=q50,
         parameter_sigma=0.5 * (q84 - q16),
     )
@@ -333,7 +267,7 @@ def search_block(
     imagings: list[MaskedImaging],
     dataset_ids: list[str],
     model: Model,
-    prior: PriorTransform,
+    priors: Sequence[PriorTransform],
     options: SearchOptions,
     *,
     concurrent: bool = True,
@@ -343,25 +277,26 @@ def search_block(
     slots: int | None = None,
     on_round: Callable[[int], None] | None = None,
 ) -> BlockSearch:
-    """Search every lens of a block (module docstring). `concurrent`: side by side with merged likelihood
+    """Search every lens of a block (module docstring), each with its own priors (`priors`, one per lens, in
+    parameter_names order; a pipeline stage's priors depend on what the stage before found). `concurrent`: side by side with merged likelihood
     calls (True) or one after another, each lens alone in its slot of the same compiled call (False): the
     samples are identical. `checkpoint_dir`: keep resumable Nautilus checkpoints there (None: none).
     `bucket`: pad to this shape bucket (default: batch.stack's common bucket). `with_fit`: end with a
     with-arrays evaluation at each lens's max-likelihood point (LensSearch.fit). `slots`: compile the block
     call for this many lenses (≥ the lenses given; the extra slots stay idle), so that blocks of a run share
     one program. `on_round(n)`: called after the n-th round of likelihood requests (a test hook)."""
-    if len(imagings) != len(dataset_ids) or not imagings:
-        raise ValueError("give one dataset id per imaging, and at least one")
+    if not (len(imagings) == len(dataset_ids) == len(priors)) or not imagings:
+        raise ValueError("give one dataset id and one prior transform per imaging, and at least one")
     n_lenses, n_vectors = len(imagings), options.n_batch
     n_slots = max(slots or n_lenses, n_lenses)
     stacked = stack(imagings + [imagings[0]] * (n_slots - n_lenses), bucket)
     check_model_fits(stacked, model)
-    filler = prior.median()
-    eval_chunk = auto_eval_chunk() if options.eval_chunk is None else options.eval_chunk
-    evaluator = _BlockEvaluator(stacked, model, n_slots, n_vectors, filler, eval_chunk)
+    filler = np.stack([p.median() for p in priors] + [priors[0].median()] * (n_slots - n_lenses))
+    template = np.repeat(filler[:, None, :], n_vectors, axis=1)
+    evaluator = _BlockEvaluator(stacked, model, template, block_plan(stacked, template, model, options.eval_chunk))
 
     start = time.perf_counter()
-    evaluator({0: filler[None, :]})  # compile outside the timed searches
+    evaluator({0: filler[:1]})  # compile outside the timed searches
     compile_s = time.perf_counter() - start
     evaluator.calls, evaluator.evaluated, evaluator.seconds, evaluator.rounds = 0, 0, 0.0, 0
     evaluator.handed = [0] * n_slots
@@ -369,11 +304,11 @@ def search_block(
 
     checkpoints: list[Path | None] = [None] * n_lenses
     if checkpoint_dir is not None and options.checkpoint:
-        fingerprint = search_fingerprint(model, prior, options)
-        checkpoints = [checkpoint_path(Path(checkpoint_dir), i, im, fingerprint) for i, im in zip(dataset_ids, imagings)]
+        checkpoints = [checkpoint_path(Path(checkpoint_dir), i, im, search_fingerprint(model, p, options))
+                       for i, im, p in zip(dataset_ids, imagings, priors)]
 
     jobs = [
-        SamplerJob(prior, options, lens_seed(options.seed, dataset_id), checkpoints[slot])
+        SamplerJob(priors[slot], options, lens_seed(options.seed, dataset_id), checkpoints[slot])
         for slot, dataset_id in enumerate(dataset_ids)
     ]
 
@@ -397,7 +332,7 @@ def search_block(
     for slot, dataset_id in enumerate(dataset_ids):
         outcome = outcomes[slot]
         if isinstance(outcome, SamplerOutcome):
-            results.append(_lens_result(dataset_id, outcome, prior))
+            results.append(_lens_result(dataset_id, outcome, priors[slot]))
         else:
             results.append(SearchError(f"{dataset_id}: search failed:\n{outcome}"))
 
@@ -412,8 +347,11 @@ def search_block(
 def _attach_fits(stacked: MaskedImaging, model: Model, results: list, filler: np.ndarray,
                  imagings: list[MaskedImaging]) -> list:
     """Each lens's FitResult (reconstruction, model image on its own used pixels) at its max-likelihood point."""
-    best = np.stack([r.max_likelihood if isinstance(r, LensSearch) else filler for r in results])
-    best = np.concatenate([best, np.broadcast_to(filler, (stacked.data.shape[0] - len(best), filler.size))])[:, None]
+    best = np.array(filler)
+    for slot, r in enumerate(results):
+        if isinstance(r, LensSearch):
+            best[slot] = r.parameter_max_likelihood
+    best = best[:, None]
     fits = evaluate_block(stacked, best, model, with_arrays=True)
     out = []
     for slot, r in enumerate(results):

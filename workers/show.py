@@ -24,11 +24,12 @@ from storage.datasets import load_imaging
 from storage.errors import StoreError
 from storage.reader import open_results
 
-from .config import parse_config
+from .config import FitConfig, parse_config
 from .datasets import masked_imaging
 from .evaluate import LensFit, source_picture
 from .inversion.fit import TERMS, FitResult
 from .model.description import parameter_names
+from .pipeline import Stage
 from .plot import SourcePicture, plot_fit
 
 
@@ -52,44 +53,62 @@ class StoredFit:
 
 
 def show_lens(store_url: str, dataset_id: str, out: str, catalog: str | None = None,
-              storage_options: dict | None = None, corner: str | None = None) -> StoredFit:
+              storage_options: dict | None = None, corner: str | None = None, stage: str | None = None) -> StoredFit:
     """Draw the fit of `dataset_id` to `out` (PNG/PDF by extension), and with `corner` a corner plot of its lens
-    parameters' posterior there (search mode)."""
-    fit = stored_fit(store_url, dataset_id, catalog, storage_options)
+    parameters' posterior there (search mode), for pipeline stage `stage` (None: the last)."""
+    fit = stored_fit(store_url, dataset_id, catalog, storage_options, stage)
     plot_fit(fit.data, fit.model_image, fit.normalized_residuals, fit.source, fit.pixel_scale, fit.title, out)
     if corner:
-        show_corner(store_url, dataset_id, corner, storage_options)
+        show_corner(store_url, dataset_id, corner, storage_options, stage)
     return fit
+
+
+def pick_stage(config: FitConfig, stage: str | None, store_url: str) -> Stage:
+    """The pipeline stage named `stage` (None: the last one)."""
+    stages = {s.name: s for s in config.pipeline}
+    if stage is None:
+        return config.pipeline[-1]
+    if stage not in stages:
+        raise StoreError(f"store {store_url} has no stage {stage!r} (stages: {', '.join(stages)})")
+    return stages[stage]
 
 
 LENS_PARAMETER_PREFIX = "lens."
 
 
-def show_corner(store_url: str, dataset_id: str, out: str, storage_options: dict | None = None) -> None:
+def show_corner(store_url: str, dataset_id: str, out: str, storage_options: dict | None = None,
+                stage: str | None = None) -> None:
     """A corner plot of the stored posterior of `dataset_id`'s lens parameters (mass, shear, lens light), with
-    the max-likelihood point marked. Needs a search-mode store."""
+    the max-likelihood point marked, for pipeline stage `stage` (None: the last searched one). Needs a
+    search-mode store."""
     from .plot import plot_corner
 
     results = open_results(store_url, storage_options)
-    if "samples" not in results.store.names:
-        raise StoreError(f"store {store_url} holds no posterior samples (it was not made in search mode)")
+    config = parse_config(results.attrs["config"], f"{store_url} (stored config)")
+    searched = [s for s in config.pipeline if s.search is not None]
+    chosen = pick_stage(config, stage, store_url) if stage else (searched[-1] if searched else config.pipeline[0])
+    p = f"{chosen.group}/" if chosen.group else ""
+    if chosen.search is None or p + "samples" not in results.store.names:
+        raise StoreError(f"store {store_url} holds no posterior samples for stage {chosen.name} (it was not "
+                         "searched)")
     row = results.lens(dataset_id)
     if row["status"] != "DONE":
         raise StoreError(f"lens {dataset_id} in {store_url} is {row['status']}; there is no posterior to show")
-    names = list(results.attrs["parameter_names"])
+    names = list(chosen.parameter_names)
     keep = [i for i, n in enumerate(names) if n.startswith(LENS_PARAMETER_PREFIX)]
-    n = int(row["sample_count"])
-    samples = np.asarray(row["samples"])[:n][:, keep]
-    weights = np.asarray(row["sample_weight"])[:n]
-    best = np.asarray(row["parameter_max_likelihood"])[keep]
-    title = (f"{dataset_id}   ln Z = {float(row['search_log_evidence']):.2f} ± "
-             f"{float(row['search_log_evidence_error']):.2f}   ({n} samples; red: max likelihood)")
+    n = int(row[p + "sample_count"])
+    samples = np.asarray(row[p + "samples"])[:n][:, keep]
+    weights = np.asarray(row[p + "sample_weight"])[:n]
+    best = np.asarray(row[p + "parameter_max_likelihood"])[keep]
+    title = (f"{dataset_id}   {chosen.name}   ln Z = {float(row[p + 'search_log_evidence']):.2f} ± "
+             f"{float(row[p + 'search_log_evidence_error']):.2f}   ({n} samples; red: max likelihood)")
     plot_corner(samples, weights, [names[i] for i in keep], out, title=title, markers=best)
 
 
 def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,
-               storage_options: dict | None = None) -> StoredFit:
-    """The panels of `dataset_id`'s picture from the store (and its data from the catalog's FITS)."""
+               storage_options: dict | None = None, stage: str | None = None) -> StoredFit:
+    """The panels of `dataset_id`'s picture from the store (and its data from the catalog's FITS), for pipeline
+    stage `stage` (None: the last)."""
     results = open_results(store_url, storage_options)
     try:
         row = results.lens(dataset_id)
@@ -107,15 +126,17 @@ def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,
     entry = entries[dataset_id]
 
     config = parse_config(results.attrs["config"], f"{store_url} (stored config)")
-    model = config.model
     names = results.attrs.get("parameter_names")
-    if names is not None and tuple(names) != parameter_names(model):
+    if names is not None and tuple(names) != parameter_names(config.model):
         raise StoreError(f"store {store_url}: parameter_names {names} do not match its config's model")
+    chosen = pick_stage(config, stage, store_url)
+    model, p = chosen.model, f"{chosen.group}/" if chosen.group else ""
+    row = {**row, **{name[len(p):]: value for name, value in row.items() if p and name.startswith(p)}}
 
     ny, nx = (int(n) for n in row["image_shape"])
     model_image = np.asarray(row["model_image"])[:ny, :nx]
     residuals = np.asarray(row["normalized_residuals"])[:ny, :nx]
-    data = load_imaging(entry.path, dataset_id, entry.pixel_scale, storage_options)
+    data = load_imaging(entry.path, dataset_id, entry.pixel_scale, storage_options, entry.band)
     if data.image.shape != (ny, nx):
         raise StoreError(f"lens {dataset_id}: the image at {entry.path} is {data.image.shape}, the store fitted "
                          f"{(ny, nx)}; is this the run's catalog?")
@@ -131,12 +152,12 @@ def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,
     if model.pixelized:
         cells = model.source.pixels
         mesh = np.asarray(row["mesh_centres"])[size - cells : size]
-    imaging = masked_imaging(data, config.dataset, model, mask_radius=entry.mask_radius)
+    imaging = masked_imaging(data, config.dataset, model, entry.mask_radius, entry.mask_centre)
     stored = FitResult(**{t: np.float64(row[t]) for t in TERMS}, reconstruction=reconstruction, mesh_centres=mesh)
     source = source_picture(LensFit(imaging, vector, stored), model)
 
     used = int((~mask).sum())
-    scalars = {"id": dataset_id, "figure_of_merit": float(row["figure_of_merit"]),
+    scalars = {"id": dataset_id if not p else f"{dataset_id} ({chosen.name})", "figure_of_merit": float(row["figure_of_merit"]),
                "chi_squared": float(row["chi_squared"]), "pixels": used,
                "reduced_chi_squared": float(row["chi_squared"]) / used if used else float("nan")}
     return StoredFit(shown_data, model_image, residuals, source, data.pixel_scale, scalars)

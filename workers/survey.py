@@ -1,6 +1,7 @@
 """Simulated surveys: N strong lenses with known truth, written the way a real survey arrives.
 
-    simulate_survey(n, out, seed) ->  out/catalog.ecsv        id, path, pixel_scale, mask_radius, true parameters
+    simulate_survey(n, out, seed[, mass, lens_light])
+                                  ->  out/catalog.ecsv        id, path, pixel_scale, mask_radius, true parameters
                                       out/fit.toml            the survey's fit config (MGE source, 20 Gaussians)
                                       out/lenses/ID/          image.fits, noise_map.fits, psf.fits (PyAutoLens layout)
                                       out/lenses/ID/truth.json   every number the lens was simulated with
@@ -19,8 +20,17 @@ seed. Distributions (uniform unless said):
                    intensity ∈ [0.3, 1.0]; a second one within 0.4″ of the first, fainter (0.1–0.3) and smaller
     noise          simulate_imaging's Poisson model at exposure 300 s over sky 0.1 (seed drawn per lens)
 
-The catalog's parameter columns are the true lens mass and shear, and the *first* Sersic's centre and
-ell_comps as `source.centre.*` / `source.ell_comps.*` — the nonlinear parameters an MGE source fit needs.
+Two options change the lens (the draws above stay as they are: lens i keeps its imaging, mass, shear, sources
+and noise, and the extra parameters come from a generator of their own, `default_rng([seed, i, 1])`):
+
+    mass = "power_law"   PowerLaw with slope γ ∈ [1.8, 2.2] (fit.toml: [lens.mass] type = "power_law")
+    lens_light           a Sersic at the mass centre: q ∈ [0.6, 0.95], angle within 20° of the mass's,
+                         intensity ∈ [0.5, 1.5], Re ∈ [0.6, 1.2]″, n ∈ [2.5, 4.5] (fit.toml: a 20-Gaussian linear
+                         MGE lens light, light-profile over-sampling 8 / 4 / 2 within 0.3″ / 0.6″ / beyond)
+
+The catalog's parameter columns are the true lens mass (every parameter its profile declares) and shear, the
+lens light's centre and ell_comps (`lens.light.*`, with lens_light), and the *first* Sersic's centre and
+ell_comps as `source.centre.*` / `source.ell_comps.*` — the nonlinear parameters an MGE fit needs.
 Ellipticities follow CONVENTIONS.md: ell_comps = (f·sin 2φ, f·cos 2φ), f = (1 − q)/(1 + q).
 """
 
@@ -40,6 +50,7 @@ import jax.numpy as jnp
 
 from .inversion.parameters import MassParameters
 from .inversion.simulate import SersicProfile, simulate_imaging
+from .model.description import MASS_PROFILES
 
 
 @dataclass(frozen=True)
@@ -61,20 +72,22 @@ IMAGINGS = (
 EXPOSURE_TIME = 300.0
 BACKGROUND_SKY_LEVEL = 0.1
 SIMULATION_OVER_SAMPLE_SIZE = 8
+SURVEY_MASSES = ("isothermal", "power_law")  # the mass profiles simulate_survey can draw
+SLOPE_RANGE = (1.8, 2.2)
 
 FIT_TOML = """\
 # Fit configuration of a simulated lensfleet survey (keys: workers/config.py).
 # Each lens's mask radius comes from the catalog's mask_radius column; this one is the default.
 [dataset]
 mask_radius = 2.8
-over_sample_size_lp = 2
+over_sample_size_lp = {over_sample_size_lp}
 over_sample_size_pixelization = 2
 
 [lens.mass]
-type = "isothermal"
+type = "{mass}"
 
 [lens.shear]
-
+{lens_light}
 [source]
 type = "mge"
 gaussians = 20
@@ -83,6 +96,21 @@ sigma_min = 0.01
 [settings]
 use_positive_only_solver = true
 """
+LENS_LIGHT_TOML = """
+[lens.light]
+type = "mge"
+gaussians = 20
+sigma_min = 0.01
+"""
+LENS_LIGHT_OVER_SAMPLING = "{ sub_sizes = [8, 4, 2], radii = [0.3, 0.6] }"  # the Sersic's cusp at the centre
+
+
+def fit_toml(mass: str = "isothermal", lens_light: bool = False) -> str:
+    """The survey's fit.toml: the lens mass profile it was simulated with, and an MGE lens light if it has one."""
+    return FIT_TOML.format(
+        mass=mass, lens_light=LENS_LIGHT_TOML if lens_light else "",
+        over_sample_size_lp=LENS_LIGHT_OVER_SAMPLING if lens_light else 2,
+    )
 
 
 @dataclass(frozen=True)
@@ -102,17 +130,27 @@ class LensTruth:
     exposure_time: float = EXPOSURE_TIME
     background_sky_level: float = BACKGROUND_SKY_LEVEL
     simulation_over_sample_size: int = SIMULATION_OVER_SAMPLE_SIZE
+    lens_light: dict | None = None
+
+    @property
+    def mass_profile(self) -> str:
+        """The MASS_PROFILES name of the mass (truth.json says PyAutoLens's class name)."""
+        return next(name for name, profile in MASS_PROFILES.items() if profile.__name__ == self.mass["type"])
 
     def params(self) -> dict:
-        """The true parameters in params.json form (what an MGE-source fit with shear evaluates)."""
+        """The true parameters in params.json form (what an MGE fit with shear evaluates)."""
         first = self.sources[0]
-        return {
-            "lens": {
-                "mass": {k: self.mass[k] for k in ("centre", "ell_comps", "einstein_radius")},
-                "shear": {k: self.shear[k] for k in ("gamma_1", "gamma_2")},
-            },
-            "source": {"centre": first["centre"], "ell_comps": first["ell_comps"]},
+        lens = {
+            "mass": {k: self.mass[k] for k, _ in MASS_PROFILES[self.mass_profile].parameters},
+            "shear": {k: self.shear[k] for k in ("gamma_1", "gamma_2")},
         }
+        if self.lens_light is not None:
+            lens["light"] = {k: self.lens_light[k] for k in ("centre", "ell_comps")}
+        return {"lens": lens, "source": {"centre": first["centre"], "ell_comps": first["ell_comps"]}}
+
+    def to_json(self) -> str:
+        """truth.json (without lens_light when there is none)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "lens_light" or v is not None}, indent=1)
 
 
 @dataclass(frozen=True)
@@ -132,16 +170,22 @@ def ell_comps(q: float, angle_deg: float) -> list[float]:
     return [float(f * np.sin(2 * phi)), float(f * np.cos(2 * phi))]
 
 
-def draw_lens(seed: int, index: int) -> LensTruth:
-    """The truth of lens `index` of the survey with `seed` (pure function of both)."""
+def draw_lens(seed: int, index: int, mass: str = "isothermal", lens_light: bool = False,
+              pixel_scale: float | None = None) -> LensTruth:
+    """The truth of lens `index` of the survey with `seed` (pure function of all four; see the module docstring
+    for `mass`, one of SURVEY_MASSES, and `lens_light`)."""
+    if mass not in SURVEY_MASSES:
+        raise ValueError(f"a simulated survey's mass is one of {', '.join(SURVEY_MASSES)}, got {mass!r}")
     rng = np.random.default_rng([seed, index])
     u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
     imaging = IMAGINGS[int(rng.integers(len(IMAGINGS)))]
+    if pixel_scale is not None:  # every lens imaged alike; its other draws stay as they are
+        imaging = imaging_at(pixel_scale)
     psf_size = imaging.psf_size
     psf_sigma = u(0.05, 0.12)
     q, angle = u(0.6, 0.95), u(0.0, 180.0)
-    mass = {
-        "type": "Isothermal",
+    truth_mass = {
+        "type": MASS_PROFILES[mass].__name__,
         "centre": [u(-0.05, 0.05), u(-0.05, 0.05)],
         "ell_comps": ell_comps(q, angle),
         "einstein_radius": u(0.8, 1.8),
@@ -158,6 +202,13 @@ def draw_lens(seed: int, index: int) -> LensTruth:
         r, theta = u(0.1, 0.4), rng.uniform(0, 2 * np.pi)
         second = [centre[0] + float(r * np.sin(theta)), centre[1] + float(r * np.cos(theta))]
         sources.append(_sersic(second, u(0.5, 0.95), u(0.0, 180.0), u(0.1, 0.3), u(0.05, 0.15), u(0.8, 2.0)))
+    extra = np.random.default_rng([seed, index, 1])
+    if mass == "power_law":
+        truth_mass["slope"] = float(extra.uniform(*SLOPE_RANGE))
+    light = None
+    if lens_light:
+        light = _sersic(truth_mass["centre"], float(extra.uniform(0.6, 0.95)), angle + float(extra.uniform(-20, 20)),
+                        float(extra.uniform(0.5, 1.5)), float(extra.uniform(0.6, 1.2)), float(extra.uniform(2.5, 4.5)))
     return LensTruth(
         id=f"lens-{index:05d}",
         shape_native=imaging.shape,
@@ -165,10 +216,11 @@ def draw_lens(seed: int, index: int) -> LensTruth:
         mask_radius=imaging.mask_radius,
         psf_shape=(psf_size, psf_size),
         psf_sigma=psf_sigma,
-        mass=mass,
+        mass=truth_mass,
         shear=shear,
         sources=sources,
         noise_seed=int(rng.integers(2**31)),
+        lens_light=light,
     )
 
 
@@ -177,42 +229,57 @@ def _sersic(centre, q, angle, intensity, effective_radius, sersic_index) -> dict
             "effective_radius": effective_radius, "sersic_index": sersic_index, "axis_ratio": q, "angle_deg": angle}
 
 
+def _sersic_profile(s: dict) -> SersicProfile:
+    return SersicProfile(tuple(s["centre"]), tuple(s["ell_comps"]), s["intensity"], s["effective_radius"],
+                         s["sersic_index"])
+
+
 def simulate_lens(truth: LensTruth):
     """The SimulatedImaging of one lens."""
+    profile = truth.mass_profile
     mass = MassParameters(
-        jnp.asarray(truth.mass["centre"]), jnp.asarray(truth.mass["ell_comps"]),
-        jnp.float64(truth.mass["einstein_radius"]), jnp.asarray([truth.shear["gamma_1"], truth.shear["gamma_2"]]),
+        profile, {k: jnp.asarray(truth.mass[k], jnp.float64) for k, _ in MASS_PROFILES[profile].parameters},
+        jnp.asarray([truth.shear["gamma_1"], truth.shear["gamma_2"]]),
     )
-    sources = [
-        SersicProfile(tuple(s["centre"]), tuple(s["ell_comps"]), s["intensity"], s["effective_radius"],
-                      s["sersic_index"])
-        for s in truth.sources
-    ]
     return simulate_imaging(
-        truth.shape_native, truth.pixel_scale, mass, sources, psf_size=truth.psf_shape[0], psf_sigma=truth.psf_sigma,
-        exposure_time=truth.exposure_time, background_sky_level=truth.background_sky_level,
-        over_sample_size=truth.simulation_over_sample_size, seed=truth.noise_seed,
+        truth.shape_native, truth.pixel_scale, mass, [_sersic_profile(s) for s in truth.sources],
+        lens_light=_sersic_profile(truth.lens_light) if truth.lens_light is not None else None,
+        psf_size=truth.psf_shape[0], psf_sigma=truth.psf_sigma, exposure_time=truth.exposure_time,
+        background_sky_level=truth.background_sky_level, over_sample_size=truth.simulation_over_sample_size,
+        seed=truth.noise_seed,
     )
 
 
-def simulate_survey(n: int, out: str | Path, seed: int = 0) -> Survey:
-    """Simulate `n` lenses and write them, their catalog, truths and fit.toml under `out` (see module docstring)."""
+def imaging_at(pixel_scale: float) -> Imaging:
+    """The survey imaging with this pixel scale; ValueError naming the ones there are."""
+    for imaging in IMAGINGS:
+        if abs(imaging.pixel_scale - pixel_scale) < 1e-9:
+            return imaging
+    raise ValueError(f"no survey imaging at {pixel_scale}″ (there are {', '.join(str(i.pixel_scale) for i in IMAGINGS)})")
+
+
+def simulate_survey(
+    n: int, out: str | Path, seed: int = 0, mass: str = "isothermal", lens_light: bool = False,
+    pixel_scale: float | None = None,
+) -> Survey:
+    """Simulate `n` lenses and write them, their catalog, truths and fit.toml under `out` (see module docstring);
+    with `pixel_scale`, every lens in the survey imaging of that pixel scale (one shape bucket)."""
     if n < 1:
         raise ValueError(f"a survey needs at least one lens, got {n}")
     out = Path(out).resolve()
     (out / "lenses").mkdir(parents=True, exist_ok=True)
     truths, entries = [], []
     for i in range(n):
-        truth = draw_lens(seed, i)
+        truth = draw_lens(seed, i, mass, lens_light, pixel_scale)
         folder = out / "lenses" / truth.id
         sim = simulate_lens(truth)
         write_imaging(str(folder), sim.image, sim.noise_map, sim.psf, sim.pixel_scale)
-        (folder / "truth.json").write_text(json.dumps(asdict(truth), indent=1))
+        (folder / "truth.json").write_text(truth.to_json())
         truths.append(truth)
         entries.append(CatalogEntry(id=truth.id, path=str(folder), pixel_scale=truth.pixel_scale,
                                     mask_radius=truth.mask_radius, params=truth.params()))
     catalog = out / "catalog.ecsv"
     write_catalog(str(catalog), entries)
     config = out / "fit.toml"
-    config.write_text(FIT_TOML)
+    config.write_text(fit_toml(mass, lens_light))
     return Survey(folder=out, catalog=catalog, config=config, lenses=tuple(truths))

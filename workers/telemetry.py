@@ -186,7 +186,7 @@ class RunMetrics:
 
 
 class ActorMetrics:
-    """An actor's metrics: `ActorMetrics(run, actor)`, then `evaluations`, `compiled`, `device_memory`."""
+    """An actor's metrics: `ActorMetrics(run, actor)`, then `likelihood_evaluations`, `compiled`, `device_memory`."""
 
     def __init__(self, run: str, actor: str):
         self.tags = {"run": run, "actor": actor}
@@ -200,7 +200,7 @@ class ActorMetrics:
         self._memory = _gauge("lensfleet_device_memory_bytes", "Memory in use by the actor (bytes)",
                               (*ACTOR_TAGS, "memory"))
 
-    def evaluations(self, n: int, seconds: float) -> None:
+    def likelihood_evaluations(self, n: int, seconds: float) -> None:
         """`n` evaluations took `seconds` (one block): counts them and sets the rate."""
         if n > 0:
             self._evaluations.inc(n, tags=self.tags)

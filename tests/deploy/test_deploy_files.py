@@ -9,6 +9,7 @@ No docker engine here: the Dockerfile is checked as text."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -204,6 +205,8 @@ def test_cluster_launcher_configs(name):
     assert config["file_mounts"] == {"/home/ray/.ray/auth_token": "~/.ray/auth_token"}
     head_start = " ".join(config["head_start_ray_commands"])
     assert "--dashboard-port=8265" in head_start and "--metrics-export-port=8080" in head_start
+    assert "--dashboard-host=127.0.0.1" in head_start  # reached through `ray dashboard`'s SSH tunnel only
+    assert "(umask 077; ray get-auth-token --generate > /dev/null)" in (DEPLOY / "cluster" / name).read_text()
     assert "--metrics-export-port=8080" in " ".join(config["worker_start_ray_commands"])
 
 
@@ -329,3 +332,12 @@ def test_gpu_check_fails_loudly_without_a_gpu():
 def test_gpu_check_skips_where_no_gpu_was_given(monkeypatch, capsys):
     monkeypatch.setenv("LENSFLEET_GPU_CHECK", "off")
     assert check_gpu.main() == 0 and "skipped" in capsys.readouterr().err
+
+
+def test_the_local_head_script_requires_a_private_token_and_binds_to_loopback():
+    script = (DEPLOY / "local" / "start-head.sh").read_text()
+    lines = [line for line in script.splitlines() if line and not line.startswith("#")]
+    assert lines[:2] == ["set -euo pipefail", "umask 077"]
+    assert 'chmod 600 "${token}"' in lines and "export RAY_AUTH_MODE=token" in lines
+    assert lines[-1] == 'exec ray start --head --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 "$@"'
+    assert os.access(DEPLOY / "local" / "start-head.sh", os.X_OK)

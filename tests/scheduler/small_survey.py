@@ -62,8 +62,9 @@ def simulate_lens(folder: Path, shape: tuple[int, int], params: dict, seed: int)
     mass, shear, source = params["lens"]["mass"], params["lens"]["shear"], params["source"]
     sim = simulate_imaging(
         SIMULATED_SHAPE, PIXEL_SCALE,
-        MassParameters(jnp.asarray(mass["centre"]), jnp.asarray(mass["ell_comps"]),
-                       jnp.float64(mass["einstein_radius"]), jnp.asarray([shear["gamma_1"], shear["gamma_2"]])),
+        MassParameters("isothermal", {k: jnp.asarray(mass[k], jnp.float64) for k in ("centre", "ell_comps",
+                                                                                      "einstein_radius")},
+                       jnp.asarray([shear["gamma_1"], shear["gamma_2"]])),
         [SersicProfile(tuple(source["centre"]), tuple(source["ell_comps"]), 0.6, 0.2, 1.5)],
         psf_size=5, psf_sigma=0.1, over_sample_size=2, seed=seed,
     )
@@ -97,8 +98,9 @@ def make_survey(
     return catalog
 
 
-def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", "driver_run")) -> dict:
-    """Every array of a result store as numpy, but the bookkeeping that differs between equal runs."""
+def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", "driver_run", "checksum")) -> dict:
+    """Every array of a result store as numpy, but the bookkeeping that differs between equal runs (checksums
+    cover wall_time, attempts, driver_run and the store's own store_id)."""
     from storage.store import ResultStore
 
     store = ResultStore.open_existing(url)
@@ -106,7 +108,11 @@ def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", 
 
 
 def assert_same_store(a: str, b: str) -> None:
-    """Two stores hold the same results, array by array (NaN = NaN), but wall_time, attempts and driver_run."""
+    """Two stores hold the same results, array by array (NaN = NaN), but wall_time, attempts and driver_run, and
+    each holds what was committed (every committed block matches its checksums)."""
+    from storage.store import ResultStore
+
+    assert ResultStore.open_existing(a).verify_blocks() == {} and ResultStore.open_existing(b).verify_blocks() == {}
     left, right = store_arrays(a), store_arrays(b)
     assert sorted(left) == sorted(right)
     for name in left:
@@ -163,6 +169,11 @@ def clean_store(base: Path) -> Path:
         assert result.counts == {"pending": 0, "done": len(SURVEY_SHAPES), "failed": 0, "invalid": 0}
         done.touch()
     return store
+
+
+def block_buckets(plan, k: int) -> list[int]:
+    """The distinct shape buckets of a plan's block k, in order (-1: datasets without one)."""
+    return list(dict.fromkeys(d.bucket for d in plan.datasets[plan.block(k)]))
 
 
 def free_port() -> int:

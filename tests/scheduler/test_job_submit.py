@@ -1,7 +1,8 @@
 """The submission path, with the README's commands ("Submit to a local cluster", read from README.md; only ports,
-folders and the store's path are this test's): a `ray start --head` cluster on this machine,
+folders and the store's path are this test's): the README's `export RAY_AUTH_MODE=token` and
+`deploy/local/start-head.sh` (token generated in a fresh HOME, mode 0600, the head on 127.0.0.1),
 `ray job submit -- lensfleet run ...` with the survey as the job's working dir, `ray job stop` mid-run, and the
-same submission again, which resumes and finishes. Meanwhile the node's Prometheus endpoint (the README's
+same submission again, which resumes and finishes; an unauthenticated `POST /api/jobs/` is refused. Meanwhile the node's Prometheus endpoint (the README's
 --metrics-export-port) is scraped: every lensfleet metric the Grafana dashboard queries must be one this real run
 exported (or a failure counter, which Ray exports only once incremented; tests/scheduler/test_metrics.py checks
 those names).
@@ -11,8 +12,9 @@ The cluster is this test's own: started with `ray start --head --block` in a new
 not by `ray stop`, which would stop every Ray cluster on the machine, including other test runs'. The cluster is
 started with RAY_JOB_STOP_WAIT_TIME_S=30 — what a deployment should set — so that `ray job stop` gives the driver
 its grace period (30 s) to let blocks in flight commit and release the store's lease instead of being SIGKILLed
-after Ray's default 3 s. Token authentication is on, as on a real cluster: the cluster and every `ray` command
-get RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, a fresh one for this test).
+after Ray's default 3 s. Token authentication is on, as the README's recipe sets it up: the cluster and every
+`ray` command run with RAY_AUTH_MODE=token and HOME set to this test's own folder, where the start script
+generated the token (~/.ray/auth_token).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -54,11 +56,13 @@ COPIES = 400  # catalog rows of the one simulated lens: 25 blocks of 16, a run l
 
 
 def readme_commands() -> dict[str, list[str]]:
-    """The README's local-cluster commands by verb ("start", "submit", "stop"), each split like a shell would."""
+    """The README's local-cluster commands by verb ("export", "start", "submit", "stop"), each split like a shell
+    would: the `export`, the start script, and the `ray job` commands."""
     section = README.read_text().split("### Submit to a local cluster", 1)[1].split("\n###", 1)[0]
-    lines = [shlex.split(line) for line in section.splitlines() if line.startswith("    ray ")]
-    commands = {argv[1] if argv[1] == "start" else argv[2]: argv for argv in lines}
-    assert set(commands) == {"start", "submit", "stop"}, lines
+    lines = [shlex.split(line) for line in section.splitlines() if line.startswith("    ")]
+    verbs = {"export": "export", "deploy/local/start-head.sh": "start"}
+    commands = {verbs.get(argv[0]) or argv[2]: argv for argv in lines}
+    assert set(commands) == {"export", "start", "submit", "stop"}, lines
     return commands
 
 
@@ -84,15 +88,17 @@ def cluster():
     `ray` commands and the metrics endpoint."""
     port, dashboard, metrics = free_port(), free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="lfray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_JOB_STOP_WAIT_TIME_S="30",
-               RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    readme = readme_commands()
+    name, value = readme["export"][1].split("=", 1)
+    home = os.path.join(temp_dir, "home")  # the token the start script generates goes here, not in ~
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
+    env.update(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_JOB_STOP_WAIT_TIME_S="30",
+               RAY_USAGE_STATS_ENABLED="0", HOME=home, **{name: value})
     log = open(os.path.join(temp_dir, "ray-start.log"), "w")
-    start = with_values(readme_commands()["start"], {"--dashboard-port": str(dashboard),
-                                                     "--metrics-export-port": str(metrics)})
+    start = with_values(readme["start"], {"--dashboard-port": str(dashboard), "--metrics-export-port": str(metrics)})
     head = subprocess.Popen(
-        [str(BIN / "ray"), *start[1:], "--block", f"--port={port}", "--dashboard-host=127.0.0.1",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true", f"--temp-dir={temp_dir}",
-         "--disable-usage-stats"],
+        [str(ROOT / start[0]), *start[1:], "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
+         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
@@ -108,7 +114,14 @@ def cluster():
                 if head.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"ray start did not come up: {Path(log.name).read_text()[-2000:]}")
                 time.sleep(1)
-        yield address, env, f"http://127.0.0.1:{metrics}/metrics"
+        while True:  # the dashboard answers before the node's job agent registers: wait until jobs are taken
+            ready = ray_cli(env, "job", "submit", "--address", address, "--no-wait", "--", "true", timeout=60)
+            if ready.returncode == 0:
+                break
+            if "No available agent" not in ready.stderr or time.monotonic() > deadline:
+                pytest.fail(f"the cluster takes no job: {ready.stderr[-2000:]}")
+            time.sleep(1)
+        yield address, env, f"http://127.0.0.1:{metrics}/metrics", home
     finally:
         stop_head(head, log, temp_dir)
 
@@ -148,7 +161,7 @@ def committed(store: str) -> int:
 
 
 def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
-    address, env, metrics = cluster
+    address, env, metrics, _ = cluster
     store = str(tmp_path / "results.zarr")  # absolute: the job runs in its own copy of the working dir
     readme = readme_commands()
     submit = with_values(readme["submit"], {"--address": address, "--working-dir": str(job_dir), "--store": store})
@@ -213,3 +226,35 @@ def test_submit_stop_midway_and_resume(cluster, job_dir, tmp_path):
         rows = [k for k, i in enumerate(ids) if i.rsplit("-", 1)[0] == lens]
         np.testing.assert_array_equal(merit[rows], merit[rows[0]])
         np.testing.assert_array_equal(model_image[rows], np.broadcast_to(model_image[rows[0]], model_image[rows].shape))
+
+
+def test_the_readme_cluster_requires_its_token_kept_private_and_serves_jobs_on_loopback_only(cluster):
+    address, env, _, home = cluster
+    token_file = Path(home) / ".ray" / "auth_token"
+    assert token_file.stat().st_mode & 0o777 == 0o600 and len(token_file.read_text().strip()) >= 32
+    job = json.dumps({"entrypoint": "touch /tmp/lensfleet-unauthenticated-job"}).encode()
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        request = urllib.request.Request(f"{address}/api/jobs/", data=job, method="POST",
+                                         headers={"Content-Type": "application/json", **headers})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code in (401, 403)
+    listed = ray_cli(env, "job", "list", "--address", address)
+    assert listed.returncode == 0, listed.stderr  # with the token (from HOME), the same API answers
+    port = int(address.rsplit(":", 1)[1])
+    for ip in network_addresses():
+        with socket.socket() as s, pytest.raises(OSError):  # the Jobs API is not on the machine's network
+            s.settimeout(2)
+            s.connect((ip, port))
+
+
+def network_addresses() -> set[str]:
+    """This machine's IPv4 addresses other than loopback: its host name's, and the one it routes out by."""
+    found = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: no packet is sent; the kernel picks the outgoing address
+            found.add(probe.getsockname()[0])
+        except OSError:  # no route: no network
+            pass
+    return {ip for ip in found if not ip.startswith("127.")}

@@ -36,8 +36,8 @@ class FakeActor:
 
     def work(self, device_bytes: int | None) -> None:
         self.metrics.compiled(3.5)
-        self.metrics.evaluations(100, 2.0)
-        self.metrics.evaluations(50, 1.0)  # the rate is the last block's: 50/s
+        self.metrics.likelihood_evaluations(100, 2.0)
+        self.metrics.likelihood_evaluations(50, 1.0)  # the rate is the last block's: 50/s
         self.metrics.device_memory(device_bytes)
 
 

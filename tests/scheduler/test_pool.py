@@ -1,5 +1,5 @@
-"""The actor pool: its size from the cluster's resources, and `lensfleet run --actors N --scale-up-timeout S` on an
-autoscaling cluster whose GPU workers scale from zero.
+"""The actor pool: its size from the cluster's resources, its slots' book-keeping (plain Python, no Ray), and
+`lensfleet run --actors N --scale-up-timeout S` on an autoscaling cluster whose GPU workers scale from zero.
 
 The autoscaling cluster is real Ray: `ray start --head --autoscaling-config=...` runs Ray's autoscaler (the
 monitor), with Ray's fake multi-node provider standing in for a cloud (it starts worker nodes as local raylets,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.pool import CPUS_PER_CPU_ACTOR, PoolError, actor_bundle, choose_pool
+from scheduler.pool import CPUS_PER_CPU_ACTOR, ActorPool, PoolError, actor_bundle, choose_pool
 from small_survey import free_port, stop_head
 from storage.schema import Status
 from storage.store import ResultStore
@@ -52,6 +52,87 @@ def test_a_pool_the_cluster_cannot_hold_is_refused_with_the_numbers():
     with pytest.raises(PoolError, match="16 CPUs per actor asked for, but the largest node has 8 CPUs"):
         choose_pool(16, 0, 8, cpus_per_actor=16)
     assert actor_bundle(1, None) == {"CPU": 1.0, "GPU": 1} and actor_bundle(None, None) == {"CPU": 2.0}
+
+
+class Actors:
+    """What the pool starts and kills, recorded: an actor is its name, its warm-up call "<name>.ready"."""
+
+    def __init__(self):
+        self.started: list[str] = []
+        self.killed: list[str] = []
+
+    def start(self, index: int, name: str) -> tuple[str, str]:
+        self.started.append(name)
+        return name, f"{name}.ready"
+
+    def kill(self, handle: str) -> None:
+        self.killed.append(handle)
+
+
+REPORT = {"node": "10.0.0.1", "device": "cpu", "runtime": {"cpus": 2}, "compiles": 3, "compile_seconds": 1.5,
+          "cache_hits": 0, "start_seconds": 4.0}
+
+
+def test_only_ready_actors_get_blocks_the_least_busy_first_up_to_the_limit(capsys):
+    actors = Actors()
+    pool = ActorPool(3, actors.start, actors.kill, max_failures=3, in_flight_per_actor=2)
+    assert actors.started == ["lensfleet-fit-0", "lensfleet-fit-1", "lensfleet-fit-2"]
+    assert list(pool.starting()) == ["lensfleet-fit-0.ready", "lensfleet-fit-1.ready", "lensfleet-fit-2.ready"]
+    assert pool.pick() is None  # nobody warmed up yet: no block is held by an actor that may never start
+    zero, one, two = pool.slots
+    pool.ready(one, REPORT)
+    pool.ready(two, REPORT)
+    assert "actor lensfleet-fit-1 ready on 10.0.0.1 (cpu, CPUs 2): 3 compiles in 1.5 s" in capsys.readouterr().out
+    assert list(pool.starting()) == ["lensfleet-fit-0.ready"]
+    picked = []
+    while (slot := pool.pick()) is not None:
+        slot.in_flight.add(f"block{len(picked)}")
+        picked.append(slot.name)
+    assert picked == ["lensfleet-fit-1", "lensfleet-fit-2", "lensfleet-fit-1", "lensfleet-fit-2"]
+    pool.committed(two, "block1")
+    assert pool.pick() is two and pool.reports() == [REPORT, REPORT]
+
+
+def test_a_dead_actor_is_replaced_and_a_slot_whose_actors_never_start_is_retired(capsys):
+    actors = Actors()
+    pool = ActorPool(2, actors.start, actors.kill, max_failures=2, in_flight_per_actor=2)
+    zero, one = pool.slots
+    pool.ready(zero, REPORT)
+    zero.in_flight |= {"block0", "block1"}
+    assert sorted(pool.replace(zero, "node lost")) == ["block0", "block1"]  # its blocks are lost with it
+    assert actors.killed == ["lensfleet-fit-0"] and actors.started[-1] == "lensfleet-fit-0-r1"
+    replacement = pool.slots[0]
+    assert (replacement.name, replacement.ready, replacement.failures) == ("lensfleet-fit-0-r1", False, 0)
+    assert "actor lensfleet-fit-0 lost (node lost); starting a replacement" in capsys.readouterr().err
+
+    pool.replace(one, "failed to start")  # died before it was ready: 1 of 2
+    assert pool.slots[1].name == "lensfleet-fit-1-r1" and pool.slots[1].failures == 1
+    pool.replace(pool.slots[1], "failed to start")  # 2 of 2: retired, nothing started in its place
+    assert "slot 1 retired: 2 actors died before they were ready" in capsys.readouterr().err
+    assert pool.slots[1].retired and actors.started[-1] == "lensfleet-fit-1-r1"
+    assert pool.live() == [replacement] and pool.lost == 3
+
+    pool.ready(replacement, REPORT)
+    replacement.in_flight.add("block2")
+    pool.replace(replacement, "worker crashed")  # a ready actor dying is no start-up failure
+    assert pool.slots[0].failures == 0 and pool.slots[0].name == "lensfleet-fit-0-r2"
+    pool.close()
+    assert actors.killed == ["lensfleet-fit-0", "lensfleet-fit-1", "lensfleet-fit-1-r1", "lensfleet-fit-0-r1",
+                             "lensfleet-fit-0-r2"]
+
+
+def test_a_committed_block_clears_the_slots_start_up_failures():
+    actors = Actors()
+    pool = ActorPool(1, actors.start, actors.kill, max_failures=2, in_flight_per_actor=1)
+    pool.replace(pool.slots[0], "failed to start")
+    slot = pool.slots[0]
+    pool.ready(slot, REPORT)
+    slot.in_flight.add("block0")
+    pool.committed(slot, "block0")
+    assert slot.failures == 0 and not slot.in_flight
+    pool.replace(slot, "worker crashed")
+    pool.replace(pool.slots[0], "failed to start")  # one failure since the commit: not retired
+    assert pool.live() == [pool.slots[0]] and pool.slots[0].name == "lensfleet-fit-0-r3"
 
 
 @pytest.fixture(scope="module")

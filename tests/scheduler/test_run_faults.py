@@ -157,6 +157,35 @@ def test_a_driver_killed_with_sigkill_resumes_redoing_only_uncommitted_blocks(ba
     assert_same_store(str(store), clean)
 
 
+def test_the_same_command_right_after_a_sigkill_takes_over_the_dead_drivers_lease_and_completes(
+    base, clean, cluster, tmp_path
+):
+    """What a user, or KubeRay's RayJob retry, does: SIGKILL the driver, submit the same command at once. The new
+    driver takes the lease of the provably dead one (same host, process gone) without waiting for its ttl of 60 s;
+    the dead driver's actor can no longer commit (its writes are fenced by the old lease token)."""
+    store = tmp_path / "sigkill-now.zarr"
+    log = tmp_path / "driver.log"
+    options = {**subprocess_options(base, store, cluster, actor_faults={"delay": 1.0}), "lease_ttl": 60.0}
+    driver = driver_process(options, log)
+    try:
+        wait_for(lambda: (store / "zarr.json").exists() and committed_blocks(str(store)), 120,
+                 "a first block to commit", driver)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "run", str(shared_survey(base)), "--config",
+         str(shared_survey(base).parent / "fit.toml"), "--store", str(store), "--address", cluster,
+         "--block-size", str(SURVEY_BLOCK_SIZE), "--compile-cache", compile_cache(base), "--lease-ttl", "60"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "is held by driver" not in rerun.stderr  # it took the lease over at once, no wait for the ttl
+    assert_same_store(str(store), clean)
+
+
 def test_sigterm_lets_blocks_in_flight_commit_releases_the_lease_and_the_next_run_resumes(
     base, clean, cluster, tmp_path
 ):
@@ -188,3 +217,35 @@ def test_sigterm_lets_blocks_in_flight_commit_releases_the_lease_and_the_next_ru
     assert result.exit_code == 0 and result.blocks_to_do == 3 - len(committed)
     assert_same_store(str(store), clean)
     assert os.path.exists(store / "zarr.json")
+
+
+def test_status_verify_finds_damaged_blocks_and_a_resume_refits_exactly_those(base, clean, cluster, tmp_path):
+    """A flipped byte in a committed model_image chunk and an empty status chunk (what an unsynced write can leave
+    after a power loss): `lensfleet status --verify` names both blocks and exits 1; the same run command resets
+    and refits exactly those blocks, and the store then equals a clean run's and verifies."""
+    import shutil
+
+    from scheduler.cli import main
+
+    store = tmp_path / "damaged.zarr"
+    shutil.copytree(clean, store)
+    damaged = ResultStore.open_existing(str(store))
+
+    def chunk(name: str, k: int) -> Path:
+        return store / name / "c" / str(k) / Path(*["0"] * (damaged.array(name).ndim - 1))
+
+    data = bytearray(chunk("model_image", 0).read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk("model_image", 0).write_bytes(bytes(data))
+    chunk("status", 2).write_bytes(b"")
+
+    assert main(["status", str(store), "--verify"]) == 1
+    result = run(run_options(shared_survey(base), store, base))
+    assert result.exit_code == 0, result
+    after = ResultStore.open_existing(str(store))
+    driver_run = after.read_array("driver_run")
+    for k, refitted in ((0, True), (1, False), (2, True)):
+        assert (driver_run[after.block_slice(k)] == (2 if refitted else 1)).all(), k
+    assert after.verify_blocks() == {}
+    assert main(["status", str(store), "--verify"]) == 0
+    assert_same_store(str(store), clean)

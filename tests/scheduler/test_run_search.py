@@ -1,5 +1,5 @@
 """Search mode of `lensfleet run`: a [search] section fits every lens (posterior, evidence, summaries and the
-max-likelihood fit in the store), a [source_pix] section adds the pixelized-source stage in its own store group,
+max-likelihood fit in the store), a later [[stages]] entry adds the pixelized-source stage in its own store group,
 and an actor killed in the middle of a search leaves a store that completes, on resume from the searches'
 checkpoints, equal to a clean run's."""
 
@@ -37,10 +37,10 @@ network_epochs = 30
 seed = 4
 max_samples = 300
 
-[source_pix]
-type = "rectangular"
-shape = [8, 8]
-regularization = 1.0
+[[stages]]
+name = "source_pix"
+source = { type = "rectangular", shape = [8, 8], regularization = 1.0 }
+search = false
 """
 SHAPES = [(30, 30)] * 4
 BLOCK_SIZE = 2
@@ -76,8 +76,16 @@ def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):
     store = ResultStore.open_existing(clean)
     names = store.attrs["parameter_names"]
     assert store.attrs["mode"] == "search"
-    assert store.attrs["stages"] == [{"name": "source_pix", "group": "source_pix",
-                                      "parameter_names": names[:7]}]
+    derived = store.attrs["derived_names"]
+    assert derived == ["lens.mass.axis_ratio", "lens.mass.angle", "lens.mass.einstein_radius_intermediate",
+                       "lens.shear.magnitude", "lens.shear.angle"]
+    assert store.attrs["stages"] == [
+        {"name": "source_lp", "group": "", "parameter_names": names, "derived_names": derived, "searched": True},
+        {"name": "source_pix", "group": "source_pix", "parameter_names": names[:7], "derived_names": derived,
+         "searched": False},
+    ]
+    assert (store.read_array("stage_status") == Status.DONE).all()
+    assert (store.read_array("source_pix/stage_status") == Status.DONE).all()
     assert (store.read_array("status") == Status.DONE).all()
 
     count = store.read_array("sample_count")
@@ -90,6 +98,12 @@ def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):
     assert (store.read_array("search_likelihood_evaluations") >= 500).all()
     assert np.isfinite(store.read_array("search_log_evidence")).all()
     assert (store.read_array("parameter_sigma") > 0).all()
+    # derived quantities of the posterior: the intermediate-axis Einstein radius of the best sample
+    from workers.derived import derived_values
+
+    np.testing.assert_allclose(store.read_array("derived_max_likelihood"),
+                               derived_values(tuple(names), store.read_array("parameter_max_likelihood")))
+    assert (store.read_array("derived_sigma") >= 0).all()
 
     # the terms, parameters and images are the max-likelihood fit's
     best = store.read_array("parameter_max_likelihood")
@@ -125,7 +139,7 @@ def test_an_actor_killed_mid_search_resumes_its_block_and_the_store_equals_a_cle
                           compile_cache=compile_cache(base), actor_faults=faults)
     result = run(options)
 
-    assert marker.read_text().startswith("lensfleet-fit-0 died in the search of block 1 after 4 rounds")
+    assert marker.read_text().startswith("lensfleet-fit-0 died in the source_lp search of block 1 after 4 rounds")
     assert result.exit_code == 0 and result.actors_lost == 1
     attempts = ResultStore.open_existing(str(store)).read_array("attempts")
     assert (attempts[2:] == 2).all()

@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from scheduler.cli import main
 from scheduler.driver import run
-from small_survey import SURVEY_BLOCK_SIZE, SURVEY_SHAPES, clean_store, run_options, shared_survey
+from small_survey import SURVEY_BLOCK_SIZE, SURVEY_SHAPES, block_buckets, clean_store, run_options, shared_survey
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.datasets import load_imaging, write_imaging
 from storage.errors import CatalogError, StoreError
@@ -124,7 +124,7 @@ def test_store_layout_and_bookkeeping_of_a_clean_run(base, clean):
     assert attrs["config"] == config.to_dict() and attrs["catalog_hash"] == catalog.hash
     assert [r["run"] for r in attrs["runs"]] == [1]
     assert clean.read_array("shape_bucket").tolist() == [d.bucket for d in plan.datasets] == [0] * 4 + [1] * 4
-    assert plan.block_buckets(1) == [0, 1]  # a block across two buckets was evaluated in two padded calls
+    assert block_buckets(plan, 1) == [0, 1]  # a block across two buckets was evaluated in two padded calls
     for name in clean.names:
         array = clean.array(name)
         assert array.chunks[0] == SURVEY_BLOCK_SIZE
@@ -133,6 +133,9 @@ def test_store_layout_and_bookkeeping_of_a_clean_run(base, clean):
     assert (clean.read_array("attempts") == 1).all()
     assert (clean.read_array("driver_run") == 1).all()
     assert (clean.read_array("wall_time") > 0).all()
+    # the PSF's sum as stored, before normalising (sums to 1 only to rounding)
+    raw_sums = [fits.getdata(f"{d.path}/psf.fits").astype(np.float64).sum() for d in plan.datasets]
+    np.testing.assert_array_equal(clean.read_array("psf_raw_sum"), raw_sums)
 
 
 def test_running_a_finished_store_again_does_nothing(base, clean, tmp_path):
@@ -257,15 +260,20 @@ def test_a_catalog_with_a_duplicate_id_is_refused_before_any_work(base, tmp_path
 
 
 def test_a_second_driver_on_the_same_store_is_refused(base, tmp_path, capsys):
+    from scheduler.lifecycle import Heartbeat
+
     options = run_options(shared_survey(base), tmp_path / "held.zarr", base)
     first = DriverLease.acquire(options.store, ttl=60)
+    beat = Heartbeat(first, 1.0)  # a live holder renews its lease: the second driver waits 2 ttl, then gives up
+    beat.start()
     try:
         with pytest.raises(StoreError, match=r"is held by driver .*:\d+ since"):
             run(options)
-        code = main(["run", options.catalog, "--config", options.config, "--store", options.store])
+        code = main(["run", options.catalog, "--config", options.config, "--store", options.store, "--lease-ttl", "2"])
         assert code == 2 and "is held by driver" in capsys.readouterr().err
         assert not (tmp_path / "held.zarr" / "zarr.json").exists()  # nothing was created
     finally:
+        beat.stop()
         first.release()
 
 

@@ -51,8 +51,9 @@ def store_url(tmp_path):
     D, I, F = Status.DONE, Status.INVALID, Status.FAILED
     commit(store, 0, [D, D, I], ["", "", PSF_ZERO.format("s2")], [2, 2, 2], [32, 8, np.nan], [16, 8, 0], 1)
     commit(store, 1, [D, I, I], ["", PSF_ZERO.format("s4"), NAN_PIXELS], [1, 1, 1], [12, np.nan, np.nan], [4, 0, 0], 1)
-    store.mark_block(2, Status.FAILED, GAVE_UP, 3)  # the driver gave up on block 2 in run 2 ...
-    store.array("driver_run")[6:9] = 2  # ... (as the driver records which run committed it)
+    # the driver gave up on block 2 in run 2, and commits it as the driver does (with the run that committed it)
+    store.write_block(2, {"driver_run": np.full(3, 2)}, np.full(3, F, np.int8), np.full(3, 3), [GAVE_UP] * 3,
+                      np.full(3, np.nan))
     for k, t in ((0, RUN_1 + 100), (1, RUN_1 + 200), (2, RUN_2 + 50)):  # commit times = status chunks' mtimes
         os.utime(os.path.join(url, "status", "c", str(k)), (t, t))
     return url
@@ -105,3 +106,42 @@ def test_reasons_drop_what_differs_between_lenses():
     assert error_reason("dataset J1: s3://bkt/J1.fits[PSF]: PSF sums to zero", "J1") == "J1.fits[PSF]: PSF sums to zero".replace("J1", "<id>")
     assert error_reason("dataset J1: non-finite figure of merit (nan); chi_squared=1.5e+03", "J1") == (
         "non-finite figure of merit (nan); chi_squared=N")
+
+
+def chunk_file(url: str, name: str, k: int) -> str:
+    ndim = ResultStore.open_existing(url).array(name).ndim
+    return os.path.join(url, name, "c", str(k), *["0"] * (ndim - 1))
+
+
+def test_verify_finds_an_intact_store_intact(store_url, capsys):
+    assert main(["status", store_url, "--verify"]) == 0
+    assert "verify     3 committed blocks re-read: all match their checksums" in capsys.readouterr().out
+    assert summarize(store_url, verify=True)["verify"] == {"blocks_checked": 3, "corrupt": []}
+
+
+def test_verify_finds_a_flipped_byte_a_deleted_chunk_and_an_empty_status_chunk(store_url, capsys):
+    path = chunk_file(store_url, "normalized_residuals", 0)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    os.remove(chunk_file(store_url, "figure_of_merit", 1))
+    open(chunk_file(store_url, "status", 2), "wb").close()
+
+    summary = summarize(store_url, verify=True)  # never crashes on the damaged status chunk
+    assert summary["counts"] == {"pending": 4, "done": 3, "failed": 0, "invalid": 3}  # block 2 is not committed
+    assert [(u["array"], u["block"]) for u in summary["unreadable"]] == [("status", 2), ("normalized_residuals", 0)]
+    assert [w["id"] for w in summary["worst_fits"]] == ["s3"]  # block 0's lenses cannot be ranked
+    corrupt = summary["verify"]["corrupt"]
+    assert [(c["block"], c["datasets"]) for c in corrupt] == [(0, ["s0", "s1", "s2"]), (1, ["s3", "s4", "s5"]),
+                                                              (2, ["s6", "s7", "s8"])]
+    assert corrupt[0]["reason"].startswith("normalized_residuals: unreadable chunk (RuntimeError: Zstd")
+    # s4 and s5 are INVALID with a NaN figure of merit: only s3's row differs once the chunk reads as NaN fill
+    assert corrupt[1]["reason"].startswith("1 of 3 datasets differ from their checksum (s3)")
+    assert corrupt[2]["reason"].startswith("status: unreadable chunk (RuntimeError: Zstd")
+
+    assert main(["status", store_url, "--verify"]) == 1
+    text = capsys.readouterr().out
+    assert "verify     3 committed blocks re-read: 3 corrupt (a resume refits them)" in text
+    assert "  block 1 (s3, s4, s5): 1 of 3 datasets differ from their checksum (s3)" in text
+    assert main(["status", store_url]) == 1  # without --verify: the unreadable status chunk is still reported
+    assert "unreadable chunks (read as fill; a damaged status chunk as PENDING): 2" in capsys.readouterr().out

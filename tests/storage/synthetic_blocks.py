@@ -11,7 +11,7 @@ from storage.store import ResultStore
 BLOCK_SIZE = 4
 N_DATASETS = 8 * 3 * BLOCK_SIZE - 1  # 24 blocks, the last one short
 IDS = [f"lens-{i:03d}" for i in range(N_DATASETS)]
-SPECS = result_specs((12, 10), n_parameters=7, n_evaluations=3, max_source_size=25, pixelized=True)
+SPECS = result_specs((12, 10), n_parameters=7, n_evaluations=3, max_reconstruction_size=25, pixelized=True)
 CONFIG = {"mode": "evaluate", "source": {"kind": "rectangular", "shape": [5, 5]}, "block_size": BLOCK_SIZE}
 CATALOG_HASH = "c0ffee" * 10
 

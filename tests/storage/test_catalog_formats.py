@@ -66,6 +66,13 @@ def test_csv_written_by_hand_with_integer_ids_and_empty_cells(tmp_path):
     assert catalog.entries[1] == CatalogEntry("102", "s3://survey-bucket/lenses/102.fits", None, None, None)
 
 
+def test_csv_ids_are_text_as_written_never_type_guessed(tmp_path):
+    (tmp_path / "survey.csv").write_text("id,path,mask_radius\n007,a,1.5\n7,b,\n1e3,c,2\n0x1F,d,nan\n")
+    catalog = read_catalog(str(tmp_path / "survey.csv"))
+    assert catalog.ids == ["007", "7", "1e3", "0x1F"]  # 007 and 7 are two lenses; 1e3 is not 1000.0
+    assert [e.mask_radius for e in catalog.entries] == [1.5, None, 2.0, None]
+
+
 def test_a_params_column_names_params_json_files_relative_or_absolute(tmp_path):
     (tmp_path / "params").mkdir()
     (tmp_path / "params" / "A0.json").write_text(json.dumps(PARAMS))

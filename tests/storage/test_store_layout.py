@@ -48,7 +48,8 @@ def test_writing_a_block_stores_one_object_per_array_and_nothing_else(store):
 
 def test_root_attributes_record_the_run(store):
     attrs = zarr.open_group(store.url, mode="r").attrs.asdict()
-    assert attrs["schema_version"] == 1
+    assert attrs["schema_version"] == 2
+    assert len(attrs["store_id"]) == 32 and attrs["arrays"] == [*(s.name for s in BOOKKEEPING), *(s.name for s in SPECS)]
     assert attrs["config"] == json.loads(json.dumps(CONFIG))
     assert attrs["catalog_hash"] == CATALOG_HASH
     assert attrs["block_size"] == BLOCK_SIZE
@@ -147,6 +148,28 @@ def test_the_driver_marks_a_block_it_gave_up_on_failed(store):
     assert (store.array("error")[block] == "worker died 3 times (node lost)").all()
     assert np.isnan(store.array("figure_of_merit")[block]).all()  # ...are gone
     assert 4 not in store.pending_blocks() and store.blocks_with(Status.FAILED) == [4]
+
+
+def test_the_drivers_own_writes_land_in_the_store_and_read_back_after_reopening(store):
+    """The planned shape buckets and image shapes, the `shape_buckets` attribute and one `runs` record per run."""
+    n = len(IDS)
+    buckets = np.arange(n, dtype=np.int32) % 3 - 1
+    shapes = np.stack([np.arange(n), np.arange(n) + 1], axis=1)
+    store.write_planned(buckets, shapes)
+    store.write_shape_buckets([{"canvas": [12, 10]}, {"canvas": [14, 12]}])
+    assert [store.record_driver_run(), store.record_driver_run()] == [1, 2]
+    with pytest.raises(ValueError, match=r"image_shape: shape \(2, 2\), expected \(95, 2\)"):
+        store.write_planned(buckets, shapes[:2])
+
+    reopened = ResultStore.open(store.url, CONFIG, CATALOG_HASH)
+    np.testing.assert_array_equal(reopened.read_array("shape_bucket"), buckets)
+    np.testing.assert_array_equal(reopened.read_array("image_shape"), shapes)
+    assert reopened.attrs["shape_buckets"] == [{"canvas": [12, 10]}, {"canvas": [14, 12]}]
+    runs = reopened.attrs["runs"]
+    assert [(r["run"], r["resumed"], r["pid"]) for r in runs] == [(1, False, os.getpid()), (2, True, os.getpid())]
+    assert all(datetime.datetime.fromisoformat(r["started_utc"]).tzinfo is not None for r in runs)
+    assert reopened.record_driver_run() == 3
+    assert reopened.pending_blocks() == list(range(store.n_blocks))  # nothing committed
 
 
 def test_resuming_the_same_run_returns_the_store_and_a_missing_store_returns_none(tmp_path):

@@ -10,7 +10,13 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 from storage.catalog import CatalogEntry, read_catalog, write_catalog  # noqa: E402
-from storage.datasets import load_imaging, validate_imaging, write_imaging, write_imaging_mef  # noqa: E402
+from storage.datasets import (  # noqa: E402
+    dataset_fingerprint,
+    load_imaging,
+    validate_imaging,
+    write_imaging,
+    write_imaging_mef,
+)
 from storage.errors import StoreError  # noqa: E402
 from storage.lease import DriverLease  # noqa: E402
 from storage.locations import filesystem  # noqa: E402
@@ -96,3 +102,30 @@ def test_a_catalog_and_its_datasets_on_s3(s3, arrays):
         validate_imaging(data)
         np.testing.assert_array_equal(data.image, arrays["image"])
         assert data.image.dtype.byteorder in "=|"
+
+
+def test_on_s3_writes_are_fenced_damage_is_found_and_reset_and_fingerprints_use_etags(s3, arrays):
+    bucket, options = s3
+    url = f"{bucket}/runs/fenced.zarr"
+    with DriverLease.acquire(url, storage_options=options, settle=0.05) as lease:
+        store = make_store_on(url, options)
+        store.write_block(0, **block_arguments(store, 0), fence=lease.token)
+        store.write_block(1, **block_arguments(store, 1), fence=lease.token)
+        with pytest.raises(StoreError, match="this writer's driver lease is no longer the store's"):
+            store.write_block(2, **block_arguments(store, 2), fence="a-stale-token")
+        fs, root = filesystem(url, options)
+        fs.rm(f"{root}/figure_of_merit/c/1")  # a deleted object reads as NaN ...
+        fs.invalidate_cache()
+        found = ResultStore.open_existing(url, storage_options=options).verify_blocks()
+        assert list(found) == [1] and "differ from their checksum" in found[1]  # ... but does not verify
+        store.reset_blocks(found, fence=lease.token)
+        assert store.pending_blocks() == list(range(1, store.n_blocks))
+
+    write_imaging(f"{bucket}/lenses/A0", arrays["image"], arrays["noise_map"], arrays["psf"], 0.1,
+                  storage_options=options)
+    first = dataset_fingerprint(f"{bucket}/lenses/A0", "A0", options)
+    assert dataset_fingerprint(f"{bucket}/lenses/A0", "A0", options) == first
+    write_imaging(f"{bucket}/lenses/A0", arrays["image"] + 1, arrays["noise_map"], arrays["psf"], 0.1,
+                  storage_options=options)
+    filesystem(bucket, options)[0].invalidate_cache()
+    assert dataset_fingerprint(f"{bucket}/lenses/A0", "A0", options) != first  # a new ETag

@@ -6,7 +6,8 @@ import pytest
 
 from workers.config import ConfigError, load_config, parse_config
 from workers.model.grids import RadialOverSampling
-from workers.model.description import MGEBasis, RectangularSource
+from workers.model.description import Isothermal, MGEBasis, PowerLaw, RectangularSource, parameter_names
+from workers.priors import UniformPrior, default_prior, prior_transform
 
 FULL = """
 [dataset]
@@ -55,6 +56,37 @@ def test_every_key_parses(tmp_path):
     assert parse_config(config.to_dict()).model == model
 
 
+@pytest.mark.parametrize("mesh", ["uniform", "bilinear_adapt_density", "rtu_adapt_density"])
+def test_power_law_and_every_mesh_parse_and_round_trip(mesh):
+    raw = {"lens": {"mass": {"type": "power_law"}, "shear": {}},
+           "source": {"type": "rectangular", "shape": [16, 16], "mesh": mesh}}
+    config = parse_config(raw)
+    assert config.model.mass == PowerLaw() and config.model.source == RectangularSource((16, 16), 1.0, mesh)
+    assert config.to_dict()["lens"]["mass"] == {"type": "power_law"}
+    assert config.to_dict()["source"]["mesh"] == mesh
+    assert parse_config(config.to_dict()).model == config.model
+    assert "lens.mass.slope" in parameter_names(config.model)
+
+
+def test_a_pipeline_second_stage_takes_an_adaptive_mesh_too():
+    raw = {"lens": {"mass": {"type": "power_law"}}, "search": {},
+           "stages": [{"name": "source_pix", "source": {"type": "rectangular", "mesh": "bilinear_adapt_density"}}]}
+    config = parse_config(raw)
+    [stage] = config.stages
+    assert stage.model.source == RectangularSource((20, 20), 1.0, "bilinear_adapt_density")
+    assert parse_config(config.to_dict()).stages == config.stages
+
+
+def test_the_slope_prior_is_pyautolens_default_and_overridable():
+    assert default_prior("lens.mass.slope") == UniformPrior(1.5, 3.0)  # autogalaxy/config/priors/mass/total
+    config = parse_config({"lens": {"mass": {"type": "power_law"}},
+                           "priors": {"lens.mass.slope": {"type": "uniform", "lower": 1.8, "upper": 2.2}}})
+    transform = prior_transform(config.model, config.priors)
+    assert transform.priors[transform.names.index("lens.mass.slope")] == UniformPrior(1.8, 2.2)
+    with pytest.raises(ConfigError, match="lens.mass.slope"):
+        parse_config({"priors": {"lens.mass.slope": {"type": "uniform", "lower": 1.8, "upper": 2.2}}})
+
+
 def test_defaults_are_pyautolens_defaults():
     config = parse_config({})
     assert config.model.source == MGEBasis(gaussians=30, sigma_min=1e-4)
@@ -62,7 +94,7 @@ def test_defaults_are_pyautolens_defaults():
     assert (s.use_mixed_precision, s.use_positive_only_solver, s.use_border_relocator, s.use_edge_zeroed_pixels) == (
         False, True, False, True)
     assert s.no_regularization_add_to_curvature_diag_value == 1e-3
-    assert not config.model.shear
+    assert not config.model.shear and config.model.mass == Isothermal()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +104,13 @@ def test_defaults_are_pyautolens_defaults():
         ("[dataset]\nmask_radius = -1", "fit.toml: dataset.mask_radius: must be > 0"),
         ("[source]\ntype = \"delaunay\"", "fit.toml: source.type: must be \"mge\" or \"rectangular\""),
         ("[source]\ntype = \"rectangular\"\nshape = [2, 20]", "fit.toml: source.shape: a rectangular mesh needs at least 3×3"),
-        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: must be one of ['isothermal']"),
+        ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: must be one of ['isothermal', 'power_law']"),
+        ("[lens.mass]\ntype = \"power_law\"\nslope = 2.0", "fit.toml: lens.mass.slope: unknown key"),
+        ("[source]\ntype = \"rectangular\"\nmesh = \"delaunay\"",
+         "fit.toml: source.mesh: must be one of uniform, bilinear_adapt_density, rtu_adapt_density, got 'delaunay'"),
+        ("[source]\ntype = \"rectangular\"\nmesh = \"rtu_adapt_density\"\nshape = [20, 24]",
+         "fit.toml: source.shape: the rtu_adapt_density mesh is square (ny = nx), got [20, 24]"),
+        ("[source]\ntype = \"mge\"\nmesh = \"uniform\"", "fit.toml: source.mesh: unknown key"),
         ("[settings]\nuse_positive_only_solver = 1", "fit.toml: settings.use_positive_only_solver: must be true or false"),
         ("[dataset\n", "fit.toml: not valid TOML"),
     ],
@@ -98,12 +136,67 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     from workers.config import FitConfig, SearchOptions
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    basic, search = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    basic, search, pipeline_toml = re.findall(r"```toml\n(.*?)```", readme, re.S)
     config = parse_config(tomllib.loads(basic), "README")
     default = FitConfig()
     assert config.dataset == default.dataset and config.model.settings == default.model.settings
     assert config.model.lens_light == config.model.source == default.model.source and config.model.shear
     pipeline = parse_config(tomllib.loads(search), "README")
     assert pipeline.search == SearchOptions()  # the values shown are the defaults
-    assert pipeline.source_pix == RectangularSource((20, 20), 1.0)
+    [stage] = pipeline.stages
+    assert stage.model.source == RectangularSource((20, 20), 1.0) and stage.search is None
+    slam = parse_config(tomllib.loads(pipeline_toml), "README")  # the recommended survey pipeline
+    assert [s.name for s in slam.pipeline] == ["source_lp", "source_pix", "mass_total"]
+    assert slam.stages[0].model.source == RectangularSource((20, 20), 1.0, "rtu_adapt_density")
+    assert slam.stages[1].model.mass.name == "power_law" and slam.stages[1].fixed == ("lens.light",)
     assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"dataset": {"mask_radius": NAN}}, "dataset.mask_radius: must be a finite number, got nan"),
+        ({"dataset": {"mask_radius": INF}}, "dataset.mask_radius: must be a finite number, got inf"),
+        ({"dataset": {"max_image_side": 100_000}}, "dataset.max_image_side: must be an integer >= 8 and <= 4096"),
+        ({"dataset": {"over_sample_size_lp": 1000}}, "dataset.over_sample_size_lp: must be an integer >= 1 and <= 32"),
+        ({"dataset": {"over_sample_size_lp": {"sub_sizes": [8, 4], "radii": [NAN]}}},
+         "dataset.over_sample_size_lp.radii: must be a finite number, got nan"),
+        ({"dataset": {"over_sample_size_lp": {"sub_sizes": [8, 4, 2], "radii": [0.6, 0.3]}}},
+         "dataset.over_sample_size_lp.radii: must increase"),
+        ({"source": {"sigma_min": NAN}}, "source.sigma_min: must be a finite number, got nan"),
+        ({"source": {"sigma_min": INF}}, "source.sigma_min: must be a finite number, got inf"),
+        ({"source": {"gaussians": 1_000_000}}, "source.gaussians: must be an integer >= 1 and <= 500"),
+        ({"lens": {"light": {"sigma_min": -INF}}}, "lens.light.sigma_min: must be a finite number, got -inf"),
+        ({"source": {"type": "rectangular", "regularization": NAN}},
+         "source.regularization: must be a finite number, got nan"),
+        ({"source": {"type": "rectangular", "regularization": INF}},
+         "source.regularization: must be a finite number, got inf"),
+        ({"source": {"type": "rectangular", "shape": [1000, 1000]}},
+         "source.shape: a rectangular mesh has at most 4096 cells"),
+        ({"settings": {"no_regularization_add_to_curvature_diag_value": NAN}},
+         "settings.no_regularization_add_to_curvature_diag_value: must be a finite number, got nan"),
+        ({"search": {"f_live": NAN}}, "search.f_live: must be a finite number, got nan"),
+        ({"search": {"f_live": INF}}, "search.f_live: must be a finite number, got inf"),
+        ({"search": {"n_live": 1_000_000_000}}, "search.n_live: must be an integer >= 2 and <= 100000"),
+        ({"search": {"max_samples": 1_000_000_000}}, "search.max_samples: must be an integer >= 1 and <= 100000"),
+        ({"search": {"n_batch": 10**9}}, "search.n_batch: must be an integer >= 1 and <= 10000"),
+        ({"search": {"n_eff": INF}}, "search.n_eff: must be a finite number, got inf"),
+        ({"search": {"network_layers": [10**9]}}, "search.network_layers: must be a list of positive integers"),
+        ({"search": {"n_networks": 10**6}}, "search.n_networks: must be an integer >= 1 and <= 64"),
+    ],
+)
+def test_absurd_values_are_refused_with_the_key_and_the_range(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, "fit.toml")
+    assert f"fit.toml: {message}" in str(error.value)
+
+
+def test_the_largest_allowed_values_parse():
+    config = parse_config({"dataset": {"max_image_side": 4096, "over_sample_size_lp": 32},
+                           "source": {"type": "rectangular", "shape": [64, 64]},
+                           "search": {"n_live": 100_000, "max_samples": 100_000}})
+    assert config.dataset.max_image_side == 4096 and config.model.source.pixels == 4096
+    assert (config.search.n_live, config.search.max_samples) == (100_000, 100_000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ from workers.priors import (
     default_prior,
     prior_transform,
 )
-from workers.search import LensSearch, lens_seed, search_block, weighted_quantiles
+from workers.posterior import LensSearch, weighted_quantiles
+from workers.search import lens_seed, search_block
 
 MODEL = Model(source=MGEBasis(gaussians=10, sigma_min=0.01), shear=True)
 
@@ -55,8 +57,8 @@ def _simulated_lenses(n: int, seed: int, intensity: float = 0.1):
     imagings, truths = [], []
     for i in range(n):
         truth = prior(rng.uniform(size=prior.n_dim))
-        mass = MassParameters(jnp.asarray(truth[0:2]), jnp.asarray(truth[2:4]), jnp.float64(truth[4]),
-                              jnp.asarray(truth[5:7]))
+        mass = MassParameters("isothermal", {"centre": jnp.asarray(truth[0:2]), "ell_comps": jnp.asarray(truth[2:4]),
+                                             "einstein_radius": jnp.float64(truth[4])}, jnp.asarray(truth[5:7]))
         source = SersicProfile(tuple(truth[7:9]), tuple(truth[9:11]), intensity, 0.2, 1.5)
         sim = simulate_imaging((40, 40), 0.1, mass, [source], over_sample_size=1, seed=1000 * seed + i)
         imagings.append(prepare_imaging(sim.image, sim.noise_map, sim.psf, 0.1, mask_radius=1.6,
@@ -109,8 +111,9 @@ def test_survey_defaults_follow_pyautolens():
     assert default_prior("lens.shear.gamma_2") == UniformPrior(-0.3, 0.3)
     assert default_prior("source.centre.1") == GaussianPrior(0.0, 0.3)
     assert default_prior("source.ell_comps.0") == TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0)
-    with pytest.raises(KeyError, match="lens.mass.slope"):
-        default_prior("lens.mass.slope")
+    assert default_prior("lens.mass.slope") == UniformPrior(1.5, 3.0)
+    with pytest.raises(KeyError, match="lens.mass.core_radius"):
+        default_prior("lens.mass.core_radius")
 
 
 SEARCH_TOML = """
@@ -156,10 +159,11 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
     assert parse_config(config.to_dict()) == config.__class__(**{**config.__dict__, "origin": "<config>"})
     assert parse_config({}).search is None and parse_config({"search": {}}).search == SearchOptions()
 
-    pipeline = parse_config({"lens": {"shear": {}}, "search": {}, "source_pix": {"shape": [16, 12]}})
-    assert pipeline.source_pix == RectangularSource((16, 12), 1.0)
-    [(group, stage_model)] = pipeline.stages
-    assert group == "source_pix" and stage_model.source == pipeline.source_pix and stage_model.shear
+    pipeline = parse_config({"lens": {"shear": {}}, "search": {}, "stages": [
+        {"name": "source_pix", "source": {"type": "rectangular", "shape": [16, 12]}, "search": False}]})
+    [stage] = pipeline.stages
+    assert stage.model.source == RectangularSource((16, 12), 1.0) and stage.model.shear and stage.search is None
+    assert stage.group == "source_pix" and stage.model.mass == pipeline.model.mass
     assert parse_config(pipeline.to_dict()).stages == pipeline.stages
 
 
@@ -187,10 +191,21 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
         ({"search": {"seed": -1}}, "fit.toml: search.seed: must be an integer >= 0"),
         ({"search": {"checkpoint": "yes"}}, "fit.toml: search.checkpoint: must be true or false"),
         ({"search": {"network_layers": []}}, "fit.toml: search.network_layers: must be a list of positive integers"),
-        ({"source_pix": {"type": "rectangular"}}, "fit.toml: source_pix: a second stage needs a [search] first"),
-        ({"search": {}, "source_pix": {"type": "mge"}}, "fit.toml: source_pix.type: must be \"rectangular\""),
-        ({"search": {}, "source_pix": {"shape": [2, 2]}},
-         "fit.toml: source_pix.shape: a rectangular mesh needs at least 3×3 cells"),
+        ({"stages": [{"name": "pix"}]}, "fit.toml: stages[0]: stage 'pix' starts from the stage before it, which "
+         "has no search"),
+        ({"search": {}, "stages": [{"name": "pix", "source": {"type": "voronoi"}}]},
+         "fit.toml: stages[0].source.type: must be \"mge\" or \"rectangular\""),
+        ({"search": {}, "stages": [{"name": "pix", "source": {"type": "rectangular", "shape": [2, 2]}}]},
+         "fit.toml: stages[0].source.shape: a rectangular mesh needs at least 3×3 cells"),
+        ({"search": {}, "stages": [{"name": "source_lp"}]},
+         "fit.toml: stages[0].name: 'source_lp' is the name of an earlier stage"),
+        ({"search": {}, "stages": [{"name": "Bad-Name"}]}, "fit.toml: stages[0].name: needs a name of a-z"),
+        ({"search": {}, "stages": [{"name": "pix", "fixed": ["lens.light"]}]},
+         "fit.toml: stages[0].fixed: 'lens.light' is not a parameter of both this stage and the one before"),
+        ({"search": {}, "stages": [{"name": "pl", "lens": {"mass": {"type": "isothermal"}}, "search": False,
+                                    "priors": {"lens.mass.einstein_radius": {"type": "uniform", "lower": 0,
+                                                                             "upper": 2}}}]},
+         "fit.toml: stages[0].search: a stage without a search is evaluated at the previous stage's"),
     ],
 )
 def test_prior_and_search_mistakes_name_the_file_and_key(raw, message):
@@ -250,39 +265,55 @@ def test_lens_seeds_depend_on_the_run_seed_and_the_dataset_id_only():
 
 
 def _assert_same_search(a: LensSearch, b: LensSearch):
-    for field in ("samples", "log_weight", "log_likelihood", "max_likelihood"):
+    for field in ("samples", "log_weight", "log_likelihood", "parameter_max_likelihood"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
-    assert (a.log_evidence, a.n_like) == (b.log_evidence, b.n_like)
+    assert (a.log_evidence, a.likelihood_evaluations) == (b.log_evidence, b.likelihood_evaluations)
 
 
 @pytest.mark.parametrize("eval_chunk", [0, 10], ids=["one-vmap", "lens-by-lens"])
 def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
     imagings, _, prior = _simulated_lenses(3, seed=5)
     options = replace(TINY, eval_chunk=eval_chunk)
-    side_by_side = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, with_fit=False)
-    one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, prior, options, concurrent=False,
+    side_by_side = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, [prior] * 2, options, with_fit=False)
+    one_by_one = search_block(imagings[:2], ["lens-a", "lens-b"], MODEL, [prior] * 2, options, concurrent=False,
                               with_fit=False)
     for a, b in zip(side_by_side.results, one_by_one.results):
-        assert isinstance(a, LensSearch) and a.n_like >= TINY.n_like_max
+        assert isinstance(a, LensSearch) and a.likelihood_evaluations >= TINY.n_like_max
         _assert_same_search(a, b)
     # side by side, the two samplers' requests went out together: one block call per round
     assert side_by_side.block_calls < one_by_one.block_calls
-    assert side_by_side.evaluations == one_by_one.evaluations
+    assert side_by_side.likelihood_evaluations == one_by_one.likelihood_evaluations
     if eval_chunk:
         # idle slots are skipped lens by lens: only requested points are computed
-        assert one_by_one.evaluated == sum(one_by_one.evaluations)
+        assert one_by_one.evaluated == sum(one_by_one.likelihood_evaluations)
 
         # a lens's search does not depend on the lenses sharing its block (same slot, same seed)
-        other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, prior, options,
+        other = search_block([imagings[0], imagings[2]], ["lens-a", "lens-c"], MODEL, [prior] * 2, options,
                              with_fit=False)
         _assert_same_search(other.results[0], side_by_side.results[0])
         assert not np.array_equal(other.results[1].samples[:100], side_by_side.results[1].samples[:100])
 
 
+def test_the_block_plan_is_fit_tomls_eval_chunk_or_the_devices_measured_plan_and_changes_no_value():
+    imagings, truths, _ = _simulated_lenses(3, seed=7)
+    stacked = search.stack(imagings)
+    vectors = np.stack([t + 1e-3 * np.random.default_rng(i).standard_normal((4, t.size)) for i, t in enumerate(truths)])
+    assert search.block_plan(stacked, vectors, MODEL, 10) == (10, 0)
+    chunk, lenses_per_call = search.block_plan(stacked, vectors, MODEL, None)
+    lens = jax.tree.map(lambda a: a[0], stacked)
+    plan = search.plan_batch(lens, vectors[0], MODEL, lenses=3)  # the same measured plan, cached
+    assert (chunk, lenses_per_call) == (plan.eval_chunk, plan.lenses_per_call)
+    one_vmap = search.block_figure_of_merit(stacked, vectors, MODEL)
+    planned = search.block_figure_of_merit(stacked, vectors, MODEL, chunk, lenses_per_call=lenses_per_call)
+    assert np.allclose(planned, one_vmap, rtol=1e-10, atol=0.0)
+    cut = search.block_figure_of_merit(stacked, vectors, MODEL, 0, lenses_per_call=2)  # calls of 2 lenses
+    assert np.allclose(cut, one_vmap, rtol=1e-10, atol=0.0)
+
+
 def test_a_killed_search_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     imagings, _, prior = _simulated_lenses(2, seed=6)
     ids = ["lens-a", "lens-b"]
-    clean = search_block(imagings, ids, MODEL, prior, TINY, with_fit=False)
+    clean = search_block(imagings, ids, MODEL, [prior] * len(imagings), TINY, with_fit=False)
 
     real = search.block_figure_of_merit
     calls = {"n": 0}
@@ -295,13 +326,13 @@ def test_a_killed_search_resumes_from_its_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(search, "block_figure_of_merit", dies_after_five_rounds)
     with pytest.raises(KeyboardInterrupt):
-        search_block(imagings, ids, MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
+        search_block(imagings, ids, MODEL, [prior] * len(imagings), TINY, checkpoint_dir=tmp_path, with_fit=False)
     monkeypatch.setattr(search, "block_figure_of_merit", real)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 2 and all(f.endswith(".h5") and ".partial" not in f for f in files)
 
-    resumed = search_block(imagings, ids, MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
-    assert sum(resumed.evaluations) < sum(clean.evaluations)  # it went on from the checkpoints
+    resumed = search_block(imagings, ids, MODEL, [prior] * len(imagings), TINY, checkpoint_dir=tmp_path, with_fit=False)
+    assert sum(resumed.likelihood_evaluations) < sum(clean.likelihood_evaluations)  # it went on from the checkpoints
     for a, b in zip(clean.results, resumed.results):
         _assert_same_search(a, b)
     resumed.remove_checkpoints()
@@ -313,8 +344,8 @@ def test_an_unreadable_checkpoint_is_discarded(tmp_path):
     fingerprint = search.search_fingerprint(MODEL, prior, TINY)
     path = search.checkpoint_path(tmp_path, "lens-a", imagings[0], fingerprint)
     path.write_bytes(b"half a checkpoint")
-    result = search_block(imagings, ["lens-a"], MODEL, prior, TINY, checkpoint_dir=tmp_path, with_fit=False)
-    assert isinstance(result.results[0], LensSearch) and result.results[0].n_like >= TINY.n_like_max
+    result = search_block(imagings, ["lens-a"], MODEL, [prior] * len(imagings), TINY, checkpoint_dir=tmp_path, with_fit=False)
+    assert isinstance(result.results[0], LensSearch) and result.results[0].likelihood_evaluations >= TINY.n_like_max
 
 
 @pytest.mark.slow
@@ -322,7 +353,7 @@ def test_posteriors_cover_the_truth_on_eight_simulated_lenses():
     imagings, truths, prior = _simulated_lenses(8, seed=7)
     options = SearchOptions(n_live=60, n_batch=50, n_eff=200, f_live=0.1, n_networks=1, network_layers=(32, 16),
                             network_epochs=50, seed=1, eval_chunk=10)
-    block = search_block(imagings, [f"sim-{i}" for i in range(8)], MODEL, prior, options)
+    block = search_block(imagings, [f"sim-{i}" for i in range(8)], MODEL, [prior] * len(imagings), options)
     inside = []
     for imaging, truth, result in zip(imagings, truths, block.results):
         assert isinstance(result, LensSearch) and result.converged

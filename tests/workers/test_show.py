@@ -18,7 +18,7 @@ from workers.config import load_config, parse_config
 from workers.datasets import fit_mask
 from workers.evaluate import fit_lens, source_picture
 from workers.model.description import parameter_names
-from workers.plot import native
+from workers.model.grids import native
 from workers.show import stored_fit
 from workers.survey import simulate_survey
 

@@ -49,7 +49,9 @@ def test_prints_where_everything_is(tmp_path, capsys):
     printed = capsys.readouterr().out
     for where in ("catalog.ecsv", "fit.toml", "lenses"):
         assert str(tmp_path / "s") in printed and where in printed
-    assert main(["simulate", "0", "--out", str(tmp_path / "t")]) == 2
+    with pytest.raises(SystemExit) as exited:  # argparse refuses it, exit status 2
+        main(["simulate", "0", "--out", str(tmp_path / "t")])
+    assert exited.value.code == 2
 
 
 def test_a_survey_is_a_pure_function_of_its_seed_and_a_prefix_of_a_larger_one(survey, tmp_path):
@@ -83,6 +85,47 @@ def test_a_single_source_lens_is_fitted_to_the_noise_at_its_true_parameters(surv
     catalog = read_catalog(str(survey / "catalog.ecsv"))
     entry = next(e for e in catalog.entries
                  if len(json.loads((survey / "lenses" / e.id / "truth.json").read_text())["sources"]) == 1)
+    config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, mask_radius=entry.mask_radius))
+    fit = fit_lens(load_imaging(entry.path, entry.id), config, entry.params)
+    reduced_chi_squared = float(fit.result.chi_squared) / fit.imaging.bucket.pixels
+    assert 0.9 < reduced_chi_squared < 1.1
+
+
+@pytest.fixture(scope="module")
+def power_law_survey(tmp_path_factory):
+    out = tmp_path_factory.mktemp("power_law_survey")
+    assert main(["simulate", "3", "--out", str(out), "--seed", "3", "--mass", "power_law", "--lens-light"]) == 0
+    return out
+
+
+def test_a_power_law_survey_with_lens_light_keeps_the_default_draws_and_says_what_it_adds(power_law_survey, tmp_path):
+    config = load_config(power_law_survey / "fit.toml")
+    assert config.model.mass.name == "power_law" and config.model.lens_light is not None
+    default = simulate_survey(1, tmp_path, seed=3)
+    for entry in read_catalog(str(power_law_survey / "catalog.ecsv")).entries:
+        truth = json.loads((power_law_survey / "lenses" / entry.id / "truth.json").read_text())
+        assert truth["mass"]["type"] == "PowerLaw" and 1.8 <= truth["mass"]["slope"] <= 2.2
+        light = truth["lens_light"]
+        assert light["type"] == "Sersic" and light["centre"] == truth["mass"]["centre"]
+        assert entry.params["lens"]["mass"]["slope"] == truth["mass"]["slope"]
+        assert entry.params["lens"]["light"] == {"centre": light["centre"], "ell_comps": light["ell_comps"]}
+    # lens 0 is the default survey's lens 0 plus a slope and a lens light
+    first = json.loads((power_law_survey / "lenses" / "lens-00000" / "truth.json").read_text())
+    plain = json.loads((default.folder / "lenses" / "lens-00000" / "truth.json").read_text())
+    assert "lens_light" not in plain and plain["mass"]["type"] == "Isothermal"
+    assert {k: v for k, v in first["mass"].items() if k not in ("type", "slope")} == {
+        k: v for k, v in plain["mass"].items() if k != "type"}
+    assert {k: v for k, v in first.items() if k not in ("mass", "lens_light")} == {
+        k: v for k, v in plain.items() if k != "mass"}
+
+
+def test_a_single_source_power_law_lens_with_lens_light_is_fitted_to_the_noise_at_its_truth(power_law_survey):
+    from workers.evaluate import fit_lens
+
+    config = load_config(power_law_survey / "fit.toml")
+    catalog = read_catalog(str(power_law_survey / "catalog.ecsv"))
+    entry = next(e for e in catalog.entries
+                 if len(json.loads((power_law_survey / "lenses" / e.id / "truth.json").read_text())["sources"]) == 1)
     config = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, mask_radius=entry.mask_radius))
     fit = fit_lens(load_imaging(entry.path, entry.id), config, entry.params)
     reduced_chi_squared = float(fit.result.chi_squared) / fit.imaging.bucket.pixels

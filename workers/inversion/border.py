@@ -75,9 +75,3 @@ def relocate(points: jax.Array, origin: jax.Array, a: jax.Array, b: jax.Array, p
     xp2, yp2 = xp * scale, yp * scale
     moved = jnp.stack([origin[0] + s * xp2 + c * yp2, origin[1] + c * xp2 - s * yp2], axis=1)
     return jnp.where((rho > 1.0)[:, None], moved, points)
-
-
-def relocate_to_border(points: jax.Array, border_points: jax.Array, border: jax.Array) -> jax.Array:
-    """Traced sub-pixels (Q, 2) relocated inside the ellipse of the traced border centres (P, 2) flagged by
-    `border` (P,)."""
-    return relocate(points, *fit_ellipse(border_points, border))

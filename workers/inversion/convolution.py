@@ -6,7 +6,7 @@ of the (Fy, Fx) = Bucket.fft grid (zeros elsewhere: no separate padding pass) an
 normalised kernel K,
     (K ∗ c)[i, j] = Σ_ab K[a, b] · c[i − a + ky//2, j − b + kx//2],
 by one of two exact routes:
-- "fft": irfft2(rfft2(c)·K̂) with period (Fy, Fx) ≥ canvas + psf//2 and K̂ the kernel centred on pixel
+- "fft": irfft2(rfft2(c)·K̂) with period (Fy, Fx) ≥ canvas + psf − 1 and K̂ the kernel centred on pixel
   (0, 0) (imaging.kernel_fft): nothing wraps onto the canvas, no crop offset.
   Work ~ n · Fy·Fx·log2(Fy·Fx).
 - "direct": the sum over the ky·kx taps of shifted copies of the zero-padded grid. Work ~ n · Fy·Fx·ky·kx.

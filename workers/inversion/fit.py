@@ -10,10 +10,12 @@ with ln det over the mesh block only: A_mesh = A restricted to the mesh cells (e
 block and its floor excluded). Both log-det terms and G are 0 without a mesh. figure_of_merit = log_evidence
 whenever there is an inversion, which is always here.
 
-Pixelized source (RectangularUniform + Constant, mesh.py): the pixelization sub-grid (pix_points) is traced,
-optionally relocated onto the border ellipse (use_border_relocator, border.py), the mesh is laid over it and
-its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix; every PSF convolution takes the
-route "fft" or "direct" that convolution.convolution_route picks, unless `convolution` names one).
+Pixelized source (a rectangular mesh of mesh.MESH_MAPPINGS + Constant): the pixelization sub-grid (pix_points)
+and the used-pixel centres are traced, both optionally relocated onto the border ellipse of the traced border
+centres (use_border_relocator, border.py, as PyAutoArray relocates a grid and its over-sampled grid), the mesh
+is laid over them (the uniform mesh over the sub-pixels' bounding box; the adaptive meshes follow the centres'
+density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix; every PSF convolution
+takes the route "fft" or "direct" that convolution.convolution_route picks, unless `convolution` names one).
 Mapping-matrix columns have no blurring region. Blurred columns are kept as rows, M̃ᵀ (n, P).
 Solves (_solve): Cholesky, one factorization of A with the mesh block ordered first, whose leading block is
 the factor of A_mesh (ln det); or positive-only (positive_only.py: Lawson & Hanson for MGE-only systems,
@@ -38,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .border import relocate_to_border
+from .border import fit_ellipse, relocate
 from .convolution import convolve_columns, convolve_mapping_matrix
 from .imaging import ImagingError, MaskedImaging
 from .light import gaussian_basis, mge_sigmas
@@ -47,7 +49,7 @@ from .linear_algebra import (
 )
 from .positive_only import solve_positive_only
 from .mass import ray_trace
-from .mesh import MeshGeometry, edge_cells, mapping_entries, mesh_centres, overlay, validate_shape
+from .mesh import edge_cells, mapping_entries, overlay, validate_shape
 from workers.model.description import MGEBasis, Model, RectangularSource
 from .parameters import BasisParameters, MassParameters, unpack
 from .precision import ConvolutionPrecision, precision_for
@@ -136,19 +138,23 @@ def _mapper_columns(
     use_border_relocator: bool,
     precision: ConvolutionPrecision,
     route: str,
-) -> tuple[jax.Array, MeshGeometry]:
-    """Blurred mapping matrix, transposed (K, P), of a rectangular mesh over the traced pixelization sub-grid,
-    and the mesh. For a degenerate traced grid (mesh.overlay) the mesh is laid over the untraced grid instead."""
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(blurred mapping matrix, transposed (K, P), cell centres (K, 2), degenerate ()) of a rectangular mesh
+    over the traced pixelization sub-grid. For a degenerate traced grid (mesh.overlay) the untraced grids are
+    used instead."""
     traced = ray_trace(imaging.pix_points, mass)
+    centres = ray_trace(imaging.pixel_centres, mass)
     if use_border_relocator:
-        traced = relocate_to_border(traced, ray_trace(imaging.pixel_centres, mass), imaging.border)
+        ellipse = fit_ellipse(centres, imaging.border)
+        traced, centres = relocate(traced, *ellipse), relocate(centres, *ellipse)
     degenerate = overlay(traced, imaging.pix_weight, source.shape).degenerate
-    points = jnp.where(degenerate, imaging.pix_points, traced)
-    geometry = overlay(points, imaging.pix_weight, source.shape)
-    geometry = MeshGeometry(geometry.origin, geometry.pixel_scales, degenerate, geometry.shape)
-    cells, weights = mapping_entries(points, imaging.pix_weight, geometry)
+    traced = jnp.where(degenerate, imaging.pix_points, traced)
+    centres = jnp.where(degenerate, imaging.pixel_centres, centres)
+    cells, weights, cell_centres = mapping_entries(
+        source.mesh, traced, imaging.pix_weight, centres, imaging.valid, source.shape
+    )
     blurred = convolve_mapping_matrix(imaging, cells, weights, source.pixels, precision, route)
-    return blurred.astype(jnp.float64), geometry
+    return blurred.astype(jnp.float64), cell_centres, degenerate
 
 
 def _solve(
@@ -201,9 +207,9 @@ def fit(
             )
         )
     n_light = model.lens_light.gaussians if model.lens_light is not None else 0
-    geometry = None
+    cell_centres, degenerate = None, None
     if model.pixelized:
-        source_columns, geometry = _mapper_columns(
+        source_columns, cell_centres, degenerate = _mapper_columns(
             imaging, params.mass, model.source, settings.use_border_relocator, precision.mapping_matrix, convolution
         )
         blocks.append(source_columns)
@@ -246,9 +252,9 @@ def fit(
     log_evidence = -0.5 * (
         chi_squared + regularization_term + log_det_curvature - log_det_regularization + noise_normalization
     )
-    if geometry is not None:
-        log_likelihood = jnp.where(geometry.degenerate, DEGENERATE_FIGURE_OF_MERIT, log_likelihood)
-        log_evidence = jnp.where(geometry.degenerate, DEGENERATE_FIGURE_OF_MERIT, log_evidence)
+    if degenerate is not None:
+        log_likelihood = jnp.where(degenerate, DEGENERATE_FIGURE_OF_MERIT, log_likelihood)
+        log_evidence = jnp.where(degenerate, DEGENERATE_FIGURE_OF_MERIT, log_evidence)
     return FitResult(
         figure_of_merit=log_evidence,
         log_evidence=log_evidence,
@@ -260,5 +266,5 @@ def fit(
         log_det_regularization_matrix_term=log_det_regularization,
         reconstruction=reconstruction if with_arrays else None,
         model_image=(reconstruction @ blurred) * imaging.valid if with_arrays else None,
-        mesh_centres=mesh_centres(geometry) if with_arrays and geometry is not None else None,
+        mesh_centres=cell_centres if with_arrays else None,
     )

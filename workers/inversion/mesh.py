@@ -1,4 +1,6 @@
-"""RectangularUniform mesh over traced points: geometry, bilinear mapping weights, mapping matrix, edge cells.
+"""Rectangular meshes over traced points: the RectangularUniform mesh (geometry, bilinear weights), the registry
+MESH_MAPPINGS of every rectangular mesh by its RectangularSource.mesh name (the adaptive ones live in
+adaptive_mesh.py), the sparse mapping matrix and the edge cells.
 
 A mesh of ny × nx cells is laid over the real traced sub-pixels β_q (sub-weight > 0; padding never counts),
 exactly as PyAutoArray's `overlay_grid_from` and `InterpolatorRectangularUniform` do:
@@ -15,10 +17,12 @@ Bilinear weights between cell centres, with the signed spacings s_y = y_c[1] −
     w = ((1−t_x)(1−t_y), t_x(1−t_y), (1−t_x)t_y, t_x·t_y)  on cells (i, j), (i, j+1), (i+1, j), (i+1, j+1).
 
 Points in the outer half-cell extrapolate (weights slightly outside [0, 1], still summing to 1).
-Mapping matrix M[p, k] = Σ_{q ∈ p} (1/s²)·w_q(k) over the sub-pixels q of used pixel p; it is kept in this
-sparse form — (cell, weight) entries (Q, 4) per sub-pixel, the weight already times 1/s² — and convolution.py
-turns it into the blurred matrix M̃ directly.
-Edge cells: the outer ring of the mesh, 2ny + 2nx − 4 cells (PyAutoArray's `zeroed_pixels`).
+Every mesh maps a sub-pixel to four cells with weights summing to 1 (MESH_MAPPINGS). Mapping matrix
+M[p, k] = Σ_{q ∈ p} (1/s²)·w_q(k) over the sub-pixels q of used pixel p; it is kept in this sparse form —
+(cell, weight) entries (Q, 4) per sub-pixel, the weight already times 1/s² (mapping_entries) — and
+convolution.py turns it into the blurred matrix M̃ directly.
+Edge cells: the outer ring of the mesh, 2ny + 2nx − 4 cells (PyAutoArray's `zeroed_pixels`, the same for every
+rectangular mesh).
 
 Degenerate traced grids: if the real traced points are not all finite, or their extent along y or x is below
 MIN_EXTENT (the grid has collapsed onto a point or a line), `overlay` flags the geometry as degenerate and
@@ -27,12 +31,15 @@ fit.py reports fit.DEGENERATE_FIGURE_OF_MERIT instead of a number (or a NaN).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .adaptive_mesh import kernel_mapping, rank_mapping
 
 MIN_SHAPE = 3  # PyAutoArray refuses rectangular meshes below 3×3
 BUFFER = 1e-8  # arcsec added on each side of the traced points' bounding box
@@ -117,14 +124,34 @@ def bilinear_weights(points: jax.Array, geometry: MeshGeometry) -> tuple[jax.Arr
     return cells, weights
 
 
-def mapping_entries(
-    points: jax.Array, sub_weight: jax.Array, geometry: MeshGeometry
-) -> tuple[jax.Array, jax.Array]:
-    """The sparse mapping matrix: (cells (Q, 4), weights (Q, 4)) with weight = bilinear weight × 1/s² (0 on
-    padded sub-pixels). M[p, k] = Σ over the sub-pixels q of p and their entries e with cells[q, e] = k of
-    weights[q, e]."""
+def uniform_mapping(
+    points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int]
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """RectangularUniform: (cells (Q, 4), bilinear weights (Q, 4), cell centres (K, 2)) of the traced sub-pixels
+    `points` (Q, 2) on the mesh over the real ones (sub_weight > 0). The traced centres are not needed."""
+    geometry = overlay(points, sub_weight, shape)
     cells, weights = bilinear_weights(points, geometry)
-    return cells, weights * sub_weight[:, None]
+    return cells, weights, mesh_centres(geometry)
+
+
+# Each mesh by its RectangularSource.mesh name, as
+#   (traced sub-pixels (Q, 2), sub_weight (Q,), traced used-pixel centres (P, 2), valid (P,), shape)
+#   -> (cells (Q, 4) int32, weights (Q, 4) summing to 1, cell centres (K, 2)).
+MESH_MAPPINGS: dict[str, Callable[..., tuple[jax.Array, jax.Array, jax.Array]]] = {
+    "uniform": uniform_mapping,
+    "bilinear_adapt_density": rank_mapping,
+    "rtu_adapt_density": kernel_mapping,
+}
+
+
+def mapping_entries(
+    mesh: str, points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int]
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The sparse mapping matrix of mesh `mesh` (MESH_MAPPINGS): (cells (Q, 4), weights (Q, 4), cell centres
+    (K, 2)) with weight = interpolation weight × 1/s² (0 on padded sub-pixels). M[p, k] = Σ over the sub-pixels q
+    of p and their entries e with cells[q, e] = k of weights[q, e]."""
+    cells, weights, cell_centres = MESH_MAPPINGS[mesh](points, sub_weight, centres, valid, shape)
+    return cells, weights * sub_weight[:, None], cell_centres
 
 
 def mapping_matrix(

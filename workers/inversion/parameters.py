@@ -1,10 +1,10 @@
-"""The nonlinear parameters of one model evaluation, as PyTrees (units: arcsec for centres and θE; ell_comps
-and shear dimensionless), unpacked from the flat vector laid out by model.parameter_names.
+"""The nonlinear parameters of one model evaluation, as PyTrees (units: arcsec for centres and θE; ell_comps,
+slope and shear dimensionless), unpacked from the flat vector laid out by model.parameter_names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import jax_setup  # noqa: F401
 import jax
@@ -16,11 +16,12 @@ from workers.model.description import Model, parameter_names
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class MassParameters:
-    """Isothermal centre (2,), ell_comps (2,), einstein_radius (); shear (γ1, γ2) or None."""
+    """A mass profile's parameters by the names its description declares (MASS_PROFILES[profile].parameters,
+    e.g. centre (2,), ell_comps (2,), einstein_radius (), slope ()), and ExternalShear (γ1, γ2) or None.
+    Static: profile, its MASS_PROFILES name (mass.DEFLECTIONS evaluates it)."""
 
-    centre: jax.Array
-    ell_comps: jax.Array
-    einstein_radius: jax.Array
+    profile: str = field(metadata={"static": True})
+    values: dict[str, jax.Array]
     shear: jax.Array | None
 
 
@@ -47,11 +48,16 @@ def unpack(model: Model, vector: jax.Array) -> LensParameters:
     """LensParameters from a flat vector laid out as parameter_names(model)."""
     v = {name: vector[i] for i, name in enumerate(parameter_names(model))}
 
+    def entry(path: str, size: int) -> jax.Array:
+        """A scalar (size 0) or the stacked components path.0 … path.(size−1)."""
+        return jnp.stack([v[f"{path}.{i}"] for i in range(size)]) if size else v[path]
+
     def pair(path: str) -> jax.Array:
-        return jnp.stack([v[f"{path}.0"], v[f"{path}.1"]])
+        return entry(path, 2)
 
     shear = jnp.stack([v["lens.shear.gamma_1"], v["lens.shear.gamma_2"]]) if model.shear else None
-    mass = MassParameters(pair("lens.mass.centre"), pair("lens.mass.ell_comps"), v["lens.mass.einstein_radius"], shear)
+    values = {name: entry(f"lens.mass.{name}", size) for name, size in model.mass.parameters}
+    mass = MassParameters(model.mass.name, values, shear)
     light = (
         BasisParameters(pair("lens.light.centre"), pair("lens.light.ell_comps"))
         if model.lens_light is not None

@@ -32,7 +32,23 @@ class Isothermal:
     parameters: ClassVar[tuple[tuple[str, int], ...]] = (("centre", 2), ("ell_comps", 2), ("einstein_radius", 0))
 
 
-MASS_PROFILES: dict[str, type] = {profile.name: profile for profile in (Isothermal,)}
+@dataclass(frozen=True)
+class PowerLaw:
+    """PyAutoLens's PowerLaw (elliptical power law, EPL): centre (y, x) and einstein_radius θE in arcsec,
+    ell_comps, and the logarithmic density slope γ (2 is isothermal)."""
+
+    name: ClassVar[str] = "power_law"
+    parameters: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("centre", 2), ("ell_comps", 2), ("einstein_radius", 0), ("slope", 0),
+    )
+
+
+MASS_PROFILES: dict[str, type] = {profile.name: profile for profile in (Isothermal, PowerLaw)}
+MassProfile = Isothermal | PowerLaw
+
+# PyAutoArray's rectangular meshes by their fit.toml names: RectangularUniform, RectangularBilinearAdaptDensity
+# (rank-CDF adaptive) and RectangularRTUAdaptDensity (kernel-CDF adaptive). The adaptive ones are square.
+MESHES = ("uniform", "bilinear_adapt_density", "rtu_adapt_density")
 
 
 @dataclass(frozen=True)
@@ -46,14 +62,20 @@ class MGEBasis:
 
 @dataclass(frozen=True)
 class RectangularSource:
-    """A RectangularUniform mesh of shape (ny, nx) with Constant regularization coefficient `regularization`."""
+    """A rectangular mesh of shape (ny, nx), one of MESHES (`mesh`), with Constant regularization coefficient
+    `regularization`. PyAutoArray indexes its adaptive meshes by ny alone, so those must be square."""
 
     shape: tuple[int, int] = (20, 20)
     regularization: float = 1.0
+    mesh: str = "uniform"
 
     def __post_init__(self):
         if min(self.shape) < 3:
             raise ValueError(f"a rectangular mesh needs at least 3×3 cells, got {self.shape[0]}×{self.shape[1]}")
+        if self.mesh not in MESHES:
+            raise ValueError(f"a rectangular mesh is one of {', '.join(MESHES)}, got {self.mesh!r}")
+        if self.mesh != "uniform" and self.shape[0] != self.shape[1]:
+            raise ValueError(f"the {self.mesh} mesh is square (ny = nx), got {self.shape[0]}×{self.shape[1]}")
 
     @property
     def pixels(self) -> int:
@@ -68,11 +90,18 @@ class Model:
     shear: bool = True
     lens_light: MGEBasis | None = None
     settings: Settings = field(default_factory=Settings)
-    mass: Isothermal = field(default_factory=Isothermal)
+    mass: MassProfile = field(default_factory=Isothermal)
 
     @property
     def pixelized(self) -> bool:
         return isinstance(self.source, RectangularSource)
+
+    def pixel_shortfall(self, used_pixels: int) -> str:
+        """Why a mask with `used_pixels` cannot be fitted with this model ("" if it can): a mesh needs at
+        least as many used pixels as it has cells."""
+        if not self.pixelized or used_pixels >= self.source.pixels:
+            return ""
+        return f"the mask leaves {used_pixels} used pixels, fewer than the {self.source.pixels} source pixels"
 
     @property
     def n_linear(self) -> int:

@@ -119,3 +119,10 @@ def blurring_mask(mask: np.ndarray, psf_shape: tuple[int, int]) -> np.ndarray:
             padded[dy : dy + ny, dx : dx + nx] |= used
     near = padded[hy : hy + ny, hx : hx + nx]
     return near & mask
+
+
+def native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A 2-D image from values on the used pixels (~mask, row-major), NaN where masked."""
+    out = np.full(mask.shape, np.nan)
+    out[~mask] = slim
+    return out

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.model.description import MGEBasis, Model, ParameterError, RectangularSource, parameter_names, params_from_vector, vector_from_params
+from workers.model.description import (
+    MGEBasis, Model, ParameterError, PowerLaw, RectangularSource, parameter_names, params_from_vector,
+    vector_from_params,
+)
 from workers.inversion.parameters import unpack
 
 PARAMS = {
@@ -41,10 +44,26 @@ def test_dict_vector_round_trip_and_unpack():
     vector = vector_from_params(model, PARAMS)
     assert params_from_vector(model, vector) == PARAMS
     unpacked = unpack(model, vector)
-    assert float(unpacked.mass.einstein_radius) == 1.6
+    assert unpacked.mass.profile == "isothermal"
+    assert set(unpacked.mass.values) == {"centre", "ell_comps", "einstein_radius"}
+    assert float(unpacked.mass.values["einstein_radius"]) == 1.6
     np.testing.assert_array_equal(unpacked.mass.shear, [0.01, -0.02])
     np.testing.assert_array_equal(unpacked.source.centre, [0.3, 0.4])
     np.testing.assert_array_equal(unpacked.lens_light.ell_comps, [0.1, 0.2])
+
+
+def test_power_law_declares_its_slope_after_the_einstein_radius():
+    model = Model(source=RectangularSource(), mass=PowerLaw())
+    assert parameter_names(model) == (
+        "lens.mass.centre.0", "lens.mass.centre.1", "lens.mass.ell_comps.0", "lens.mass.ell_comps.1",
+        "lens.mass.einstein_radius", "lens.mass.slope", "lens.shear.gamma_1", "lens.shear.gamma_2",
+    )
+    params = {"lens": {"mass": {**PARAMS["lens"]["mass"], "slope": 2.1}, "shear": PARAMS["lens"]["shear"]}}
+    vector = vector_from_params(model, params)
+    assert params_from_vector(model, vector) == params
+    mass = unpack(model, vector).mass
+    assert mass.profile == "power_law" and float(mass.values["slope"]) == 2.1
+    np.testing.assert_array_equal(mass.values["centre"], [0.1, -0.2])
 
 
 def test_missing_parameter_is_named():

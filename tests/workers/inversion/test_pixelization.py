@@ -122,10 +122,11 @@ def test_gradient_of_the_figure_of_merit_matches_finite_differences():
 
 @jax.jit
 def _mapping_entries(imaging, vector):
-    mass = MassParameters(vector[:2], vector[2:4], vector[4], vector[5:7])
+    mass = MassParameters("isothermal", {"centre": vector[:2], "ell_comps": vector[2:4], "einstein_radius": vector[4]},
+                          vector[5:7])
     traced = ray_trace(imaging.pix_points, mass)
-    geometry = mesh.overlay(traced, imaging.pix_weight, (20, 20))
-    return mesh.mapping_entries(traced, imaging.pix_weight, geometry)
+    cells, weights, _ = mesh.mapping_entries("uniform", traced, imaging.pix_weight, None, None, (20, 20))
+    return cells, weights
 
 
 def test_fft_and_direct_routes_give_the_same_blurred_mapping_matrix(reference_lens):

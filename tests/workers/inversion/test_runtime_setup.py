@@ -19,7 +19,7 @@ PROBE = (
 # Page faults of a second 64 MB malloc after the first was freed: its pages are fresh (an mmap) unless the
 # heap kept them.
 FAULTS = (
-    "import ctypes, resource, workers; libc = ctypes.CDLL('libc.so.6'); libc.malloc.restype = ctypes.c_void_p; "
+    "import ctypes, resource, workers.inversion.jax_setup; libc = ctypes.CDLL('libc.so.6'); libc.malloc.restype = ctypes.c_void_p; "
     "n = 64 << 20; p = libc.malloc(n); ctypes.memset(p, 1, n); libc.free(ctypes.c_void_p(p)); "
     "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; p = libc.malloc(n); ctypes.memset(p, 1, n); "
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)"

@@ -1,0 +1,201 @@
+"""The three-stage pipeline in `lensfleet run` (workers/pipeline.py), on simulated PowerLaw lenses with a lens light:
+source_lp (MGE lens light + SIE + shear + MGE source) → source_pix (rectangular source, mass and shear searched
+again with priors passed from source_lp, lens light fixed) → mass_total (PowerLaw, slope free). Every stage lands
+in its own store group with its posterior; a worker killed in stage 2 leaves a block that resumes in stage 2
+(stage 1 is not searched again) and a store equal to an unkilled run's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from scheduler.driver import run
+from small_survey import PIXEL_SCALE, assert_same_store, compile_cache, run_options
+from storage.catalog import CatalogEntry, write_catalog
+from storage.schema import Status
+from storage.store import ResultStore
+
+pytestmark = pytest.mark.slow
+
+SEARCH = """n_live = 50
+n_batch = 50
+n_eff = 60
+f_live = 0.3
+n_like_max = 700
+n_networks = 1
+network_layers = [16]
+network_epochs = 30
+seed = 3
+max_samples = 200"""
+PIPELINE_TOML = f"""
+[dataset]
+mask_radius = 1.5
+over_sample_size_lp = 1
+over_sample_size_pixelization = 1
+
+[lens.mass]
+type = "isothermal"
+[lens.shear]
+[lens.light]
+type = "mge"
+gaussians = 6
+sigma_min = 0.05
+[source]
+type = "mge"
+gaussians = 6
+sigma_min = 0.02
+
+[priors]
+"lens.mass.centre" = {{ type = "gaussian", mean = 0.0, sigma = 0.03 }}
+"lens.mass.einstein_radius" = {{ type = "uniform", lower = 0.7, upper = 1.3 }}
+"lens.mass.ell_comps" = {{ type = "uniform", lower = -0.2, upper = 0.2 }}
+"lens.shear.gamma_1" = {{ type = "uniform", lower = -0.05, upper = 0.05 }}
+"lens.shear.gamma_2" = {{ type = "uniform", lower = -0.05, upper = 0.05 }}
+"lens.light.centre" = {{ type = "gaussian", mean = 0.0, sigma = 0.03 }}
+"source.centre" = {{ type = "uniform", lower = -0.2, upper = 0.2 }}
+
+[search]
+{SEARCH}
+
+[[stages]]
+name = "source_pix"
+source = {{ type = "rectangular", shape = [8, 8], regularization = 1.0 }}
+fixed = ["lens.light"]
+search = {{ n_like_max = 1200 }}
+
+[[stages]]
+name = "mass_total"
+lens = {{ mass = {{ type = "power_law" }} }}
+fixed = ["lens.light"]
+search = {{ n_like_max = 1200 }}
+priors = {{ "lens.mass.slope" = {{ type = "uniform", lower = 1.7, upper = 2.3 }} }}
+"""
+SHAPE = (32, 32)
+LENSES = 4
+BLOCK_SIZE = 2
+
+
+def simulate(folder: Path, rng: np.random.Generator, seed: int) -> dict:
+    """One PowerLaw + shear lens with a Sersic lens light and a Sersic source; returns its truth."""
+    import jax.numpy as jnp
+
+    from storage.datasets import write_imaging
+    from workers.inversion.parameters import MassParameters
+    from workers.inversion.simulate import SersicProfile, simulate_imaging
+
+    truth = {"centre": rng.uniform(-0.03, 0.03, 2), "ell_comps": rng.uniform(-0.1, 0.1, 2),
+             "einstein_radius": rng.uniform(0.9, 1.1), "slope": rng.uniform(1.9, 2.1),
+             "shear": rng.uniform(-0.03, 0.03, 2), "source": rng.uniform(-0.1, 0.1, 2)}
+    mass = MassParameters("power_law", {k: jnp.asarray(truth[k], jnp.float64)
+                                        for k in ("centre", "ell_comps", "einstein_radius", "slope")},
+                          jnp.asarray(truth["shear"]))
+    light = SersicProfile(tuple(truth["centre"]), (0.05, 0.0), 0.5, 0.5, 2.5)
+    sim = simulate_imaging(SHAPE, PIXEL_SCALE, mass, [SersicProfile(tuple(truth["source"]), (0.1, 0.05), 0.8,
+                                                                      0.15, 1.2)],
+                           lens_light=light, psf_size=5, psf_sigma=0.1, over_sample_size=4, seed=seed)
+    write_imaging(str(folder), sim.image, sim.noise_map, sim.psf, sim.pixel_scale)
+    return truth
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline-run")
+    rng = np.random.default_rng(21)
+    entries = []
+    for i in range(LENSES):
+        folder = root / "lenses" / f"P{i}"
+        simulate(folder, rng, seed=100 + i)
+        entries.append(CatalogEntry(id=f"P{i}", path=str(folder)))
+    write_catalog(str(root / "catalog.ecsv"), entries)
+    (root / "fit.toml").write_text(PIPELINE_TOML)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clean(base, cluster) -> str:
+    store = base / "clean.zarr"
+    rounds = base / "clean-rounds"
+    rounds.mkdir()
+    result = run(run_options(base / "catalog.ecsv", store, base, block_size=BLOCK_SIZE,
+                             compile_cache=compile_cache(base), actor_faults={"search_rounds": str(rounds)}))
+    assert result.exit_code == 0, result
+    return str(store)
+
+
+def test_every_stage_has_its_group_posterior_and_status(clean):
+    store = ResultStore.open_existing(clean)
+    stages = store.attrs["stages"]
+    assert [(s["name"], s["group"], s["searched"]) for s in stages] == [
+        ("source_lp", "", True), ("source_pix", "source_pix", True), ("mass_total", "mass_total", True)]
+    assert (store.read_array("status") == Status.DONE).all()
+    for stage in stages:
+        p = f"{stage['group']}/" if stage["group"] else ""
+        assert (store.read_array(p + "stage_status") == Status.DONE).all(), stage["name"]
+        names = stage["parameter_names"]
+        assert store.read_array(p + "parameter_median").shape == (LENSES, len(names))
+        assert (store.read_array(p + "sample_count") > 0).all()
+        np.testing.assert_array_equal(store.read_array(p + "parameters")[:, 0],
+                                      store.read_array(p + "parameter_max_likelihood"))
+        assert np.isfinite(store.read_array(p + "figure_of_merit")).all()
+    assert "lens.mass.slope" in stages[2]["parameter_names"]
+    assert (store.read_array("source_pix/reconstruction_size") == 6 + 64).all()  # lens light + 8×8 mesh
+
+
+def test_later_stages_take_their_priors_from_the_stage_before(clean):
+    store = ResultStore.open_existing(clean)
+    names = [s["parameter_names"] for s in store.attrs["stages"]]
+    first, pix = store.read_array("parameter_max_likelihood"), store.read_array("source_pix/samples")
+    light = [names[1].index(n) for n in names[1] if n.startswith("lens.light.")]
+    # the lens light is fixed at source_lp's maximum likelihood in every posterior sample of source_pix
+    for i in range(LENSES):
+        n = int(store.read_array("source_pix/sample_count")[i])
+        expected = first[i, [names[0].index(names[1][j]) for j in light]]
+        np.testing.assert_array_equal(pix[i, :n][:, light], np.broadcast_to(expected, (n, len(light))))
+    # the searched parameters were sampled under the priors passed from source_lp: every sample of the mass
+    # parameters lies in their physical limits, and the lens-light columns carry no spread
+    mass = [names[1].index(n) for n in names[1] if n.startswith("lens.mass.ell_comps")]
+    for i in range(LENSES):
+        n = int(store.read_array("source_pix/sample_count")[i])
+        assert (np.abs(pix[i, :n][:, mass]) <= 1).all()
+    assert (store.read_array("source_pix/parameter_sigma")[:, light] == 0).all()
+    assert (store.read_array("source_pix/parameter_sigma")[:, names[1].index("lens.mass.einstein_radius")] > 0).all()
+
+
+def test_status_reports_each_stage(clean):
+    from scheduler.status import format_summary, summarize
+
+    summary = summarize(clean, worst=0)
+    assert [(s["name"], s["done"], s["search"]["searched"]) for s in summary["stages"]] == [
+        ("source_lp", LENSES, LENSES), ("source_pix", LENSES, LENSES), ("mass_total", LENSES, LENSES)]
+    text = format_summary(summary)
+    assert "stage      source_pix: 4 done, 0 failed" in text and "stage      mass_total" in text
+
+
+def test_a_worker_killed_in_stage_two_resumes_there_and_the_store_equals_an_unkilled_run(base, clean, tmp_path):
+    marker = tmp_path / "actor-died"
+    store = tmp_path / "killed.zarr"
+    rounds = tmp_path / "rounds"
+    rounds.mkdir()
+    faults = {"exit_in_search": 1, "stage": "source_pix", "after_rounds": 2, "marker": str(marker),
+              "search_rounds": str(rounds)}
+    result = run(run_options(base / "catalog.ecsv", store, base, block_size=BLOCK_SIZE,
+                             compile_cache=compile_cache(base), actor_faults=faults))
+
+    assert marker.read_text().startswith("lensfleet-fit-0 died in the source_pix search of block 1")
+    assert result.exit_code == 0 and result.actors_lost == 1
+    killed = ResultStore.open_existing(str(store))
+    assert (killed.read_array("attempts")[2:] == 2).all()
+    # the second attempt did not search source_lp again: it took fewer rounds than the clean run's whole block
+    # less the clean run's source_lp rounds (which the killed attempt had committed)
+    assert int((rounds / "1.2").read_text()) < int((base / "clean-rounds" / "1.1").read_text())
+    assert_same_store(str(store), clean)

@@ -1,0 +1,96 @@
+"""The option types of fit.toml's tables and their ranges (plain Python): ConfigError, LIMITS (the bounds on values
+that size memory or time), DatasetOptions ([dataset]) and SearchOptions ([search]). workers/config.py reads
+them from fit.toml."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .model.grids import OverSampling
+
+
+class ConfigError(ValueError):
+    """A problem in fit.toml, naming the file and the key."""
+
+
+# Upper bounds of the values that size memory (per lens; a block holds B lenses): key -> largest value.
+LIMITS = {
+    "max_image_side": 4096,  # pixels: a block's image arrays are B × side² × 8 bytes each
+    "sub_size": 32,  # over-sampling sub-grid side
+    "gaussians": 500,  # linear Gaussians of an MGE: columns of the mapping matrix
+    "mesh_cells": 4096,  # rectangular mesh ny × nx: the curvature matrix is cells² × 8 bytes per lens (134 MB)
+    "n_live": 100_000,
+    "n_batch": 10_000,  # vectors per lens of the compiled block call
+    "n_eff": 10_000_000,
+    "n_networks": 64,
+    "network_layer": 10_000,
+    "network_layers": 10,
+    "network_epochs": 1_000_000,
+    "max_samples": 100_000,  # posterior samples stored per lens: B × max_samples × parameters × 8 bytes a block
+    "eval_chunk": 10_000,
+}
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How each dataset is masked and over-sampled, and the largest image a run takes: `max_image_side` pixels
+    on a side (a larger image is INVALID at planning), as every block's image arrays are padded to the run's
+    largest image."""
+
+    mask_radius: float = 3.0
+    over_sample_size_lp: OverSampling = 4
+    over_sample_size_pixelization: OverSampling = 4
+    max_image_side: int = 512
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """fit.toml's [search]: a Nautilus search per lens (workers/search.py), the lenses of a block side by side.
+
+    type: "nautilus" (the only one so far).
+    n_live: live points (Nautilus's n_live). 200.
+    n_batch: points per likelihood request of one sampler (Nautilus's n_batch); also V, the vectors per lens of
+        the compiled block call (lenses × n_batch). 100.
+    n_eff: stop once the effective sample size of the posterior reaches this. 500.
+    f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
+    n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
+    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 4.
+    network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
+    network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
+        no improvement). 10000, Nautilus's. A few dozen cut the samplers' own time severalfold; a coarser
+        network only costs likelihood calls, never correctness (the posterior comes from importance weights).
+    discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
+    seed: the run's seed; each lens's search is seeded from (seed, dataset id), so a lens's posterior does not
+        depend on which lenses share its block. 0.
+    max_samples: posterior samples kept per lens in the store: all weighted points if there are fewer,
+        otherwise a deterministic systematic resample to at most this many distinct points (weights =
+        multiplicity / max_samples). 2000.
+    checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
+        searches instead of restarting them. true.
+    eval_chunk: evaluations vectorised together per compiled call (0: the whole lenses × n_batch block at
+        once, right for a GPU; c > 0 runs the lenses one after another, c vectors per call, and skips idle
+        ones: right for a CPU, where 1 is fastest). Absent: measured on the device (search.block_plan:
+        sizing.plan_batch).
+    """
+
+    type: str = "nautilus"
+    n_live: int = 200
+    n_batch: int = 100
+    n_eff: float = 500.0
+    f_live: float = 0.01
+    n_like_max: int | None = None
+    n_networks: int = 4
+    network_layers: tuple[int, ...] = (100, 50, 20)
+    network_epochs: int = 10000
+    discard_exploration: bool = False
+    seed: int = 0
+    max_samples: int = 2000
+    checkpoint: bool = True
+    eval_chunk: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """fit.toml's [search] table (n_like_max left out when unlimited)."""
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        out["network_layers"] = list(self.network_layers)
+        return out
