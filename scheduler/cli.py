@@ -97,15 +97,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     data = _load_dataset(args)
     from workers.evaluate import benchmark
 
-    result = benchmark(data, config, params, batch=args.batch)
+    result = benchmark(data, config, params, batch=args.batch, lenses=args.lenses)
     if args.json:
         print(json.dumps(result))
     else:
+        plan = result["plan"]
         print(f"device            {result['device']}")
         print(f"single call       {result['single_ms']:.3f} ms")
-        print(f"vmap({result['batch']})          {result['batched_ms_per_eval']:.3f} ms per evaluation")
+        print(f"batch of {result['batch']:<8} {result['batched_ms_per_eval']:.3f} ms per evaluation "
+              f"(eval chunk {plan['eval_chunk']}, 0 = all at once)")
         print(f"compile           {result['compile_s']:.2f} s")
         print(f"peak memory       {result['peak_memory_mb']:.0f} MB")
+        print(f"block plan        {plan['lenses']} lenses × {plan['vectors_per_lens']} vectors: "
+              f"{plan['lenses_per_call']} lenses per device call, eval chunk {plan['eval_chunk']}, "
+              f"{plan['lane_memory_mb']:.1f} MB per evaluation, {plan['free_memory_mb']:.0f} MB usable")
     return 0
 
 
@@ -190,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = single_lens("bench", "time the likelihood of one dataset")
-    p.add_argument("--batch", type=_at_least(1), default=64, help="parameter vectors per vmap call")
+    p.add_argument("--batch", type=_at_least(1), default=64, help="parameter vectors per lens (what a search asks for)")
+    p.add_argument("--lenses", type=_at_least(1), default=16,
+                   help="lenses per block, for the block plan (run's --block-size)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 

@@ -297,15 +297,16 @@ class BlockFitter:
         if self.config.search is None:
             jax.block_until_ready(evaluate_block(stacked, vectors(model, self.n_evaluations), model, with_arrays=True))
             return
-        from workers.search import auto_eval_chunk, block_figure_of_merit
+        from workers.search import block_figure_of_merit, block_plan
 
         for stage in self.config.pipeline:  # each stage's search call and its maximum-likelihood evaluation
             if stage.model.pixel_shortfall(imaging.bucket.pixels):
                 continue
             jax.block_until_ready(evaluate_block(stacked, vectors(stage.model, 1), stage.model, with_arrays=True))
             if stage.search is not None:
-                chunk = auto_eval_chunk() if stage.search.eval_chunk is None else stage.search.eval_chunk
-                block_figure_of_merit(stacked, vectors(stage.model, stage.search.n_batch), stage.model, chunk)
+                batch = vectors(stage.model, stage.search.n_batch)
+                chunk, lenses_per_call = block_plan(stacked, batch, stage.model, stage.search.eval_chunk)
+                block_figure_of_merit(stacked, batch, stage.model, chunk, lenses_per_call=lenses_per_call)
 
 
 def _prefix(stage: Stage) -> str:

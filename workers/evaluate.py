@@ -16,6 +16,7 @@ from .inversion.fit import TERMS, FitResult
 from .inversion.imaging import MaskedImaging
 from .inversion.light import gaussian_basis, mge_sigmas
 from .inversion.mass import ray_trace
+from .inversion.sizing import plan_batch
 from .model.description import Model, vector_from_params
 from .inversion.parameters import unpack
 from .model.grids import native
@@ -51,8 +52,12 @@ def result_record(fit: LensFit) -> dict:
     return record
 
 
-def benchmark(data: ImagingData, config: FitConfig, params: dict, batch: int = 64, repeats: int = 20) -> dict:
-    """ms per evaluation single-call and under vmap(batch), compile seconds, peak memory, device."""
+def benchmark(
+    data: ImagingData, config: FitConfig, params: dict, batch: int = 64, repeats: int = 20, lenses: int = 16
+) -> dict:
+    """ms per evaluation single-call and over `batch` vectors as sizing.plan_batch plans them (its eval chunk,
+    measured on this device), compile seconds, peak memory, device, and the plan for a block of `lenses`
+    lenses × `batch` vectors (sizing.BatchPlan.as_dict: eval chunk, lenses per device call, memory)."""
     imaging = jax.device_put(masked_imaging(data, config.dataset, config.model))  # on the device once
     vector = vector_from_params(config.model, params)
     rng = np.random.default_rng(0)
@@ -60,20 +65,21 @@ def benchmark(data: ImagingData, config: FitConfig, params: dict, batch: int = 6
     model = config.model
 
     start = time.perf_counter()
-    jax.block_until_ready(evaluate(imaging, vectors, model))
-    compile_s = time.perf_counter() - start
     jax.block_until_ready(evaluate(imaging, vectors[:1], model))
+    compile_s = time.perf_counter() - start
+    plan = plan_batch(imaging, vectors, model, lenses=lenses)
 
-    def best_ms(vs: np.ndarray) -> float:
+    def median_ms(vs: np.ndarray, chunk: int) -> float:
+        jax.block_until_ready(evaluate(imaging, vs, model, chunk=chunk).figure_of_merit)
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            jax.block_until_ready(evaluate(imaging, vs, model).figure_of_merit)
+            jax.block_until_ready(evaluate(imaging, vs, model, chunk=chunk).figure_of_merit)
             times.append(time.perf_counter() - t)
         return 1e3 * float(np.median(times))
 
-    single = best_ms(vectors[:1])
-    batched = best_ms(vectors) / batch
+    single = median_ms(vectors[:1], 0)
+    batched = median_ms(vectors, plan.eval_chunk) / batch
     return {
         "single_ms": single,
         "batched_ms_per_eval": batched,
@@ -81,6 +87,7 @@ def benchmark(data: ImagingData, config: FitConfig, params: dict, batch: int = 6
         "compile_s": compile_s,
         "peak_memory_mb": peak_memory_mb(),
         "device": device_name(),
+        "plan": {"lenses": lenses, **plan.as_dict()},
     }
 
 
@@ -99,7 +106,7 @@ def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePictu
     sigmas = mge_sigmas(model.source.gaussians, model.source.sigma_min, fit.imaging.mask_radius)
     basis = gaussian_basis(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
     amplitudes = np.asarray(r.reconstruction)[-model.source.gaussians:]
-    image = (np.asarray(basis) @ amplitudes).reshape(pixels, pixels)
+    image = (amplitudes @ np.asarray(basis)).reshape(pixels, pixels)
     return SourcePicture(image, (x0, x1, y0, y1))
 
 

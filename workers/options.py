@@ -68,9 +68,10 @@ class SearchOptions:
         multiplicity / max_samples). 2000.
     checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
         searches instead of restarting them. true.
-    eval_chunk: evaluations vectorised together inside the compiled block call (0: the whole lenses × n_batch
-        block at once, right for a GPU; a small number such as 5-10 runs the lenses one after another, skips
-        idle ones and keeps a CPU's caches warm). Absent: chosen by the device (auto_eval_chunk).
+    eval_chunk: evaluations vectorised together per compiled call (0: the whole lenses × n_batch block at
+        once, right for a GPU; c > 0 runs the lenses one after another, c vectors per call, and skips idle
+        ones: right for a CPU, where 1 is fastest). Absent: measured on the device (search.block_plan:
+        sizing.plan_batch).
     """
 
     type: str = "nautilus"

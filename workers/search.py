@@ -13,10 +13,13 @@ block has a request pending (or has finished), the coordinator evaluates all req
 compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors): a request fills its lens's
 slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
 repeating its first point), and slots without a request hold the prior median. The values go back, the
-samplers go on. Compiled once per (model, bucket, L, V, eval_chunk). With eval_chunk 0 (a GPU) the whole block
-is one vmap and idle slots (finished lenses) are computed on the prior median for nothing, which a GPU does
-not notice; with eval_chunk > 0 (a CPU) the compiled call runs the lenses one after another and skips idle
-slots (lax.cond), so a CPU only pays for requested points.
+samplers go on. The eval chunk and the lenses per call are fit.toml's eval_chunk or what sizing.plan_batch
+measures on the device (block_plan). Compiled once per (model, bucket, lenses per call, V) with eval_chunk 0,
+once per (model, bucket, eval_chunk) otherwise. With eval_chunk 0 (a GPU) the whole block is one vmap (or a
+few, as its memory allows) and idle slots (finished lenses) are computed on the prior median for nothing,
+which a GPU does not notice; with eval_chunk > 0 (a CPU) the lenses are evaluated one after another,
+eval_chunk vectors per compiled call (batch.evaluate_block), and idle slots are skipped, so a CPU only pays
+for requested points.
 
 Determinism. Each lens's sampler is seeded from (seed, dataset id) (lens_seed), and a point's likelihood
 comes out of the same compiled program at the same (slot, position) whether the other slots hold other
@@ -40,7 +43,6 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field, replace
-from functools import partial
 from multiprocessing import connection
 from pathlib import Path
 from typing import Callable, Sequence
@@ -53,8 +55,9 @@ import jax
 from .config import SearchOptions
 from .inversion.batch import evaluate_block, stack
 from .model.buckets import Bucket
-from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, check_model_fits, fit
+from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, check_model_fits
 from .inversion.imaging import MaskedImaging
+from .inversion.sizing import plan_batch
 from .model.description import Model
 from .posterior import LensSearch, weighted_quantiles
 from .priors import PriorTransform, prior_to_dict
@@ -70,54 +73,32 @@ class SearchError(RuntimeError):
 # --- the compiled block likelihood -------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("model", "eval_chunk"))
-def _block_figure_of_merit_looped(
-    imagings: MaskedImaging, vectors: jax.Array, active: jax.Array, model: Model, eval_chunk: int
-) -> jax.Array:
-    """(L, V) figures of merit with the lenses taken one after another (lax.map) and `eval_chunk` vectors of a
-    lens vectorised at a time; a lens whose `active` flag is off is skipped (DEGENERATE_FIGURE_OF_MERIT)."""
-
-    def one(imaging, vector):
-        return fit(imaging, vector, model, False).figure_of_merit
-
-    def lens(args):
-        imaging, lens_vectors, on = args
-
-        def compute():
-            if eval_chunk >= lens_vectors.shape[0]:
-                return jax.vmap(one, in_axes=(None, 0))(imaging, lens_vectors)
-            return jax.lax.map(lambda v: one(imaging, v), lens_vectors, batch_size=eval_chunk)
-
-        def skip():
-            return jax.numpy.full(lens_vectors.shape[0], DEGENERATE_FIGURE_OF_MERIT)
-
-        return jax.lax.cond(on, compute, skip)
-
-    return jax.lax.map(lens, (imagings, vectors, active))
-
-
-def auto_eval_chunk() -> int:
-    """SearchOptions.eval_chunk when fit.toml leaves it out: 0 (one vmap) on an accelerator, 8 on a CPU."""
-    return 8 if jax.default_backend() == "cpu" else 0
+def block_plan(imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int | None) -> tuple[int, int]:
+    """(eval_chunk, lenses_per_call) of the block call on L stacked lenses at vectors (L, V, n): fit.toml's
+    eval_chunk if it gives one (every lens in one call), else the plan sizing.plan_batch measures for this
+    device, model, bucket and (L, V) (on a CPU one evaluation per call; on a GPU the whole block at once, or as
+    many lenses per call as fit its memory). Measured once per process and (model, bucket, L, V)."""
+    if eval_chunk is not None:
+        return eval_chunk, 0
+    lens = jax.tree.map(lambda a: a[0], imagings)
+    plan = plan_batch(lens, vectors[0], model, lenses=vectors.shape[0])
+    return plan.eval_chunk, plan.lenses_per_call
 
 
 def block_figure_of_merit(
-    imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0, active: np.ndarray | None = None
+    imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int = 0, active: np.ndarray | None = None,
+    lenses_per_call: int = 0,
 ) -> np.ndarray:
     """Figures of merit (L, V) of L stacked lenses (batch.stack) at vectors (L, V, n), as float64 numpy with
     non-finite values replaced by DEGENERATE_FIGURE_OF_MERIT.
 
-    eval_chunk 0: one vmap over the whole block (batch.evaluate_block), every slot computed: right for a GPU.
-    eval_chunk > 0: the lenses one after another inside the compiled call, `eval_chunk` vectors of a lens
-    vectorised at a time, and lenses whose `active` flag is off (default: all on) skipped: right for a CPU,
-    where an idle slot would cost as much as a busy one. Either way a slot's values do not depend on the other
-    slots'."""
-    n_lenses = vectors.shape[0]
-    if eval_chunk <= 0:
-        values = evaluate_block(imagings, vectors, model).figure_of_merit
-    else:
-        active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
-        values = _block_figure_of_merit_looped(imagings, vectors, active, model, eval_chunk)
+    eval_chunk 0: one vmap over the whole block, or over `lenses_per_call` lenses at a time (> 0: calls that fit
+    the device's memory), every slot computed: right for a GPU.
+    eval_chunk > 0: the lenses one after another, `eval_chunk` vectors of a lens vectorised at a time, and
+    lenses whose `active` flag is off (default: all on) skipped: right for a CPU, where an idle slot would cost
+    as much as a busy one. Either way a slot's values do not depend on the other slots'."""
+    values = evaluate_block(imagings, vectors, model, chunk=eval_chunk, active=active,
+                            lenses_per_call=lenses_per_call).figure_of_merit
     values = np.asarray(values, dtype=np.float64)
     return np.where(np.isfinite(values), values, DEGENERATE_FIGURE_OF_MERIT)
 
@@ -218,16 +199,17 @@ def _serve(samplers: dict[int, tuple], evaluate: Callable[[dict[int, np.ndarray]
 class _BlockEvaluator:
     """Pads requests into (L, V) rounds, calls the compiled block function, counts."""
 
-    def __init__(self, imagings: MaskedImaging, model: Model, n_lenses: int, n_vectors: int, filler: np.ndarray,
-                 eval_chunk: int, on_round: Callable[[int], None] | None = None):
-        """`filler` (n_lenses, n): the vector an idle slot holds (its lens's prior median)."""
-        self.imagings, self.model, self.eval_chunk, self.on_round = imagings, model, eval_chunk, on_round
-        self.template = np.repeat(filler[:, None, :], n_vectors, axis=1)
+    def __init__(self, imagings: MaskedImaging, model: Model, template: np.ndarray, plan: tuple[int, int],
+                 on_round: Callable[[int], None] | None = None):
+        """`template` (L, V, n): the vectors of an idle slot (its lens's prior median, V times); `plan`:
+        block_plan's (eval_chunk, lenses_per_call)."""
+        self.imagings, self.model, self.template, self.on_round = imagings, model, template, on_round
+        self.eval_chunk, self.lenses_per_call = plan
         self.calls = 0
         self.evaluated = 0
         self.seconds = 0.0
         self.rounds = 0
-        self.handed = [0] * n_lenses
+        self.handed = [0] * len(template)
 
     def __call__(self, requests: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
         start = time.perf_counter()
@@ -245,7 +227,8 @@ class _BlockEvaluator:
                     vectors[s, len(chunk) :] = chunk[0]
                     active[s] = True
                     spans[s] = len(chunk)
-            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk, active)
+            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk, active,
+                                           self.lenses_per_call)
             self.calls += 1
             self.evaluated += int(active.sum() if self.eval_chunk > 0 else len(active)) * n_vectors
             for s, n in spans.items():
@@ -309,8 +292,8 @@ def search_block(
     stacked = stack(imagings + [imagings[0]] * (n_slots - n_lenses), bucket)
     check_model_fits(stacked, model)
     filler = np.stack([p.median() for p in priors] + [priors[0].median()] * (n_slots - n_lenses))
-    eval_chunk = auto_eval_chunk() if options.eval_chunk is None else options.eval_chunk
-    evaluator = _BlockEvaluator(stacked, model, n_slots, n_vectors, filler, eval_chunk)
+    template = np.repeat(filler[:, None, :], n_vectors, axis=1)
+    evaluator = _BlockEvaluator(stacked, model, template, block_plan(stacked, template, model, options.eval_chunk))
 
     start = time.perf_counter()
     evaluator({0: filler[:1]})  # compile outside the timed searches

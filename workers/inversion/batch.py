@@ -3,6 +3,16 @@
 Two batch axes: parameter vectors of one lens (what a sampler asks for) and datasets (a block). Datasets of a
 block are padded to one Bucket (imaging.pad_to_bucket) and stacked; the compiled function is keyed by
 (model, bucket, batch shape). Padding has zero weight, so batched numbers equal unbatched ones.
+
+`chunk` is how many evaluations are vectorised together. 0: the whole batch in one vmapped call, which is
+what a GPU wants (memory permitting; sizing.plan_batch). c > 0: the batch is cut into pieces of c
+evaluations (the last one padded), each a call of the same compiled vmap over c, dispatched one after
+another without waiting; lenses whose `active` flag is off are not evaluated at all. Measured on a 2-core
+CPU (benchmarks/RESULTS.md): XLA runs one evaluation's operations one after another there, so vmapping buys
+no parallelism, batched gathers and scatters cost more per lane, and a loop inside one program (lax.map)
+compiles to slower code than the same evaluation alone (the ray tracing twice as slow); c = 1 is fastest,
+and a batch then costs no more per evaluation than a single call. sizing.plan_batch measures the candidates
+on the device.
 """
 
 from __future__ import annotations
@@ -10,32 +20,88 @@ from __future__ import annotations
 from functools import partial
 from . import jax_setup  # noqa: F401
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .fit import FitResult, fit
+from .fit import DEGENERATE_FIGURE_OF_MERIT, FitResult, fit
 from workers.model.buckets import Bucket, common_bucket
 from .imaging import MaskedImaging, pad_to_bucket
 from workers.model.description import Model
 
+_STATIC = ("model", "with_arrays", "convolution")
+_ARRAYS = ("reconstruction", "model_image", "mesh_centres")
 
-@partial(jax.jit, static_argnames=("model", "with_arrays", "convolution"))
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _vmapped(imaging: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool, convolution: str):
+    per_vector = partial(fit, imaging, model=model, with_arrays=with_arrays, convolution=convolution)
+    return jax.vmap(per_vector)(vectors)
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _vmapped_block(imagings: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool, convolution: str):
+    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
+    return jax.vmap(jax.vmap(per_vector, in_axes=(None, 0)), in_axes=(0, 0))(imagings, vectors)
+
+
 def evaluate(
-    imaging: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool = False, convolution: str = "auto"
+    imaging: MaskedImaging,
+    vectors: jax.Array,
+    model: Model,
+    with_arrays: bool = False,
+    convolution: str = "auto",
+    chunk: int = 0,
 ) -> FitResult:
     """Fit one lens at V parameter vectors (V, n): every FitResult field gains a leading V axis. `convolution`
-    is fit's mapping-matrix route ("auto", "fft", "sparse")."""
-    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
-    return jax.vmap(per_vector, in_axes=(None, 0))(imaging, vectors)
+    is fit's PSF convolution route ("auto", "fft", "direct"); `chunk` see the module docstring (with
+    chunk > 0 this is a host-side loop: call it outside jit)."""
+    size = vectors.shape[0]
+    if chunk <= 0 or chunk >= size:
+        return _vmapped(imaging, vectors, model, with_arrays, convolution)
+    vectors = np.asarray(vectors)  # cut on the host: a device slice per piece would cost more than it
+    padded = np.concatenate([vectors, np.repeat(vectors[-1:], -size % chunk, axis=0)])
+    pieces = [_vmapped(imaging, padded[i : i + chunk], model, with_arrays, convolution)
+              for i in range(0, size, chunk)]
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:size], *pieces)
 
 
-@partial(jax.jit, static_argnames=("model", "with_arrays", "convolution"))
 def evaluate_block(
-    imagings: MaskedImaging, vectors: jax.Array, model: Model, with_arrays: bool = False, convolution: str = "auto"
+    imagings: MaskedImaging,
+    vectors: jax.Array,
+    model: Model,
+    with_arrays: bool = False,
+    convolution: str = "auto",
+    chunk: int = 0,
+    active: np.ndarray | None = None,
+    lenses_per_call: int = 0,
 ) -> FitResult:
-    """Fit L stacked lenses (see stack) at V vectors each, vectors (L, V, n): fields gain leading (L, V)."""
-    per_vector = partial(fit, model=model, with_arrays=with_arrays, convolution=convolution)
-    per_lens = jax.vmap(per_vector, in_axes=(None, 0))
-    return jax.vmap(per_lens, in_axes=(0, 0))(imagings, vectors)
+    """Fit L stacked lenses (see stack) at V vectors each, vectors (L, V, n): fields gain leading (L, V).
+    chunk 0: every lens and vector at once, or `lenses_per_call` lenses per call (> 0 and < L: the block cut
+    into calls of that many lenses, the last padded; sizing.BatchPlan.lenses_per_call, so that a call fits the
+    device's memory). chunk > 0: the lenses one after another, each lens's vectors `chunk` at a time, and a
+    lens whose `active` flag (L,) is off skipped: its terms are DEGENERATE_FIGURE_OF_MERIT, its arrays 0."""
+    n_lenses = vectors.shape[0]
+    if chunk <= 0 and 0 < lenses_per_call < n_lenses:
+        index = np.minimum(np.arange(-(-n_lenses // lenses_per_call) * lenses_per_call), n_lenses - 1)
+        calls = [index[i : i + lenses_per_call] for i in range(0, n_lenses, lenses_per_call)]
+        pieces = [_vmapped_block(jax.tree.map(lambda a: a[rows], imagings), vectors[rows], model, with_arrays,
+                                 convolution) for rows in calls]
+        return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:n_lenses], *pieces)
+    if chunk <= 0:
+        return _vmapped_block(imagings, vectors, model, with_arrays, convolution)
+    active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
+    lens = lambda i: jax.device_put(jax.tree.map(lambda a: a[i], imagings))  # noqa: E731
+    fits = {i: evaluate(lens(i), vectors[i], model, with_arrays, convolution, chunk) for i in np.flatnonzero(active)}
+    if len(fits) < n_lenses:  # the skipped lenses' results: one evaluation's shapes, filled
+        shapes = next(iter(fits.values()), None) or jax.eval_shape(
+            partial(_vmapped, model=model, with_arrays=with_arrays, convolution=convolution), lens(0), vectors[0])
+        skipped = FitResult(**{
+            name: None if shape is None else jnp.full(
+                shape.shape, 0.0 if name in _ARRAYS else DEGENERATE_FIGURE_OF_MERIT, shape.dtype)
+            for name, shape in vars(shapes).items()
+        })
+        fits = {i: fits.get(i, skipped) for i in range(n_lenses)}
+    return jax.tree.map(lambda *lenses: jnp.stack(lenses), *[fits[i] for i in range(n_lenses)])
 
 
 def stack(imagings: list[MaskedImaging], bucket: Bucket | None = None) -> MaskedImaging:

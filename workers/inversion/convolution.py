@@ -1,10 +1,24 @@
-"""PSF convolution of image columns by FFT: linear (zero padding, no wrap-around), "same" crop.
+"""PSF convolution of image columns: linear (zero padding, no wrap-around), "same" crop, read back on the used pixels.
 
-For columns c_k on the used pixels (and optionally the blurring pixels), each column is scattered onto the
-canvas, convolved with the normalised kernel K,
+Columns are rows here, (n, P): column k holds image values c_k on the used pixels (and the blurring pixels for
+linear light). Each is placed on the canvas (the box of the used and blurring pixels, Cy × Cx) at the top-left
+of the (Fy, Fx) = Bucket.fft grid (zeros elsewhere: no separate padding pass) and convolved with the
+normalised kernel K,
     (K ∗ c)[i, j] = Σ_ab K[a, b] · c[i − a + ky//2, j − b + kx//2],
-computed as irfft2(rfft2(c)·rfft2(K)) on an FFT shape ≥ canvas + kernel − 1, cropped at (ky//2, kx//2) and
-read back on the used pixels. Flux from blurring pixels blurs into the mask; nothing wraps around.
+by one of two exact routes:
+- "fft": irfft2(rfft2(c)·K̂) with period (Fy, Fx) ≥ canvas + psf − 1 and K̂ the kernel centred on pixel
+  (0, 0) (imaging.kernel_fft): nothing wraps onto the canvas, no crop offset.
+  Work ~ n · Fy·Fx·log2(Fy·Fx).
+- "direct": the sum over the ky·kx taps of shifted copies of the zero-padded grid. Work ~ n · Fy·Fx·ky·kx.
+Flux from blurring pixels blurs into the mask; flux landing outside the used pixels is dropped by the read-back.
+
+A mapping matrix (pixelized source) arrives in its sparse form (mesh.mapping_entries: per pixelization
+sub-pixel four (cell, weight) entries); its columns live on the used pixels only (no blurring region) and are
+scattered onto the canvas, then convolved the same way.
+
+Precision (precision.py): the canvas is in precision.columns, the forward FFT in precision.forward_fft, the
+kernel multiply (the direct route's accumulation) and everything after it in precision.multiply (its real
+dtype for the direct route).
 """
 
 from __future__ import annotations
@@ -18,121 +32,103 @@ import jax.numpy as jnp
 from .imaging import MaskedImaging
 from .precision import ConvolutionPrecision
 
+ROUTES = ("fft", "direct")
+
+# Relative cost of one direct-route multiply-add against one unit n·F·log2(F) of FFT work, per backend.
+# CPU: measured on reference A0's MGE columns (20 columns, 11×11 PSF, 75×75 grid): 6.9 ms direct against
+# 1.4 ms FFT, 0.5 FFT units per multiply-add, so the direct route wins only for PSFs up to about 5×5.
+# GPU/TPU: an estimate (both routes are bandwidth-bound there; the FFT reads less).
+_DIRECT_COST = {"cpu": 0.5, "gpu": 1.0, "tpu": 1.0}
+
+
+def convolution_route(bucket, n_columns: int, backend: str | None = None) -> str:
+    """The cheaper exact route ("fft" or "direct") for convolving `n_columns` columns on data of `bucket`, on
+    `backend` (jax.default_backend() if None). A static choice: it depends only on shapes."""
+    backend = backend or jax.default_backend()
+    fy, fx = bucket.fft
+    fft_work = n_columns * fy * fx * max(math.log2(fy * fx), 1.0)
+    direct_work = _DIRECT_COST.get(backend, _DIRECT_COST["gpu"]) * n_columns * fy * fx * bucket.psf[0] * bucket.psf[1]
+    return "direct" if direct_work < fft_work else "fft"
+
+
+def _on_fft_grid(imaging: MaskedImaging, canvas_index: jax.Array) -> jax.Array:
+    """Flat indices on the (Fy, Fx) FFT grid of flat canvas indices (the canvas sits at its top-left)."""
+    cx, fx = imaging.bucket.canvas[1], imaging.bucket.fft[1]
+    return (canvas_index // cx) * fx + canvas_index % cx
+
+
+def _grid_source(imaging: MaskedImaging) -> jax.Array:
+    """(Fy·Fx,) int32: for each FFT-grid pixel, its row in [used pixels | blurring pixels | one zero row]."""
+    b = imaging.bucket
+    size = b.fft[0] * b.fft[1]
+    source = jnp.full(size, b.pixels + b.blurring, jnp.int32)
+    used = jnp.where(imaging.valid > 0, _on_fft_grid(imaging, imaging.pixel_index), size)
+    source = source.at[used].set(jnp.arange(b.pixels, dtype=jnp.int32), mode="drop")
+    blurring = jnp.where(imaging.blurring_valid > 0, _on_fft_grid(imaging, imaging.blurring_index), size)
+    return source.at[blurring].set(b.pixels + jnp.arange(b.blurring, dtype=jnp.int32), mode="drop")
+
+
+def _convolve_grid(imaging: MaskedImaging, grid: jax.Array, precision: ConvolutionPrecision, route: str) -> jax.Array:
+    """(n, Fy·Fx) blurred columns from columns (n, Fy, Fx) on the FFT grid (zero off the canvas), in
+    precision.columns, by `route`; read it back at _on_fft_grid(pixel_index)."""
+    b = imaging.bucket
+    (fy, fx), (ky, kx) = b.fft, b.psf
+    n = grid.shape[0]
+    if route == "fft":
+        spectrum = jnp.fft.rfft2(grid).astype(precision.forward_fft)
+        kernel = imaging.psf_fft.astype(precision.multiply)
+        return jnp.fft.irfft2(spectrum.astype(precision.multiply) * kernel, s=b.fft).reshape(n, fy * fx)
+    if route == "direct":
+        out = jnp.zeros((), precision.multiply).real.dtype
+        hy, hx = ky // 2, kx // 2
+        # The grid already has >= psf//2 zero rows and columns after the canvas; pad as many before it.
+        padded = jnp.pad(grid.astype(out), ((0, 0), (hy, 0), (hx, 0)))
+        kernel = imaging.psf.astype(out)
+        blurred = sum(
+            kernel[a, c] * padded[:, 2 * hy - a : 2 * hy - a + fy - hy, 2 * hx - c : 2 * hx - c + fx - hx]
+            for a in range(ky)
+            for c in range(kx)
+        )
+        return jnp.pad(blurred, ((0, 0), (0, hy), (0, hx))).reshape(n, fy * fx)
+    raise ValueError(f"unknown convolution route {route!r}; expected 'auto' or one of {ROUTES}")
+
+
+def _read_back(imaging: MaskedImaging, blurred: jax.Array) -> jax.Array:
+    """(n, P) values of blurred grids (n, Fy·Fx) on the used pixels, 0 on padded ones: out[k, p] =
+    blurred[k, index[p]], written as a gather batched over the rows k, which XLA's CPU backend compiles to a
+    row-by-row copy (the plain blurred[:, index] gathered pixel-major and then transposed it for every
+    consumer: 2-3× slower for a 400-cell mesh)."""
+    n, size = blurred.shape[0], imaging.bucket.pixels
+    index = jnp.broadcast_to(_on_fft_grid(imaging, imaging.pixel_index)[None, :, None], (n, size, 1))
+    numbers = jax.lax.GatherDimensionNumbers(
+        offset_dims=(), collapsed_slice_dims=(1,), start_index_map=(1,), operand_batching_dims=(0,),
+        start_indices_batching_dims=(0,),
+    )
+    values = jax.lax.gather(blurred, index, numbers, slice_sizes=(1, 1),
+                            mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    return values * imaging.valid.astype(blurred.dtype)
+
 
 def convolve_columns(
     imaging: MaskedImaging,
     columns: jax.Array,
     blurring_columns: jax.Array | None,
     precision: ConvolutionPrecision,
+    route: str = "auto",
 ) -> jax.Array:
-    """Blurred columns (P, N) from columns on the used pixels (P, N) and blurring pixels (B, N) or None.
-    The result has the dtype of the kernel multiply (precision.multiply's real part)."""
+    """Blurred columns (n, P) from columns on the used pixels (n, P) and on the blurring pixels (n, B) or None,
+    by `route` ("fft", "direct", or "auto": convolution_route). Dtype: precision.multiply's real part."""
     b = imaging.bucket
-    cy, cx = b.canvas
-    n = columns.shape[1]
-    # Columns lead so that the FFT runs over the two trailing axes (no transposes, also under vmap).
-    canvas = jnp.zeros((n, cy * cx), precision.columns)
-    canvas = canvas.at[:, imaging.pixel_index].add(columns.T.astype(precision.columns))
+    n = columns.shape[0]
+    route = convolution_route(b, n) if route == "auto" else route
+    parts = [columns.astype(precision.columns)]
     if blurring_columns is not None:
-        blurred_in = (blurring_columns * imaging.blurring_valid[:, None]).T
-        canvas = canvas.at[:, imaging.blurring_index].add(blurred_in.astype(precision.columns))
-    spectrum = jnp.fft.rfft2(canvas.reshape(n, cy, cx), s=b.fft).astype(precision.forward_fft)
-    kernel = imaging.psf_fft.astype(precision.multiply)
-    full = jnp.fft.irfft2(spectrum.astype(precision.multiply) * kernel, s=b.fft)
-    hy, hx = b.psf[0] // 2, b.psf[1] // 2
-    same = full[:, hy : hy + cy, hx : hx + cx].reshape(n, cy * cx)
-    return same[:, imaging.pixel_index].T
-
-
-# --- Blurred mapping matrices (pixelized sources) -----------------------------------------------------------
-#
-# A mapping matrix is given in its sparse form (mesh.mapping_entries): each pixelization sub-pixel q belongs to
-# used pixel p(q) and carries four (cell, weight) entries. Its columns live on the used pixels only (no blurring
-# region). Two exact routes give the same blurred matrix M̃ (P, K):
-#
-# - "fft": scatter the entries onto the canvas (Cy·Cx, K), then the FFT convolution above, column by column.
-#   Work ~ K · Fy·Fx·log(Fy·Fx) for the FFT shape (Fy, Fx).
-# - "sparse": M̃[t(p(q), τ), cell] += K_τ · weight for every sub-pixel q, entry and PSF tap τ, where t(p, τ) is
-#   the used pixel that tap τ carries pixel p's flux into (blur_targets; flux landing outside the used pixels
-#   is dropped, exactly as the "same" crop and read-back drop it). Work ~ Q · 4 · ky·kx scatter-adds,
-#   independent of K.
-#
-# Precision: with the mixed policy the entries are rounded to precision.columns (float32) first on both routes,
-# and everything from the kernel multiply on (the FFT route's inverse FFT, the sparse route's accumulation) is
-# in precision.multiply's real dtype (float64), so both routes give the same matrix to round-off.
-
-MAPPING_ROUTES = ("fft", "sparse")
-
-# Relative cost of one sparse scatter-add against one unit K·F·log2(F) of FFT work, per backend.
-# CPU: calibrated on 2 cores (XLA single-threaded) for batched evaluation (vmap 16), where a batched scatter
-# costs ~3× an unbatched one: reference A0 (11×11 PSF, 80×80 FFT, 5.5M scatter-adds) is cheaper by "sparse"
-# (152 vs 196 ms/eval; single call 66 vs 162 ms), reference B0 (21×21 PSF, 128×128 FFT, 43M scatter-adds) by
-# "fft" (506 vs 816 ms/eval; a single call prefers "sparse", 289 vs 375 ms). The work ratios of the two are 5.9
-# and 2.1, so any constant between them picks the measured winner. GPU/TPU: an estimate, not a measurement
-# (scatter-adds are contended atomics there, while batched FFTs run near memory bandwidth).
-_SCATTER_COST = {"cpu": 3.0, "gpu": 20.0, "tpu": 20.0}
-
-
-def mapping_route(bucket, n_cells: int, backend: str | None = None) -> str:
-    """The cheaper exact route ("fft" or "sparse") for blurring a mapping matrix of `n_cells` columns on data
-    of `bucket`, on `backend` (jax.default_backend() if None). A static choice: it depends only on shapes."""
-    backend = backend or jax.default_backend()
-    fy, fx = bucket.fft
-    fft_work = n_cells * fy * fx * max(math.log2(fy * fx), 1.0)
-    sparse_work = _SCATTER_COST.get(backend, _SCATTER_COST["gpu"]) * bucket.pix_sub * 4 * bucket.psf[0] * bucket.psf[1]
-    return "sparse" if sparse_work < fft_work else "fft"
-
-
-def blur_targets(imaging: MaskedImaging) -> jax.Array:
-    """(T, P) int32 for the T = ky·kx PSF taps (row-major over the kernel box): the used pixel into which tap
-    (a, b) carries pixel p's flux — pixel (i + a − ky//2, j + b − kx//2) of the canvas — or P where that is not
-    a used pixel (or p is padding). Computed from pixel_index, so nothing per-dataset is stored."""
-    b = imaging.bucket
-    cy, cx = b.canvas
-    ky, kx = b.psf
-    p = b.pixels
-    real = imaging.valid > 0
-    slot = jnp.where(real, imaging.pixel_index, cy * cx)
-    owner = jnp.full(cy * cx, p, jnp.int32).at[slot].set(jnp.arange(p, dtype=jnp.int32), mode="drop")
-    iy, ix = imaging.pixel_index // cx, imaging.pixel_index % cx
-    ty = iy[None, None, :] + (jnp.arange(ky) - ky // 2)[:, None, None]
-    tx = ix[None, None, :] + (jnp.arange(kx) - kx // 2)[None, :, None]
-    inside = (ty >= 0) & (ty < cy) & (tx >= 0) & (tx < cx) & real[None, None, :]
-    target = owner[jnp.clip(ty, 0, cy - 1) * cx + jnp.clip(tx, 0, cx - 1)]
-    return jnp.where(inside, target, p).reshape(ky * kx, p)
-
-
-def _convolve_mapping_fft(
-    imaging: MaskedImaging, cells: jax.Array, weights: jax.Array, n_cells: int, precision: ConvolutionPrecision
-) -> jax.Array:
-    b = imaging.bucket
-    cy, cx = b.canvas
-    rows = imaging.pixel_index[imaging.pix_pixel]
-    # Columns lead so that the FFT runs over the two trailing axes (no transposes, also under vmap).
-    canvas = jnp.zeros((n_cells, cy * cx), precision.columns)
-    canvas = canvas.at[cells, rows[:, None]].add(weights.astype(precision.columns)).reshape(n_cells, cy, cx)
-    spectrum = jnp.fft.rfft2(canvas, s=b.fft).astype(precision.forward_fft)
-    kernel = imaging.psf_fft.astype(precision.multiply)
-    full = jnp.fft.irfft2(spectrum.astype(precision.multiply) * kernel, s=b.fft)
-    hy, hx = b.psf[0] // 2, b.psf[1] // 2
-    same = full[:, hy : hy + cy, hx : hx + cx].reshape(n_cells, cy * cx)
-    return (same[:, imaging.pixel_index] * imaging.valid).T
-
-
-def _convolve_mapping_sparse(
-    imaging: MaskedImaging, cells: jax.Array, weights: jax.Array, n_cells: int, precision: ConvolutionPrecision
-) -> jax.Array:
-    b = imaging.bucket
-    out = jnp.zeros((), precision.multiply).real.dtype
-    targets = blur_targets(imaging)
-    kernel = jnp.asarray(imaging.psf).reshape(-1).astype(out)
-    values = weights.astype(precision.columns).astype(out)
-
-    def tap(t, blurred):  # blurred is M̃ᵀ (K, P): measured faster to scatter into than M̃ on the CPU
-        rows = targets[t][imaging.pix_pixel]
-        return blurred.at[cells, rows[:, None]].add(kernel[t] * values, mode="drop")
-
-    return jax.lax.fori_loop(0, targets.shape[0], tap, jnp.zeros((n_cells, b.pixels), out)).T
+        parts.append((blurring_columns * imaging.blurring_valid).astype(precision.columns))
+    else:
+        parts.append(jnp.zeros((n, b.blurring), precision.columns))
+    parts.append(jnp.zeros((n, 1), precision.columns))
+    grid = jnp.concatenate(parts, axis=1)[:, _grid_source(imaging)].reshape(n, *b.fft)
+    return _read_back(imaging, _convolve_grid(imaging, grid, precision, route))
 
 
 def convolve_mapping_matrix(
@@ -143,13 +139,12 @@ def convolve_mapping_matrix(
     precision: ConvolutionPrecision,
     route: str = "auto",
 ) -> jax.Array:
-    """Blurred mapping matrix M̃ (P, n_cells) on the used pixels (0 on padded rows) from the sparse mapping
-    entries cells, weights (Q, 4) of the pixelization sub-pixels, by `route` ("fft", "sparse", or "auto":
-    mapping_route)."""
-    if route == "auto":
-        route = mapping_route(imaging.bucket, n_cells)
-    if route == "fft":
-        return _convolve_mapping_fft(imaging, cells, weights, n_cells, precision)
-    if route == "sparse":
-        return _convolve_mapping_sparse(imaging, cells, weights, n_cells, precision)
-    raise ValueError(f"unknown mapping-matrix convolution route {route!r}; expected 'auto' or one of {MAPPING_ROUTES}")
+    """Blurred mapping matrix, transposed: M̃ᵀ (n_cells, P) on the used pixels (0 on padded ones), from the
+    sparse mapping entries cells, weights (Q, 4) of the pixelization sub-pixels, by `route` ("fft", "direct",
+    or "auto": convolution_route)."""
+    b = imaging.bucket
+    route = convolution_route(b, n_cells) if route == "auto" else route
+    rows = _on_fft_grid(imaging, imaging.pixel_index[imaging.pix_pixel])
+    grid = jnp.zeros((n_cells, b.fft[0] * b.fft[1]), precision.columns)
+    grid = grid.at[cells, rows[:, None]].add(weights.astype(precision.columns)).reshape(n_cells, *b.fft)
+    return _read_back(imaging, _convolve_grid(imaging, grid, precision, route))

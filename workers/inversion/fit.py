@@ -3,7 +3,7 @@
 Linear objects are laid out as [lens-light Gaussians | source Gaussians or mesh cells]. Unregularized
 objects (MGE) get no_regularization_add_to_curvature_diag_value on F's diagonal; a mesh gets its
 regularization matrix H (regularization.py). Then A = F + H, s solves A s = D, the model is m = M̃s, and
-    χ² = Σ((d − m)/σ)²,  N = Σ ln(2πσ²),  G = sᵀHs (mesh block),
+    χ² = Σ((d − m)/σ)² = dᵀWd − 2sᵀD + sᵀFs,  N = Σ ln(2πσ²),  G = sᵀHs (mesh block),
     log_likelihood = −½(χ² + N),
     log_evidence = −½(χ² + G + ln det A_mesh − ln det H + N),
 with ln det over the mesh block only: A_mesh = A restricted to the mesh cells (edge cells included, the MGE
@@ -14,10 +14,14 @@ Pixelized source (a rectangular mesh of mesh.MESH_MAPPINGS + Constant): the pixe
 and the used-pixel centres are traced, both optionally relocated onto the border ellipse of the traced border
 centres (use_border_relocator, border.py, as PyAutoArray relocates a grid and its over-sampled grid), the mesh
 is laid over them (the uniform mesh over the sub-pixels' bounding box; the adaptive meshes follow the centres'
-density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix: "fft" or "sparse",
-chosen by convolution.mapping_route unless `convolution` names one). Mapping-matrix columns have no blurring region.
-Edge cells are fixed at 0 only in the positive-only solve with use_edge_zeroed_pixels (PyAutoArray scopes edge
-zeroing to that solver; the Cholesky solve always solves the full system).
+density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix; every PSF convolution
+takes the route "fft" or "direct" that convolution.convolution_route picks, unless `convolution` names one).
+Mapping-matrix columns have no blurring region. Blurred columns are kept as rows, M̃ᵀ (n, P).
+Solves (_solve): Cholesky, one factorization of A with the mesh block ordered first, whose leading block is
+the factor of A_mesh (ln det); or positive-only (positive_only.py: Lawson & Hanson for MGE-only systems,
+block principal pivoting with a mesh). Edge cells are fixed at 0 only in the positive-only solve with
+use_edge_zeroed_pixels (PyAutoArray scopes edge zeroing to that solver; the Cholesky solve always solves the
+full system).
 
 Degenerate input. Host side, check_model_fits raises before anything is compiled: a mesh below 3×3 (ValueError)
 or fewer used pixels than mesh cells (ImagingError). Inside a compiled fit nothing can raise, so a traced grid
@@ -40,7 +44,10 @@ from .border import fit_ellipse, relocate
 from .convolution import convolve_columns, convolve_mapping_matrix
 from .imaging import ImagingError, MaskedImaging
 from .light import gaussian_basis, mge_sigmas
-from .linear_algebra import data_vector_and_curvature, hold_at_zero, log_det, solve_cholesky, solve_positive_only
+from .linear_algebra import (
+    cholesky, data_vector_and_curvature, log_det, log_det_from_factor, solve_cholesky, solve_with_factor,
+)
+from .positive_only import solve_positive_only
 from .mass import ray_trace
 from .mesh import edge_cells, mapping_entries, overlay, validate_shape
 from workers.model.description import MGEBasis, Model, RectangularSource
@@ -90,13 +97,14 @@ def _mge_columns(
     basis: MGEBasis,
     params: BasisParameters,
     precision: ConvolutionPrecision,
+    route: str,
 ) -> jax.Array:
-    """Blurred columns (P, N) of a linear Gaussian basis evaluated at (possibly traced) sub-pixels."""
+    """Blurred columns, as rows (N, P), of a linear Gaussian basis evaluated at (possibly traced) sub-pixels."""
     sigmas = mge_sigmas(basis.gaussians, basis.sigma_min, imaging.mask_radius)
-    sub = gaussian_basis(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight[:, None]
-    columns = jax.ops.segment_sum(sub, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
+    sub = gaussian_basis(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight
+    columns = jax.ops.segment_sum(sub.T, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
     blurring = gaussian_basis(blurring_points, params.centre, params.ell_comps, sigmas)
-    return convolve_columns(imaging, columns, blurring, precision).astype(jnp.float64)
+    return convolve_columns(imaging, columns.T, blurring, precision, route).astype(jnp.float64)
 
 
 def check_model_fits(imaging: MaskedImaging, model: Model) -> None:
@@ -131,8 +139,9 @@ def _mapper_columns(
     precision: ConvolutionPrecision,
     route: str,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(blurred mapping matrix (P, K), cell centres (K, 2), degenerate ()) of a rectangular mesh over the traced
-    pixelization sub-grid. For a degenerate traced grid (mesh.overlay) the untraced grids are used instead."""
+    """(blurred mapping matrix, transposed (K, P), cell centres (K, 2), degenerate ()) of a rectangular mesh
+    over the traced pixelization sub-grid. For a degenerate traced grid (mesh.overlay) the untraced grids are
+    used instead."""
     traced = ray_trace(imaging.pix_points, mass)
     centres = ray_trace(imaging.pixel_centres, mass)
     if use_border_relocator:
@@ -148,6 +157,32 @@ def _mapper_columns(
     return blurred.astype(jnp.float64), cell_centres, degenerate
 
 
+def _solve(
+    curvature_reg: jax.Array, data_vector: jax.Array, model: Model, n_light: int
+) -> tuple[jax.Array, jax.Array]:
+    """(reconstruction s, ln det of the mesh block of A, 0 without a mesh) for A = F + H (+ floor)."""
+    settings = model.settings
+    n = data_vector.shape[0]
+    zero = jnp.zeros((), jnp.float64)
+    if not model.pixelized:
+        if settings.use_positive_only_solver:
+            return solve_positive_only(curvature_reg, data_vector, jnp.zeros(n, bool), "lawson_hanson"), zero
+        return solve_cholesky(curvature_reg, data_vector), zero
+    mesh = slice(n_light, n)
+    if settings.use_positive_only_solver:
+        fixed_zero = np.zeros(n, dtype=bool)
+        if settings.use_edge_zeroed_pixels:
+            fixed_zero[mesh] = edge_cells(model.source.shape)
+        reconstruction = solve_positive_only(curvature_reg, data_vector, jnp.asarray(fixed_zero), "block_pivoting")
+        mesh_block, reconstruction = _in_order(curvature_reg[mesh, mesh], reconstruction)
+        return reconstruction, log_det(mesh_block)
+    # One Cholesky with the mesh block leading: its leading block factors A_mesh (ln det), all of it solves.
+    order = np.concatenate([np.arange(n_light, n), np.arange(n_light)])
+    factor = cholesky(curvature_reg[order][:, order])
+    reconstruction = jnp.zeros(n, jnp.float64).at[order].set(solve_with_factor(factor, data_vector[order]))
+    return reconstruction, log_det_from_factor(factor, n - n_light)
+
+
 def fit(
     imaging: MaskedImaging,
     vector: jax.Array,
@@ -157,8 +192,8 @@ def fit(
     convolution: str = "auto",
 ) -> FitResult:
     """Evaluate the model at a flat parameter vector (parameters.parameter_names order). `convolution` picks
-    the mapping-matrix convolution route of a pixelized source ("auto": convolution.mapping_route, a static
-    choice from the shapes and the backend; or "fft", "sparse")."""
+    the PSF convolution route ("auto": convolution.convolution_route, a static choice from the shapes and
+    the backend; or "fft", "direct")."""
     params = unpack(model, vector)
     precision = precision_for(model.settings.use_mixed_precision)
     settings = model.settings
@@ -168,7 +203,7 @@ def fit(
         blocks.append(
             _mge_columns(
                 imaging, imaging.lp_points, imaging.blurring_points, model.lens_light, params.lens_light,
-                precision.linear_light,
+                precision.linear_light, convolution,
             )
         )
     n_light = model.lens_light.gaussians if model.lens_light is not None else 0
@@ -187,53 +222,31 @@ def fit(
                 model.source,
                 params.source,
                 precision.linear_light,
+                convolution,
             )
         )
-    blurred = jnp.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    blurred = jnp.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]  # (n, P)
 
     data_vector, curvature = data_vector_and_curvature(blurred, imaging.data, imaging.weight)
     n = curvature.shape[0]
     floor = settings.no_regularization_add_to_curvature_diag_value
     zero = jnp.zeros((), jnp.float64)
-    regularization_term, log_det_curvature, log_det_regularization = zero, zero, zero
+    regularization_term, log_det_regularization = zero, zero
     if model.pixelized:
         shape, coefficient = model.source.shape, model.source.regularization
-        regularization = constant_regularization_matrix(shape, coefficient)
-        curvature_reg = curvature.at[n_light:, n_light:].add(regularization)
+        curvature_reg = curvature.at[n_light:, n_light:].add(constant_regularization_matrix(shape, coefficient))
         if n_light:
             curvature_reg = curvature_reg.at[jnp.arange(n_light), jnp.arange(n_light)].add(floor)
-        edge_zeroed = settings.use_positive_only_solver and settings.use_edge_zeroed_pixels
-        fixed_zero = np.zeros(n, dtype=bool)
-        if edge_zeroed:
-            fixed_zero[n_light:] = edge_cells(shape)
-        fixed_zero = jnp.asarray(fixed_zero)
-        if settings.use_positive_only_solver:
-            matrix, vector_d = hold_at_zero(curvature_reg, data_vector, fixed_zero)
-            reconstruction = jnp.where(fixed_zero, 0.0, solve_positive_only(matrix, vector_d))
-            mesh_block, reconstruction = _in_order(curvature_reg[n_light:, n_light:], reconstruction)
-            log_det_curvature = log_det(mesh_block)
-        elif n_light == 0:
-            factor = jnp.linalg.cholesky(curvature_reg)
-            reconstruction = jax.scipy.linalg.cho_solve((factor, True), data_vector)
-            log_det_curvature = 2.0 * jnp.sum(jnp.log(jnp.diag(factor)))
-        else:
-            reconstruction = solve_cholesky(curvature_reg, data_vector)
-            mesh_block, reconstruction = _in_order(curvature_reg[n_light:, n_light:], reconstruction)
-            log_det_curvature = log_det(mesh_block)
-        regularization_term = constant_regularization_term(shape, coefficient, reconstruction[n_light:])
-        log_det_regularization = constant_log_det(shape, coefficient)
     else:
         curvature_reg = curvature + floor * jnp.eye(n)
-        fixed_zero = jnp.zeros(n, dtype=bool)
-        matrix, vector_d = hold_at_zero(curvature_reg, data_vector, fixed_zero)
-        if settings.use_positive_only_solver:
-            reconstruction = solve_positive_only(matrix, vector_d)
-        else:
-            reconstruction = solve_cholesky(matrix, vector_d)
+    reconstruction, log_det_curvature = _solve(curvature_reg, data_vector, model, n_light)
+    if model.pixelized:
+        regularization_term = constant_regularization_term(shape, coefficient, reconstruction[n_light:])
+        log_det_regularization = constant_log_det(shape, coefficient)
 
-    model_image = blurred @ reconstruction
-    residual = (imaging.data - model_image) * imaging.valid
-    chi_squared = jnp.sum(residual**2 * imaging.weight)
+    # χ² = Σ w(d − M̃s)² = dᵀWd − 2sᵀD + sᵀFs, from the curvature F (without H or the floor): no pass over M̃.
+    chi_squared = (jnp.sum(imaging.weight * imaging.data**2) - 2.0 * reconstruction @ data_vector
+                   + reconstruction @ curvature @ reconstruction)
     noise_normalization = jnp.sum(imaging.valid * jnp.log(2.0 * jnp.pi * imaging.noise_map**2))
     log_likelihood = -0.5 * (chi_squared + noise_normalization)
     log_evidence = -0.5 * (
@@ -252,6 +265,6 @@ def fit(
         log_det_curvature_reg_matrix_term=log_det_curvature,
         log_det_regularization_matrix_term=log_det_regularization,
         reconstruction=reconstruction if with_arrays else None,
-        model_image=model_image * imaging.valid if with_arrays else None,
+        model_image=(reconstruction @ blurred) * imaging.valid if with_arrays else None,
         mesh_centres=cell_centres if with_arrays else None,
     )

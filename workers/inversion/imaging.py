@@ -43,7 +43,8 @@ class MaskedImaging:
     blurring_points: (B, 2) blurring-pixel centres; blurring_index: (B,) canvas index; blurring_valid: (B,).
     pixel_centres: (P, 2) used-pixel centres (arcsec); border: (P,) 1 on the mask's border pixels
     (border.border_pixels, used by border relocation), 0 elsewhere and on padding.
-    psf: (ky, kx) the PSF divided by its sum, centred; psf_fft: its rfft2 on the FFT shape (complex128).
+    psf: (ky, kx) the PSF divided by its sum, centred; psf_fft: (Fy, Fx//2 + 1) complex128, the rfft2 on the
+    circular FFT shape (Bucket.fft) of the PSF with its centre moved to pixel (0, 0) (kernel_fft).
     mask_radius: () arcsec, the largest σ of MGE bases. Static: bucket.
     """
 
@@ -71,6 +72,15 @@ class MaskedImaging:
 
 class ImagingError(ValueError):
     """The data cannot be modelled as given (e.g. an even-sized PSF or an empty mask)."""
+
+
+def kernel_fft(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """rfft2 on `shape` of the odd-sized `kernel` placed with its centre at (0, 0) (wrapped around), so that
+    a circular convolution with it is the "same"-mode convolution without a crop offset."""
+    ky, kx = kernel.shape
+    placed = np.zeros(shape)
+    placed[:ky, :kx] = kernel
+    return np.fft.rfft2(np.roll(placed, (-(ky // 2), -(kx // 2)), axis=(0, 1)))
 
 
 def _sub_sizes(over_sampling: OverSampling, centres: np.ndarray) -> np.ndarray:
@@ -158,7 +168,7 @@ def prepare_imaging(
         pixel_centres=centres,
         border=border_pixels(mask).astype(np.float64),
         psf=kernel,
-        psf_fft=np.fft.rfft2(kernel, s=bucket.fft),
+        psf_fft=kernel_fft(kernel, bucket.fft),
         mask_radius=np.float64(mask_radius),
         bucket=bucket,
     )
@@ -206,6 +216,6 @@ def pad_to_bucket(imaging: MaskedImaging, bucket: Bucket) -> MaskedImaging:
         pixel_centres=_pad(np.asarray(imaging.pixel_centres), bucket.pixels, "first"),
         border=_pad(np.asarray(imaging.border), bucket.pixels, 0.0),
         psf=kernel,
-        psf_fft=np.fft.rfft2(kernel, s=bucket.fft),
+        psf_fft=kernel_fft(kernel, bucket.fft),
         bucket=bucket,
     )

@@ -23,11 +23,11 @@ def mge_sigmas(gaussians: int, sigma_min: float, mask_radius: jnp.ndarray) -> jn
 def gaussian_basis(
     points: jnp.ndarray, centre: jnp.ndarray, ell_comps: jnp.ndarray, sigmas: jnp.ndarray
 ) -> jnp.ndarray:
-    """Unit-intensity Gaussians at points (Q, 2) for each σ (N,): shape (Q, N)."""
+    """Unit-intensity Gaussians at points (Q, 2), one row per σ (N,): shape (N, Q)."""
     q, phi = axis_ratio_and_angle(ell_comps)
     y, x = to_profile_frame(points, centre, phi)
     r2 = q**2 * x**2 + y**2
-    return jnp.exp(-r2[:, None] / (2.0 * sigmas[None, :] ** 2))
+    return jnp.exp(-r2[None, :] / (2.0 * sigmas[:, None] ** 2))
 
 
 def sersic_constant(n: jnp.ndarray) -> jnp.ndarray:

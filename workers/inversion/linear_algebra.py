@@ -1,11 +1,10 @@
-"""The linear inversion's algebra (fp64): data vector, curvature matrix, solves and log-determinants.
+"""The linear inversion's algebra (fp64): data vector, curvature matrix, Cholesky solves and log-determinants.
 
 With M̃ the blurred mapping matrix (P used pixels × n linear parameters), d the data and σ the noise:
     D = M̃ᵀ(d/σ²),   F = M̃ᵀ diag(1/σ²) M̃,   A = F + H (+ a diagonal floor on unregularized parameters).
-Solve A s = D by Cholesky, or positive-only: minimise ½sᵀAs − Dᵀs subject to s ≥ 0 with jaxnnls on the
-Jacobi-scaled system (Ã = J A J, D̃ = J D, J = diag(A)^(−1/2), s = J s̃), as PyAutoLens does. Parameters
-flagged `fixed_zero` are held at 0: their rows and columns become the identity and their D entry 0.
-ln det A = 2 Σ ln diag(chol A).
+The engine keeps M̃ transposed, columns leading (n, P), so F contracts over the minor axis (one GEMM). Solve
+A s = D by Cholesky A = LLᵀ, ln det A = 2 Σ ln diag L; the positive-only solve is positive_only.py.
+Parameters flagged `fixed_zero` are held at 0: their rows and columns become the identity and their D entry 0.
 """
 
 from __future__ import annotations
@@ -13,17 +12,17 @@ from __future__ import annotations
 from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
-import jaxnnls
-
-NNLS_TARGET_KAPPA = 1e-11  # PyAutoLens's relaxation for finite gradients through the NNLS solve
 
 
 def data_vector_and_curvature(
-    blurred: jax.Array, data: jax.Array, weight: jax.Array
+    blurred_t: jax.Array, data: jax.Array, weight: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """(D, F) from blurred columns (P, n), data (P,) and weights 1/σ² (P,) (0 on padded pixels)."""
-    weighted = blurred * weight[:, None]
-    return weighted.T @ data, weighted.T @ blurred
+    """(D, F) from blurred columns as rows (n, P), data (P,) and weights 1/σ² (P,) (0 on padded pixels), as
+    D = A(√w·d) and F = AAᵀ with A = M̃ᵀ√W, one GEMM contracting the rows' minor axis."""
+    scale = jnp.sqrt(weight)
+    scaled = blurred_t * scale
+    contract_rows = (((1,), (1,)), ((), ()))
+    return scaled @ (scale * data), jax.lax.dot_general(scaled, scaled, contract_rows)
 
 
 def hold_at_zero(matrix: jax.Array, vector: jax.Array, fixed_zero: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -33,19 +32,28 @@ def hold_at_zero(matrix: jax.Array, vector: jax.Array, fixed_zero: jax.Array) ->
     return jnp.where(pinned, eye, matrix), jnp.where(fixed_zero, 0.0, vector)
 
 
+def cholesky(matrix: jax.Array) -> jax.Array:
+    """Lower Cholesky factor L of a symmetric positive-definite matrix (A = LLᵀ), from its lower triangle
+    (the matrices here are symmetric by construction: no symmetrizing pass over A)."""
+    return jax.lax.linalg.cholesky(matrix, symmetrize_input=False)
+
+
+def solve_with_factor(factor: jax.Array, vector: jax.Array) -> jax.Array:
+    """s with LLᵀ s = D."""
+    return jax.scipy.linalg.cho_solve((factor, True), vector)
+
+
 def solve_cholesky(matrix: jax.Array, vector: jax.Array) -> jax.Array:
     """s with A s = D for symmetric positive-definite A."""
-    factor = jax.scipy.linalg.cho_factor(matrix, lower=True)
-    return jax.scipy.linalg.cho_solve(factor, vector)
+    return solve_with_factor(cholesky(matrix), vector)
 
 
-def solve_positive_only(matrix: jax.Array, vector: jax.Array) -> jax.Array:
-    """argmin_{s ≥ 0} ½sᵀAs − Dᵀs, by jaxnnls on the Jacobi-scaled system."""
-    scale = 1.0 / jnp.sqrt(jnp.diag(matrix))
-    scaled = matrix * scale[:, None] * scale[None, :]
-    return jaxnnls.solve_nnls_primal(scaled, vector * scale, NNLS_TARGET_KAPPA) * scale
+def log_det_from_factor(factor: jax.Array, n: int | None = None) -> jax.Array:
+    """ln det of the leading n×n block of A = LLᵀ (all of it if n is None): 2 Σ ln L_ii over that block,
+    since the leading block of L is the Cholesky factor of the leading block of A."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diag(factor)[:n]))
 
 
 def log_det(matrix: jax.Array) -> jax.Array:
     """ln det A of a symmetric positive-definite matrix, by Cholesky."""
-    return 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(matrix))))
+    return log_det_from_factor(cholesky(matrix))

@@ -29,6 +29,11 @@ class Bucket:
 
     @property
     def fft(self) -> tuple[int, int]:
+        """The circular FFT shape of the PSF convolution: the smallest 2^a·3^b·5^c >= canvas + psf − 1 per
+        axis, the linear convolution's size. Columns are nonzero only on the canvas and read back only on it, so
+        any period >= canvas + psf//2 would wrap nothing onto it; the full size is kept because with it the
+        mixed-precision (fp32) FFTs stay within 1e-3 of PyAutoLens's mixed precision on every reference2 case
+        (with canvas + psf//2 B0 and C0 reached 1.05e-3 and 1.18e-3 in χ²)."""
         return tuple(_fast_len(c + k - 1) for c, k in zip(self.canvas, self.psf))
 
     def covers(self, other: "Bucket") -> bool:
