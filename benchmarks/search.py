@@ -122,7 +122,7 @@ def run(args) -> dict:
             "likelihood_s": sum(b.likelihood_s for b in blocks),
             "sampler_s": sampler,  # summed over the lenses' sampler processes (they run side by side)
             "coordinator_s": {k: float(sum(b.coordinator_s.get(k, 0.0) for b in blocks))
-                              for k in ("gathering", "starved", "pipe")},
+                              for k in ("gathering", "starved", "pipe", "cpu")},
             "compile_s": sum(b.compile_s for b in blocks),
             "block_calls": sum(b.block_calls for b in blocks),
             "evaluated": sum(b.evaluated for b in blocks),
@@ -168,13 +168,13 @@ def markdown(report: dict, command: str) -> str:
         )
     lines += ["", "Where the time went (seconds; samplers: summed over the lenses' processes, which run side by side "
               "with each other and with the coordinator):", "",
-              "| mode | block calls | coordinator gathering | starved | pipe | sampler bounds | sampling | "
-              "checkpoint | waiting | total |", "|---|" + "---:|" * 9]
+              "| mode | block calls | coordinator gathering | starved | pipe | coordinator CPU | sampler bounds | "
+              "sampling | checkpoint | waiting | total | sampler CPU |", "|---|" + "---:|" * 11]
     for name, r in report["modes"].items():
         c, t = r["coordinator_s"], r["sampler_s"]
         lines.append(f"| {name} | {r['likelihood_s']:.1f} | {c['gathering']:.1f} | {c['starved']:.1f} | "
-                     f"{c['pipe']:.2f} | {t['bounds']:.1f} | {t['sampling']:.1f} | {t['checkpoint']:.1f} | "
-                     f"{t['waiting']:.1f} | {t['total']:.1f} |")
+                     f"{c['pipe']:.2f} | {c['cpu']:.1f} | {t['bounds']:.1f} | {t['sampling']:.1f} | "
+                     f"{t['checkpoint']:.1f} | {t['waiting']:.1f} | {t['total']:.1f} | {t['cpu']:.1f} |")
     lines += ["", "Per lens (evaluations, converged, max log-likelihood − truth's figure of merit):", ""]
     for name, r in report["modes"].items():
         cells = [
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--network-epochs", type=int, default=10000)
     parser.add_argument("--n-like-max", type=int, default=None)
     parser.add_argument("--eval-chunk", type=int, default=None,
-                        help="SearchOptions.eval_chunk (default: chosen by the device, 8 on a CPU, 0 on a GPU)")
+                        help="SearchOptions.eval_chunk (default: chosen by the device, 1 on a CPU, 0 on a GPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the full report here")
     args = parser.parse_args()

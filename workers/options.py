@@ -55,10 +55,11 @@ class SearchOptions:
     n_eff: stop once the effective sample size of the posterior reaches this. 500.
     f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
     n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
-    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 4.
+    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 1 (Nautilus's 4 cost the
+        samplers ~4× the training for no fewer likelihood calls on A0: benchmarks/RESULTS_search.md).
     network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
     network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
-        no improvement). 10000, Nautilus's. A few dozen cut the samplers' own time severalfold; a coarser
+        no improvement). 200 (Nautilus's 10000 trains longer for no fewer likelihood calls on A0). A coarser
         network only costs likelihood calls, never correctness (the posterior comes from importance weights).
     discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
     seed: the run's seed; each lens's search is seeded from (seed, dataset id), so a lens's posterior does not
@@ -69,8 +70,9 @@ class SearchOptions:
     checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
         searches instead of restarting them. true.
     eval_chunk: evaluations vectorised together inside the compiled block call (0: the whole lenses × n_batch
-        block at once, right for a GPU; a small number such as 5-10 runs the lenses one after another, skips
-        idle ones and keeps a CPU's caches warm). Absent: chosen by the device (auto_eval_chunk).
+        block at once, right for a GPU; n > 0 runs the lenses one after another, n vectors at a time, and skips
+        idle ones: on a CPU n = 1, since a vmapped inversion costs 2-4× a single one there). Absent: chosen by
+        the device (auto_eval_chunk).
     """
 
     type: str = "nautilus"
@@ -79,9 +81,9 @@ class SearchOptions:
     n_eff: float = 500.0
     f_live: float = 0.01
     n_like_max: int | None = None
-    n_networks: int = 4
+    n_networks: int = 1
     network_layers: tuple[int, ...] = (100, 50, 20)
-    network_epochs: int = 10000
+    network_epochs: int = 200
     discard_exploration: bool = False
     seed: int = 0
     max_samples: int = 2000

@@ -24,6 +24,7 @@ Where a sampler's time goes (SamplerOutcome.seconds, wall-clock seconds in its p
     checkpoint    writing the checkpoint file
     waiting       blocked in the likelihood call: the coordinator gathering requests, the block call, the pipe
     total         the whole run (the rest of it is Nautilus's book-keeping)
+    cpu           the process's CPU seconds over the run (what its own work cost the machine, however loaded)
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class SamplerOutcome:
     exploration_evaluations: int = 0  # of this run (not a checkpoint's): those before the exploration phase ended
 
 
-SAMPLER_TIMES = ("bounds", "sampling", "checkpoint", "waiting", "total")
+SAMPLER_TIMES = ("bounds", "sampling", "checkpoint", "waiting", "total", "cpu")
 
 
 class _LensSampler(Sampler):
@@ -151,7 +152,7 @@ def make_sampler(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]
 def run_job(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> SamplerOutcome:
     """Run one lens's sampler to its stopping criteria with `likelihood` (parameter vectors (n, d) → (n,))."""
     options = job.options
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     waiting, exploring = [0.0], [0]
 
     def timed_likelihood(points: np.ndarray) -> np.ndarray:
@@ -184,7 +185,8 @@ def run_job(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> 
         converged=bool(converged),
         parameter_max_likelihood=job.prior(np.concatenate(sampler.points)[best]),
         max_log_likelihood=float(all_log_l[best]),
-        seconds={**sampler.seconds, "waiting": waiting[0], "total": time.perf_counter() - start},
+        seconds={**sampler.seconds, "waiting": waiting[0], "total": time.perf_counter() - start,
+                 "cpu": time.process_time() - cpu},
         exploration_evaluations=exploring[0],
     )
 

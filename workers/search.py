@@ -99,8 +99,10 @@ def _block_figure_of_merit_looped(
 
 
 def auto_eval_chunk() -> int:
-    """SearchOptions.eval_chunk when fit.toml leaves it out: 0 (one vmap) on an accelerator, 8 on a CPU."""
-    return 8 if jax.default_backend() == "cpu" else 0
+    """SearchOptions.eval_chunk when fit.toml leaves it out: 0 (one vmap) on an accelerator; 1 on a CPU, where
+    one inversion at a time costs a third to a half of a vmapped one per evaluation (benchmarks/RESULTS_search.md:
+    A0, 11 vs 46 ms for one lens's 100 vectors, 20 vs 36 ms for four lenses')."""
+    return 1 if jax.default_backend() == "cpu" else 0
 
 
 def block_figure_of_merit(
@@ -135,7 +137,8 @@ class BlockSearch:
     lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls;
     lens_likelihood_s: each lens's share of it (by its share of each round's requested points); sampler_seconds:
     each lens's sampler process times (samplers.SAMPLER_TIMES; {} for a failed one); coordinator_s: the
-    coordinator's time outside block calls (_BlockEvaluator.times); exploration_evaluations: each lens's
+    coordinator's time outside block calls (_BlockEvaluator.times) and its process's CPU seconds over the
+    searches (`cpu`: the likelihood's XLA threads and the coordinator itself); exploration_evaluations: each lens's
     evaluations in Nautilus's exploration phase (0 for a failed one); compile_s: the first block call's time."""
 
     results: list[LensSearch | SearchError]
@@ -419,6 +422,7 @@ def search_block(
 
     outcomes: dict[int, SamplerOutcome | str] = {}
     wall = [0.0] * n_lenses
+    cpu = time.process_time()
     if concurrent:
         t0 = time.perf_counter()
         outcomes = launch(list(range(n_lenses)))
@@ -428,6 +432,7 @@ def search_block(
             t0 = time.perf_counter()
             outcomes.update(launch([slot]))
             wall[slot] = time.perf_counter() - t0
+    evaluator.times["cpu"] = time.process_time() - cpu
 
     results: list[LensSearch | SearchError] = []
     for slot, dataset_id in enumerate(dataset_ids):
