@@ -80,6 +80,7 @@ def run(args) -> dict:
     from workers.model.settings import Settings
     from workers.priors import prior_transform
     from workers.posterior import LensSearch
+    from workers.samplers import SAMPLER_TIMES
     from workers.search import search_block
 
     model = Model(source=MGEBasis(gaussians=20, sigma_min=0.01), shear=True,
@@ -113,14 +114,20 @@ def run(args) -> dict:
                     "log_evidence": r.log_evidence if ok else None,
                     "max_log_likelihood": r.max_log_likelihood if ok else None,
                 })
+        sampler = {k: float(sum(t.get(k, 0.0) for b in blocks for t in b.sampler_seconds)) for k in SAMPLER_TIMES}
         report["modes"][name] = {
             "wall_s": seconds,
             "wall_s_per_lens": seconds / args.lenses,
+            "lenses_per_hour": 3600 * args.lenses / seconds,
             "likelihood_s": sum(b.likelihood_s for b in blocks),
+            "sampler_s": sampler,  # summed over the lenses' sampler processes (they run side by side)
+            "coordinator_s": {k: float(sum(b.coordinator_s.get(k, 0.0) for b in blocks))
+                              for k in ("gathering", "starved", "pipe", "cpu")},
             "compile_s": sum(b.compile_s for b in blocks),
             "block_calls": sum(b.block_calls for b in blocks),
             "evaluated": sum(b.evaluated for b in blocks),
             "evaluations_per_lens": float(np.mean([p["evaluations"] for p in per_lens])),
+            "exploration_evaluations_per_lens": float(np.mean([n for b in blocks for n in b.exploration_evaluations])),
             "lenses": per_lens,
         }
         print(json.dumps({name: {k: v for k, v in report["modes"][name].items() if k != "lenses"}}), flush=True)
@@ -148,16 +155,26 @@ def markdown(report: dict, command: str) -> str:
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), device {m['device']}; Python {m['python']}, jax {m['jax']}; "
         f"load average {m['load_before'][0]:.1f} before, {m['load_after'][0]:.1f} after.",
         "",
-        "| mode | lenses | wall s / lens | evaluations / lens | likelihood s (all) | sampler s (all) | block calls | "
-        "slots computed | compile s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mode | lenses | wall s / lens | lenses / hour | evaluations / lens | likelihood s (all) | outside s (all) | "
+        "block calls | slots computed | compile s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["modes"].items():
-        sampler_s = r["wall_s"] - r["likelihood_s"]
+        outside_s = r["wall_s"] - r["likelihood_s"]
         lines.append(
-            f"| {name} | {report['lenses']} | {r['wall_s_per_lens']:.1f} | {r['evaluations_per_lens']:.0f} | "
-            f"{r['likelihood_s']:.1f} | {sampler_s:.1f} | {r['block_calls']} | {r['evaluated']} | {r['compile_s']:.1f} |"
+            f"| {name} | {report['lenses']} | {r['wall_s_per_lens']:.1f} | {r['lenses_per_hour']:.1f} | "
+            f"{r['evaluations_per_lens']:.0f} | {r['likelihood_s']:.1f} | {outside_s:.1f} | {r['block_calls']} | "
+            f"{r['evaluated']} | {r['compile_s']:.1f} |"
         )
+    lines += ["", "Where the time went (seconds; samplers: summed over the lenses' processes, which run side by side "
+              "with each other and with the coordinator):", "",
+              "| mode | block calls | coordinator gathering | starved | pipe | coordinator CPU | sampler bounds | "
+              "sampling | checkpoint | waiting | total | sampler CPU |", "|---|" + "---:|" * 11]
+    for name, r in report["modes"].items():
+        c, t = r["coordinator_s"], r["sampler_s"]
+        lines.append(f"| {name} | {r['likelihood_s']:.1f} | {c['gathering']:.1f} | {c['starved']:.1f} | "
+                     f"{c['pipe']:.2f} | {c['cpu']:.1f} | {t['bounds']:.1f} | {t['sampling']:.1f} | "
+                     f"{t['checkpoint']:.1f} | {t['waiting']:.1f} | {t['total']:.1f} | {t['cpu']:.1f} |")
     lines += ["", "Per lens (evaluations, converged, max log-likelihood − truth's figure of merit):", ""]
     for name, r in report["modes"].items():
         cells = [
@@ -191,7 +208,7 @@ def main() -> None:
     parser.add_argument("--network-epochs", type=int, default=10000)
     parser.add_argument("--n-like-max", type=int, default=None)
     parser.add_argument("--eval-chunk", type=int, default=None,
-                        help="SearchOptions.eval_chunk (default: chosen by the device, 8 on a CPU, 0 on a GPU)")
+                        help="SearchOptions.eval_chunk (default: chosen by the device, 1 on a CPU, 0 on a GPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the full report here")
     args = parser.parse_args()

@@ -190,7 +190,10 @@ class _Loop:
         self.committed = 0
         self.retried = 0
         self.halted: str | None = None  # an environment fault: submit no more, let in-flight blocks come back
-        self.tally = Tally(store, todo, options.progress_interval)
+        self.tally = Tally(store, todo, options.progress_interval,
+                           sum(stage.search is not None for stage in spec.config.pipeline))
+        self.polls: dict[object, Slot] = {}  # progress calls out, by ref
+        self.polled = 0.0  # when they were last sent
         try:
             actors, cpus, gpus = cluster_pool(options.actors, options.gpus_per_actor, options.cpus_per_actor,
                                               options.scale_up_timeout)
@@ -279,6 +282,33 @@ class _Loop:
             return
         self.pool.ready(slot, report)
 
+    def _poll_progress(self) -> None:
+        """Every progress interval, ask each busy actor how its block's searches are doing (FitActor.progress, in
+        its own concurrency group: answered while the block runs); hand the answers that are back to the tally."""
+        from ray.exceptions import RayError
+
+        from workers.actor import PROGRESS_GROUP
+
+        if self.tally.searches is None:
+            return
+        if self.polls:
+            back, _ = self.ray.wait(list(self.polls), num_returns=len(self.polls), timeout=0)
+            in_flight = {f.k for f in self.in_flight.values()}
+            for ref in back:
+                del self.polls[ref]
+                try:
+                    self.tally.searching(self.ray.get(ref), in_flight)
+                except RayError:  # the actor is gone: its block call says so
+                    pass
+        if time.monotonic() - self.polled < self.options.progress_interval:
+            return
+        self.polled = time.monotonic()
+        asked = set(map(id, self.polls.values()))
+        for slot in self.pool.live():
+            if slot.ready and slot.in_flight and id(slot) not in asked:
+                call = slot.handle.progress.options(concurrency_group=PROGRESS_GROUP, name=f"{slot.name}.progress")
+                self.polls[call.remote()] = slot
+
     # -- the loop ------------------------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
@@ -332,6 +362,7 @@ class _Loop:
                         self._collect_ready(starting[ref])
                     elif ref in self.in_flight:
                         self._collect(ref)
+                self._poll_progress()
                 self.tally.show(len(self.in_flight))
         finally:
             self.tally.close(len(self.in_flight))

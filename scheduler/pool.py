@@ -221,9 +221,9 @@ def fit_actor_starter(spec_ref, cpus: float, gpus: float, faults: dict | None = 
     pool replaces them); `spec_ref` is the run's RunSpec in the object store, `faults` FitActor's test hook."""
     import ray
 
-    from workers.actor import FitActor
+    from workers.actor import PROGRESS_GROUP, FitActor
 
-    remote = ray.remote(FitActor)
+    remote = ray.remote(concurrency_groups={PROGRESS_GROUP: 1})(FitActor)
 
     def start(index: int, name: str) -> tuple[object, object]:
         handle = remote.options(name=name, num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0).remote(

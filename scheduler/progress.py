@@ -17,6 +17,14 @@ When the stream is a terminal, a rich progress bar shows done, failed, invalid, 
     lensfleet progress done=120/1000 failed=1 invalid=2 in_flight=4 rate=3.2/s eta=4m35s
 
 `rate` is datasets per second (three significant figures), `eta` is `?` until this run commits a dataset.
+
+In search mode the searches inside in-flight blocks show too (a SearchCounts from scheduler.tally, which polls
+the actors): searches running, converged so far, likelihood evaluations so far and their rate, and an ETA from
+the evaluations still to do (what a finished search took, times the searches left), which is known before the
+first block commits:
+
+    lensfleet progress done=0/8 failed=0 invalid=0 in_flight=2 searching=4 converged=1 evaluations=61200
+        eval_rate=212/s rate=0/s eta=12m30s                                                  (one line)
 """
 
 from __future__ import annotations
@@ -24,9 +32,21 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 LINE_PREFIX = "lensfleet progress"
+
+
+class SearchCounts(NamedTuple):
+    """The searches of a run's in-flight blocks now: running, converged (in-flight blocks and committed ones), the
+    likelihood evaluations this run made and their recent rate (per second), and the seconds left by the
+    evaluations still to do (None until a search has finished)."""
+
+    running: int
+    converged: int
+    evaluations: int
+    eval_rate: float
+    eta_s: float | None
 
 
 def format_duration(seconds: float) -> str:
@@ -60,6 +80,7 @@ class Progress:
         self.clock = clock
         self.start = clock()
         self.counts = {"done": 0, "failed": 0, "invalid": 0, "in_flight": 0}
+        self.searches: SearchCounts | None = None
         self._last_line: float | None = None
         self._closed = False
         self.live = _is_terminal(self.stream) if live is None else live
@@ -83,25 +104,35 @@ class Progress:
         return (self.committed - self.already_done) / elapsed if elapsed > 0 else 0.0
 
     def eta_seconds(self) -> float | None:
-        """Seconds until every dataset is committed at the current rate; None while the rate is 0."""
+        """Seconds until every dataset is committed: from the searches' evaluations still to do when known, else
+        at the current rate of commits; None while neither is known."""
         rate = self.rate()
         remaining = max(self.total - self.committed, 0)
         if remaining == 0:
             return 0.0
+        if self.searches is not None and self.searches.eta_s is not None:
+            return self.searches.eta_s
         return remaining / rate if rate > 0 else None
 
     def line(self) -> str:
         """The one-line progress record."""
         c = self.counts
         eta = self.eta_seconds()
+        s = self.searches
+        searching = "" if s is None else (f"searching={s.running} converged={s.converged} "
+                                          f"evaluations={s.evaluations} eval_rate={s.eval_rate:.3g}/s ")
         return (
             f"{LINE_PREFIX} done={c['done']}/{self.total} failed={c['failed']} invalid={c['invalid']} "
-            f"in_flight={c['in_flight']} rate={self.rate():.3g}/s eta={'?' if eta is None else format_duration(eta)}"
+            f"in_flight={c['in_flight']} {searching}rate={self.rate():.3g}/s "
+            f"eta={'?' if eta is None else format_duration(eta)}"
         )
 
-    def update(self, done: int, failed: int = 0, invalid: int = 0, in_flight: int = 0) -> None:
-        """New totals (whole store: done, failed, invalid) and the blocks in flight now."""
+    def update(self, done: int, failed: int = 0, invalid: int = 0, in_flight: int = 0,
+               searches: SearchCounts | None = None) -> None:
+        """New totals (whole store: done, failed, invalid), the blocks in flight now and, in search mode, their
+        searches."""
         self.counts = {"done": int(done), "failed": int(failed), "invalid": int(invalid), "in_flight": int(in_flight)}
+        self.searches = searches
         if self.live:
             self._update_bar()
             return
@@ -138,7 +169,8 @@ class Progress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("done [green]{task.fields[done]}[/] failed [red]{task.fields[failed]}[/] "
-                       "invalid [yellow]{task.fields[invalid]}[/] in flight {task.fields[in_flight]}"),
+                       "invalid [yellow]{task.fields[invalid]}[/] in flight {task.fields[in_flight]}"
+                       "{task.fields[searching]}"),
             TextColumn("{task.fields[rate]} eta {task.fields[eta]}"),
             console=Console(file=self.stream),
             auto_refresh=True,
@@ -149,7 +181,11 @@ class Progress:
 
     def _fields(self) -> dict:
         eta = self.eta_seconds()
-        return {**self.counts, "rate": f"{self.rate():.3g}/s", "eta": "?" if eta is None else format_duration(eta)}
+        s = self.searches
+        searching = "" if s is None else (f" searching {s.running} converged {s.converged} "
+                                          f"{s.eval_rate:.3g} evaluations/s")
+        return {**self.counts, "searching": searching, "rate": f"{self.rate():.3g}/s",
+                "eta": "?" if eta is None else format_duration(eta)}
 
     def _update_bar(self) -> None:
         self._bar.update(self._task, completed=self.committed, **self._fields())

@@ -20,7 +20,9 @@ its fill (a damaged status chunk as PENDING) and is listed under `unreadable`.
                   (one chunk in memory at a time); `worst=0` skips that read on a very large store.
     search        search mode only (the store's `mode` is "search"): of the DONE lenses, how many searches met
                   their stopping criteria, and the median (min–max) likelihood evaluations, effective sample
-                  size and log-evidence error per lens.
+                  size and log-evidence error per lens, and where a search's time went per lens: likelihood
+                  seconds (its share of the block's likelihood calls) and sampler seconds (its sampler's own
+                  work: bounds, network training, drawing points, checkpoints); absent from older stores.
     errors        FAILED and INVALID datasets grouped by reason: the error text without its "dataset ID: "
                   prefix, with a file path cut to its file name, the lens's id replaced by <id>, and numbers
                   replaced by N (so "image has 3 NaN/inf pixels ... at (y, x) = (50, 50)" and the same problem
@@ -140,12 +142,15 @@ def search_summary(read: _Reads, status: np.ndarray, prefix: str = "") -> dict:
             return None
         return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
 
+    timed = all(prefix + n in read.store.data_names for n in ("search_likelihood_seconds", "search_sampler_seconds"))
     return {
         "searched": int(done.sum()),
         "converged": int((read(prefix + "search_converged")[done] == 1).sum()),
         "likelihood_evaluations": spread("search_likelihood_evaluations"),
         "effective_samples": spread("search_effective_samples"),
         "log_evidence_error": spread("search_log_evidence_error"),
+        "likelihood_seconds": spread("search_likelihood_seconds") if timed else None,
+        "sampler_seconds": spread("search_sampler_seconds") if timed else None,
     }
 
 
@@ -277,6 +282,10 @@ def format_summary(summary: dict) -> str:
                 f"           effective samples {s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f}), log-evidence "
                 f"error {z['median']:.3f} ({z['min']:.3f}–{z['max']:.3f})",
             ]
+            li, sa = search.get("likelihood_seconds"), search.get("sampler_seconds")
+            if li and sa:
+                lines.append(f"           time per lens: likelihood {li['median']:,.1f} s ({li['min']:,.1f}–"
+                             f"{li['max']:,.1f}), sampler {sa['median']:,.1f} s ({sa['min']:,.1f}–{sa['max']:,.1f})")
     if summary["worst_fits"]:
         lines += ["", "worst fits (highest reduced chi-squared = chi_squared / pixels in the mask)",
                   f"  {'id':<24} {'chi2/N':>9} {'pixels':>7} {'figure_of_merit':>16}"]

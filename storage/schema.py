@@ -27,7 +27,9 @@ Search mode (`search_specs`, workers/search.py): the posterior on a fixed sample
 sample_weight summing to 1, sample_log_likelihood; NaN and weight 0 beyond sample_count), the log evidence and its
 error, the likelihood evaluations and effective sample size, whether the sampler met its stopping criteria, and
 the parameter summaries parameter_median, parameter_sigma (half the 16–84% width) and parameter_max_likelihood,
-in the order of the root attribute `parameter_names`. The terms, `parameters` (one evaluation: the max-likelihood
+in the order of the root attribute `parameter_names`, and where the search's time went: search_likelihood_seconds
+(the lens's share of the block's likelihood calls, by its share of their points) and search_sampler_seconds (its
+sampler's own work: bounds, network training, drawing points, checkpoints). The terms, `parameters` (one evaluation: the max-likelihood
 vector), reconstruction and images are then the max-likelihood fit's.
 
 Pipeline stages (`stage_specs`, workers/pipeline.py): the first stage is the root's arrays; each later stage
@@ -42,7 +44,8 @@ random id of this store's creation, part of every checksum), arrays (every array
 driver adds (for example `shape_buckets`, `parameter_names`).
 
 Schema 2 (this one) added input_fingerprint, checksum, store_id, arrays and Zstd's frame checksum on every chunk;
-psf_raw_sum came later within it (a store created without it is written without it).
+psf_raw_sum and the search_*_seconds came later within it (a store created without them is written without
+them).
 """
 
 import math
@@ -163,6 +166,8 @@ def search_specs(max_samples: int, n_parameters: int, n_derived: int = 0) -> lis
         ArraySpec("search_likelihood_evaluations", dtype="int64", fill=0),
         ArraySpec("search_effective_samples"),
         ArraySpec("search_converged", dtype="int8", fill=0),
+        ArraySpec("search_likelihood_seconds"),
+        ArraySpec("search_sampler_seconds"),
         ArraySpec("parameter_median", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_sigma", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_max_likelihood", (n_parameters,), dims=("parameter",)),

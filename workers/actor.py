@@ -11,12 +11,16 @@ Life of an actor
     ready()      the start-up report: compiles, compile seconds, persistent-cache hits, device.
     fit_block(k, attempt)
                  BlockFitter.fit: read, fit and commit block k; counts, likelihood evaluations and seconds back.
-Telemetry (workers/telemetry.py): likelihood evaluations and their rate, compiles, device memory, per actor.
+    progress()   BlockFitter.progress: the block being fitted and its searches so far. Called by the driver in
+                 the concurrency group "progress" (PROGRESS_GROUP) while fit_block runs in the default one.
+Telemetry (workers/telemetry.py): likelihood evaluations and their rate (live, at each progress call), searches
+running and converged, compiles, device memory, per actor.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from workers.contract import RunSpec
@@ -24,6 +28,8 @@ from workers.runtime import (
     CompileLog, check_gpu, configure_runtime, default_compile_cache, device_memory_stats, device_name,
     enable_compile_cache, node_ip,
 )
+
+PROGRESS_GROUP = "progress"  # Ray concurrency group of FitActor.progress (ray.remote(concurrency_groups=...))
 
 
 class FitActor:
@@ -55,6 +61,7 @@ class FitActor:
                 f"the run has {spec.block_size} and {len(spec.datasets)}"
             )
         self._metrics = _actor_metrics(spec.store, self.name)
+        self._metrics_lock = threading.Lock()  # a progress poll and a block's end record the same counts
         check_gpu(self.name, num_gpus, jax.devices()[0].platform, os.environ)
         self._hooks = Faults(faults, self.name) if faults else BlockHooks()
         self.fitter = BlockFitter(spec, store)
@@ -80,15 +87,28 @@ class FitActor:
         """Fit and commit block k (workers.block.BlockFitter.fit); its summary, with this actor's name and the
         compiles it cost."""
         before = self._compile_log.snapshot()
+        if self._metrics is not None:
+            self._metrics.block_started()
         summary = self.fitter.fit(k, attempt, self._hooks)
         after = self._compile_log.snapshot()
         summary.update(actor=self.name, compiles=after[0] - before[0])
         if self._metrics is not None:
-            self._metrics.likelihood_evaluations(summary["likelihood_evaluations"], summary["seconds"])
+            with self._metrics_lock:
+                self._metrics.likelihood_evaluations(summary["likelihood_evaluations"], summary["seconds"],
+                                                     self.fitter.live.converged)
             if summary["compiles"]:
                 self._metrics.compiled(after[1] - before[1], summary["compiles"])
             self._metrics.device_memory(_bytes_in_use())
         return summary
+
+    def progress(self) -> dict:
+        """The block being fitted and its searches so far (workers.block.BlockFitter.progress), with this actor's
+        name; records them in the actor's metrics."""
+        with self._metrics_lock:
+            state = self.fitter.progress()
+            if self._metrics is not None and state["block"] is not None:
+                self._metrics.searching(state["running"], state["converged"], state["evaluations"])
+        return {**state, "actor": self.name}
 
 
 def _bytes_in_use() -> int | None:

@@ -4,6 +4,7 @@ actor (workers/actor.py) is a thin shell around it, and tests run it without Ray
     fitter = BlockFitter(spec, store)      # spec: workers.contract.RunSpec; store: an open, writable ResultStore
     fitter.warm_up()                       # one compiled call per shape bucket at the run's block size
     summary = fitter.fit(k, attempt)       # read, fit and commit block k; a small dict comes back
+    fitter.progress()                      # from another thread while fit runs: the block's searches so far
 
 A block is a store chunk of B consecutive datasets in plan order (so at a bucket boundary it holds two
 buckets). Its datasets are read, each on its own (storage.errors.classify): bad input is INVALID with its
@@ -52,6 +53,7 @@ from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
 from workers.pipeline import Stage, StagePosterior
 from workers.rows import empty_block, fit_row, search_row
+from workers.search import SearchProgress
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,20 @@ class BlockFitter:
         self.n_evaluations = store.array("parameters").shape[1]  # vectors per dataset (evaluate mode)
         self.max_image_shape = tuple(store.array("model_image").shape[1:])
         self.staged = bool(self.config.stages)  # later stages: each stage committed as it finishes
+        self.block: int | None = None  # the block being fitted, and its searches' live state
+        self.live = SearchProgress()
+
+    def progress(self) -> dict:
+        """The block being fitted (None between blocks) and its searches so far (SearchProgress.snapshot)."""
+        return {"block": self.block, **self.live.snapshot()}
 
     # -- one block ----------------------------------------------------------------------------------------------
 
     def fit(self, k: int, attempt: int = 1, hooks: BlockHooks = BlockHooks()) -> dict:
-        """Fit and commit block k; returns its counts by status, likelihood evaluations and seconds."""
+        """Fit and commit block k; returns its counts by status, likelihood evaluations, seconds and its searches
+        (SearchProgress.snapshot)."""
         started = time.perf_counter()
+        self.block, self.live = k, SearchProgress()
         hooks.started(k, attempt)
         spec = self.spec
         rows = spec.datasets[spec.block(k)]
@@ -132,12 +142,13 @@ class BlockFitter:
         n = len(rows)
         self.store.write_block(k, block.out, block.status, np.full(n, attempt, np.int32), block.errors,
                                np.full(n, seconds / n), fence=spec.fence)
+        self.block = None
         # committed: the block's checkpoints (every stage's, earlier attempts' too) are no longer needed
         shutil.rmtree(checkpoint_root(spec.store) / f"block-{k}", ignore_errors=True)
         return {
             "block": k, "attempt": attempt, "datasets": n,
             **{s.name.lower(): int((block.status == s).sum()) for s in (Status.DONE, Status.FAILED, Status.INVALID)},
-            "likelihood_evaluations": evaluations, "seconds": seconds,
+            "likelihood_evaluations": evaluations, "seconds": seconds, "searches": self.live.snapshot(),
         }
 
     def _groups(self, rows: tuple[DatasetSpec, ...], block: BlockRows) -> list[tuple[Bucket | None, list[Member]]]:
@@ -255,6 +266,7 @@ class BlockFitter:
             [stage.prior_transform(found.get(m.index)) for m in members], options,
             checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint else None,
             bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k, stage.name),
+            progress=self.live,
         )
         best: list[tuple[Member, np.ndarray]] = []
         for m, result in zip(members, search.results):

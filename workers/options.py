@@ -55,10 +55,11 @@ class SearchOptions:
     n_eff: stop once the effective sample size of the posterior reaches this. 500.
     f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
     n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
-    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 4.
+    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 1 (Nautilus's 4 cost the
+        samplers ~4× the training for no fewer likelihood calls on A0: benchmarks/RESULTS_search.md).
     network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
     network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
-        no improvement). 10000, Nautilus's. A few dozen cut the samplers' own time severalfold; a coarser
+        no improvement). 200 (Nautilus's 10000 trains longer for no fewer likelihood calls on A0). A coarser
         network only costs likelihood calls, never correctness (the posterior comes from importance weights).
     discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
     seed: the run's seed; each lens's search is seeded from (seed, dataset id), so a lens's posterior does not
@@ -80,9 +81,9 @@ class SearchOptions:
     n_eff: float = 500.0
     f_live: float = 0.01
     n_like_max: int | None = None
-    n_networks: int = 4
+    n_networks: int = 1
     network_layers: tuple[int, ...] = (100, 50, 20)
-    network_epochs: int = 10000
+    network_epochs: int = 200
     discard_exploration: bool = False
     seed: int = 0
     max_samples: int = 2000

@@ -7,6 +7,8 @@ Per lens (LensSearch), in parameter_names order, arcsec for centres and θE:
   the statistical error of ln Z. Nautilus gives no error of its own; this one leaves out any bias of the
   exploration phase;
 - likelihood_evaluations: the likelihood calls the sampler made (checkpointed calls included);
+- likelihood_seconds: the lens's share of the block's likelihood calls (by its share of their points);
+  sampler_seconds: its sampler process's own work (bounds, network training, drawing points, checkpoints);
 - parameter_median, parameter_sigma: weighted quantiles, sigma = (q84 − q16)/2;
 - parameter_max_likelihood, max_log_likelihood: the evaluated point with the largest figure of merit, and `fit`,
   its FitResult with the reconstruction and the model image (on the lens's own used pixels), when asked for.
@@ -49,7 +51,8 @@ class StoredSamples:
     sample_count: int
 
 
-SEARCH_NUMBERS = ("log_evidence", "log_evidence_error", "likelihood_evaluations", "effective_samples")
+SEARCH_NUMBERS = ("log_evidence", "log_evidence_error", "likelihood_evaluations", "effective_samples",
+                  "likelihood_seconds", "sampler_seconds")
 PARAMETER_SUMMARIES = ("parameter_median", "parameter_sigma", "parameter_max_likelihood")
 
 
@@ -72,6 +75,8 @@ class LensSearch:
     max_log_likelihood: float
     parameter_median: np.ndarray
     parameter_sigma: np.ndarray
+    likelihood_seconds: float = float("nan")
+    sampler_seconds: float = float("nan")
     fit: object | None = None  # workers.inversion.fit.FitResult
 
     @property

@@ -64,7 +64,12 @@ def fit_row(out: dict, i: int, result, j: int, data: ImagingData, mask: np.ndarr
     return f"dataset {data.dataset_id}: non-finite figure of merit ({merit[best]}); {terms}"
 
 
+LATER_SEARCH_ARRAYS = ("search_likelihood_seconds", "search_sampler_seconds")  # absent from older stores
+
+
 def search_row(out: dict, i: int, row: dict) -> None:
-    """Row i of `out` from a search's store values (LensSearch.to_row)."""
+    """Row i of `out` from a search's store values (LensSearch.to_row); a store created before the
+    LATER_SEARCH_ARRAYS is written without them."""
     for name, value in row.items():
-        out[name][i] = value
+        if name in out or name.rpartition("/")[2] not in LATER_SEARCH_ARRAYS:
+            out[name][i] = value

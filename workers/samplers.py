@@ -16,7 +16,15 @@ lensfleet CLI, Ray's workers and pytest do. Each process holds OpenBLAS at one
 thread, which keeps the networks' training reproducible.
 
 Seeds: lens_seed(seed, dataset id). Checkpoints: a Nautilus HDF5 file per lens, replaced whole on every write
-(_AtomicCheckpointSampler), resumed when readable and discarded when not.
+(_LensSampler), resumed when readable and discarded when not.
+
+Where a sampler's time goes (SamplerOutcome.seconds, wall-clock seconds in its process):
+    bounds        building bounds: ellipsoids and neural networks trained on the live points (add_bound)
+    sampling      drawing new points from the bounds (rejection against the networks; sample_shell)
+    checkpoint    writing the checkpoint file
+    waiting       blocked in the likelihood call: the coordinator gathering requests, the block call, the pipe
+    total         the whole run (the rest of it is Nautilus's book-keeping)
+    cpu           the process's CPU seconds over the run (what its own work cost the machine, however loaded)
 """
 
 from __future__ import annotations
@@ -25,9 +33,11 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
@@ -70,11 +80,37 @@ class SamplerOutcome:
     converged: bool
     parameter_max_likelihood: np.ndarray
     max_log_likelihood: float
+    seconds: dict[str, float] = field(default_factory=dict)
+    exploration_evaluations: int = 0  # of this run (not a checkpoint's): those before the exploration phase ended
 
 
-class _AtomicCheckpointSampler(Sampler):
-    """A Nautilus sampler whose checkpoint file is only ever replaced whole (written to a temporary copy, then
-    os.replace), so a kill mid-write leaves the previous checkpoint intact."""
+SAMPLER_TIMES = ("bounds", "sampling", "checkpoint", "waiting", "total", "cpu")
+
+
+class _LensSampler(Sampler):
+    """A Nautilus sampler that times its own work (`seconds`, module docstring) and whose checkpoint file is only
+    ever replaced whole (written to a temporary copy, then os.replace), so a kill mid-write leaves the previous
+    checkpoint intact."""
+
+    def __init__(self, *args, **kwargs):
+        self.seconds = dict.fromkeys(SAMPLER_TIMES, 0.0)
+        super().__init__(*args, **kwargs)
+
+    @contextmanager
+    def _timed(self, key: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] += time.perf_counter() - start
+
+    def add_bound(self, verbose=False):
+        with self._timed("bounds"):
+            return super().add_bound(verbose)
+
+    def sample_shell(self, index, shell_t=None):
+        with self._timed("sampling"):
+            return super().sample_shell(index, shell_t)
 
     @staticmethod
     def _partial(filepath) -> Path:
@@ -82,15 +118,17 @@ class _AtomicCheckpointSampler(Sampler):
         return filepath.with_name(filepath.stem + ".partial.h5")
 
     def write(self, filepath, overwrite=False):
-        partial_path = self._partial(filepath)
-        super().write(partial_path, overwrite=True)
-        os.replace(partial_path, filepath)
+        with self._timed("checkpoint"):
+            partial_path = self._partial(filepath)
+            super().write(partial_path, overwrite=True)
+            os.replace(partial_path, filepath)
 
     def write_shell_update(self, filepath, shell):
-        partial_path = self._partial(filepath)
-        shutil.copyfile(filepath, partial_path)
-        super().write_shell_update(partial_path, shell)
-        os.replace(partial_path, filepath)
+        with self._timed("checkpoint"):
+            partial_path = self._partial(filepath)
+            shutil.copyfile(filepath, partial_path)
+            super().write_shell_update(partial_path, shell)
+            os.replace(partial_path, filepath)
 
 
 def make_sampler(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> Sampler:
@@ -102,21 +140,33 @@ def make_sampler(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]
         neural_network_kwargs={"hidden_layer_sizes": tuple(options.network_layers), "max_iter": options.network_epochs},
     )
     if job.checkpoint is None:
-        return Sampler(job.prior, likelihood, **kwargs)
+        return _LensSampler(job.prior, likelihood, **kwargs)
     job.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return _AtomicCheckpointSampler(job.prior, likelihood, filepath=job.checkpoint, resume=True, **kwargs)
+        return _LensSampler(job.prior, likelihood, filepath=job.checkpoint, resume=True, **kwargs)
     except Exception:  # unreadable, or written by an incompatible version: start afresh
         job.checkpoint.unlink(missing_ok=True)
-        return _AtomicCheckpointSampler(job.prior, likelihood, filepath=job.checkpoint, resume=False, **kwargs)
+        return _LensSampler(job.prior, likelihood, filepath=job.checkpoint, resume=False, **kwargs)
 
 
 def run_job(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> SamplerOutcome:
     """Run one lens's sampler to its stopping criteria with `likelihood` (parameter vectors (n, d) → (n,))."""
     options = job.options
+    start, cpu = time.perf_counter(), time.process_time()
+    waiting, exploring = [0.0], [0]
+
+    def timed_likelihood(points: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        if not sampler.explored:
+            exploring[0] += len(points)
+        try:
+            return likelihood(points)
+        finally:
+            waiting[0] += time.perf_counter() - t0
+
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning when network_epochs cuts training short
-        sampler = make_sampler(job, likelihood)
+        sampler = make_sampler(job, timed_likelihood)
         converged = sampler.run(
             f_live=options.f_live, n_eff=options.n_eff,
             n_like_max=np.inf if options.n_like_max is None else options.n_like_max,
@@ -135,6 +185,9 @@ def run_job(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> 
         converged=bool(converged),
         parameter_max_likelihood=job.prior(np.concatenate(sampler.points)[best]),
         max_log_likelihood=float(all_log_l[best]),
+        seconds={**sampler.seconds, "waiting": waiting[0], "total": time.perf_counter() - start,
+                 "cpu": time.process_time() - cpu},
+        exploration_evaluations=exploring[0],
     )
 
 

@@ -8,10 +8,12 @@ non-finite figure of merit counts as fit.DEGENERATE_FIGURE_OF_MERIT (rejected, n
 Batching across lenses. Nautilus's run() is synchronous and asks its vectorised likelihood for n_batch points
 at a time. Each lens's sampler runs in a process of its own (workers/samplers.py: the samplers' own work,
 fitting bounds, then proceeds in parallel on the CPU cores); its likelihood call sends the points to the
-coordinator (the calling thread, which alone touches JAX) and waits. Once every still-running sampler of the
-block has a request pending (or has finished), the coordinator evaluates all requests in one call of the
-compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors): a request fills its lens's
-slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
+coordinator (the calling thread, which alone touches JAX) and waits. The coordinator evaluates the requests
+it holds in one call of the compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors)
+once every still-running sampler has a request pending, or sooner (_serve): on a CPU at once, with whatever
+requests are there, on a GPU after waiting one block call's time for the rest, so that a sampler busy building
+a bound (seconds of network training) holds up neither the device nor the other lenses. A request fills its
+lens's slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
 repeating its first point), and slots without a request hold the prior median. The values go back, the
 samplers go on. The eval chunk and the lenses per call are fit.toml's eval_chunk or what sizing.plan_batch
 measures on the device (block_plan). Compiled once per (model, bucket, lenses per call, V) with eval_chunk 0,
@@ -63,7 +65,7 @@ from .posterior import LensSearch, weighted_quantiles
 from .priors import PriorTransform, prior_to_dict
 from .samplers import SamplerJob, SamplerOutcome, lens_seed, start_sampler
 
-__all__ = ["BlockSearch", "SearchError", "lens_seed", "search_block"]
+__all__ = ["BlockSearch", "SearchError", "SearchProgress", "lens_seed", "search_block"]
 
 
 class SearchError(RuntimeError):
@@ -111,8 +113,12 @@ class BlockSearch:
     """The searches of one block: a LensSearch or a SearchError per lens (block order), and accounting.
     likelihood_evaluations: likelihood values handed to each lens's sampler; evaluated: slots × vectors computed (the
     difference is padding and idle slots); block_calls: calls of the compiled block function; wall_s: per
-    lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls
-    (the rest of the wall time is the samplers' own work); compile_s: the first block call's time."""
+    lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls;
+    lens_likelihood_s: each lens's share of it (by its share of each round's requested points); sampler_seconds:
+    each lens's sampler process times (samplers.SAMPLER_TIMES; {} for a failed one); coordinator_s: the
+    coordinator's time outside block calls (_BlockEvaluator.times) and its process's CPU seconds over the
+    searches (`cpu`: the likelihood's XLA threads and the coordinator itself); exploration_evaluations: each lens's
+    evaluations in Nautilus's exploration phase (0 for a failed one); compile_s: the first block call's time."""
 
     results: list[LensSearch | SearchError]
     likelihood_evaluations: list[int]
@@ -122,6 +128,10 @@ class BlockSearch:
     likelihood_s: float
     compile_s: float
     checkpoints: list[Path | None] = field(default_factory=list)
+    lens_likelihood_s: list[float] = field(default_factory=list)
+    sampler_seconds: list[dict] = field(default_factory=list)
+    coordinator_s: dict = field(default_factory=dict)
+    exploration_evaluations: list[int] = field(default_factory=list)
 
     def remove_checkpoints(self) -> None:
         """Delete the lenses' checkpoint files (once their results are safely stored)."""
@@ -153,37 +163,53 @@ def checkpoint_path(directory: Path, dataset_id: str, imaging: MaskedImaging, fi
 # --- the coordinator ---------------------------------------------------------------------------------------
 
 
-def _serve(samplers: dict[int, tuple], evaluate: Callable[[dict[int, np.ndarray]], dict[int, np.ndarray]]) -> dict:
-    """Until every sampler process in `samplers` (slot → (process, pipe)) has finished: wait for all running
-    ones to have a likelihood request, evaluate them together, send each its values. Returns slot →
+def _serve(samplers: dict[int, tuple], evaluate: "_BlockEvaluator") -> dict:
+    """Until every sampler process in `samplers` (slot → (process, pipe)) has finished: gather likelihood
+    requests, evaluate them together, send each its values. A round starts once every running sampler has a
+    request, or `evaluate.window()` seconds after the first request came (0 on a CPU: whatever is there now),
+    so that a sampler building a bound holds up neither the device nor the others. Returns slot →
     SamplerOutcome, or the error text of a sampler that failed or died."""
     outcomes: dict[int, SamplerOutcome | str] = {}
     slot_of = {id(conn): slot for slot, (_, conn) in samplers.items()}
     running = set(samplers)
     pending: dict[int, np.ndarray] = {}
+    clock = time.perf_counter
+    deadline = None
     try:
         while running:
-            waiting = [samplers[s][1] for s in running if s not in pending]
-            while waiting:
-                for conn in connection.wait(waiting):
+            listen = [samplers[s][1] for s in running if s not in pending]
+            if listen:
+                timeout = None if not pending else max(0.0, deadline - clock())
+                t0 = clock()
+                ready = connection.wait(listen, timeout)
+                evaluate.times["gathering" if pending else "starved"] += clock() - t0
+                for conn in ready:
                     slot = slot_of[id(conn)]
+                    t0 = clock()
                     try:
                         kind, payload = conn.recv()
                     except (EOFError, ConnectionResetError):
                         process = samplers[slot][0]
                         process.join(timeout=5)
                         kind, payload = "error", f"the sampler process died (exit code {process.exitcode})"
+                    evaluate.times["pipe"] += clock() - t0
                     if kind == "request":
                         pending[slot] = payload
                     else:
                         outcomes[slot] = payload
                         running.discard(slot)
-                waiting = [samplers[s][1] for s in running if s not in pending]
+                        evaluate.finished(slot, payload)
+                if pending and deadline is None:
+                    deadline = clock() + evaluate.window()
+                if pending and any(s not in pending for s in running) and clock() < deadline:
+                    continue
             if pending:
                 values = evaluate(pending)
+                t0 = clock()
                 for slot, v in values.items():
                     samplers[slot][1].send(v)
-                pending = {}
+                evaluate.times["pipe"] += clock() - t0
+                pending, deadline = {}, None
     finally:  # on an error, samplers still waiting for values are stopped; finished ones exit by themselves
         for slot, (process, conn) in samplers.items():
             if slot not in outcomes and process.is_alive():
@@ -196,20 +222,66 @@ def _serve(samplers: dict[int, tuple], evaluate: Callable[[dict[int, np.ndarray]
 # --- the block search --------------------------------------------------------------------------------------
 
 
+@dataclass
+class SearchProgress:
+    """The live state of searches for a progress display: updated by the coordinator after every round and as
+    samplers finish, read (`snapshot`) from another thread; the search_block calls of one block (its bucket
+    groups and stages) may share one. `stopped`: finished without meeting the stopping criteria (n_like_max);
+    evaluations: likelihood values handed to the samplers, `finished_evaluations` those of finished searches."""
+
+    searches: int = 0
+    converged: int = 0
+    stopped: int = 0
+    failed: int = 0
+    evaluations: int = 0
+    finished_evaluations: int = 0
+    likelihood_s: float = 0.0
+
+    def snapshot(self) -> dict:
+        """The counts now, with `running` (started and not finished)."""
+        counts = {k: getattr(self, k) for k in ("searches", "converged", "stopped", "failed", "evaluations",
+                                                 "finished_evaluations")}
+        return {**counts, "running": self.searches - self.converged - self.stopped - self.failed,
+                "likelihood_s": self.likelihood_s}
+
+
 class _BlockEvaluator:
-    """Pads requests into (L, V) rounds, calls the compiled block function, counts."""
+    """Pads requests into (L, V) rounds, calls the compiled block function, and accounts for the time: block
+    calls (`seconds`, and each lens's share in `lens_seconds`, by its share of the requested points of each
+    round) and the coordinator's `times` (_serve): gathering (waiting for more requests while some are in hand),
+    starved (waiting with none: every sampler busy with its own work) and pipe (receiving and sending)."""
 
     def __init__(self, imagings: MaskedImaging, model: Model, template: np.ndarray, plan: tuple[int, int],
-                 on_round: Callable[[int], None] | None = None):
+                 progress: SearchProgress):
         """`template` (L, V, n): the vectors of an idle slot (its lens's prior median, V times); `plan`:
         block_plan's (eval_chunk, lenses_per_call)."""
-        self.imagings, self.model, self.template, self.on_round = imagings, model, template, on_round
+        self.imagings, self.model, self.template, self.progress = imagings, model, template, progress
         self.eval_chunk, self.lenses_per_call = plan
-        self.calls = 0
-        self.evaluated = 0
-        self.seconds = 0.0
-        self.rounds = 0
-        self.handed = [0] * len(template)
+        self.on_round: Callable[[int], None] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        n_lenses = len(self.template)
+        self.calls = self.evaluated = self.rounds = 0
+        self.seconds = self.last_call_s = 0.0
+        self.handed = [0] * n_lenses
+        self.lens_seconds = [0.0] * n_lenses
+        self.times = dict.fromkeys(("gathering", "starved", "pipe"), 0.0)
+
+    def window(self) -> float:
+        """How long a round waits for more requests after the first: 0 on a CPU (eval_chunk > 0, where a call
+        costs what it computes), one block call's time on a GPU (where a call costs the whole block)."""
+        return 0.0 if self.eval_chunk > 0 else self.last_call_s
+
+    def finished(self, slot: int, outcome: SamplerOutcome | str) -> None:
+        """A sampler finished (its outcome, or the error text of a failed one)."""
+        self.progress.finished_evaluations += self.handed[slot]
+        if not isinstance(outcome, SamplerOutcome):
+            self.progress.failed += 1
+        elif outcome.converged:
+            self.progress.converged += 1
+        else:
+            self.progress.stopped += 1
 
     def __call__(self, requests: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
         start = time.perf_counter()
@@ -217,6 +289,7 @@ class _BlockEvaluator:
         rounds = max(-(-len(points) // n_vectors) for points in requests.values())
         out = {s: np.empty(len(points)) for s, points in requests.items()}
         for r in range(rounds):
+            t0 = time.perf_counter()
             vectors = self.template.copy()
             active = np.zeros(len(vectors), bool)
             spans = {}
@@ -233,16 +306,24 @@ class _BlockEvaluator:
             self.evaluated += int(active.sum() if self.eval_chunk > 0 else len(active)) * n_vectors
             for s, n in spans.items():
                 out[s][r * n_vectors : r * n_vectors + n] = values[s, :n]
+            self.last_call_s = time.perf_counter() - t0
+            for s, n in spans.items():
+                self.lens_seconds[s] += self.last_call_s * n / sum(spans.values())
+        handed = 0
         for s, points in requests.items():
             self.handed[s] += len(points)
-        self.seconds += time.perf_counter() - start
+            handed += len(points)
+        elapsed = time.perf_counter() - start
+        self.seconds += elapsed
         self.rounds += 1
+        self.progress.evaluations += handed
+        self.progress.likelihood_s += elapsed
         if self.on_round is not None:
             self.on_round(self.rounds)
         return out
 
 
-def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform) -> LensSearch:
+def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform, likelihood_s: float) -> LensSearch:
     q16, q50, q84 = weighted_quantiles(outcome.samples, np.exp(outcome.log_weight), (0.16, 0.5, 0.84))
     n_eff = outcome.effective_samples
     return LensSearch(
@@ -260,6 +341,8 @@ def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform
         max_log_likelihood=outcome.max_log_likelihood,
         parameter_median=q50,
         parameter_sigma=0.5 * (q84 - q16),
+        likelihood_seconds=likelihood_s,
+        sampler_seconds=outcome.seconds["total"] - outcome.seconds["waiting"],
     )
 
 
@@ -276,6 +359,7 @@ def search_block(
     with_fit: bool = True,
     slots: int | None = None,
     on_round: Callable[[int], None] | None = None,
+    progress: SearchProgress | None = None,
 ) -> BlockSearch:
     """Search every lens of a block (module docstring), each with its own priors (`priors`, one per lens, in
     parameter_names order; a pipeline stage's priors depend on what the stage before found). `concurrent`: side by side with merged likelihood
@@ -284,7 +368,8 @@ def search_block(
     `bucket`: pad to this shape bucket (default: batch.stack's common bucket). `with_fit`: end with a
     with-arrays evaluation at each lens's max-likelihood point (LensSearch.fit). `slots`: compile the block
     call for this many lenses (≥ the lenses given; the extra slots stay idle), so that blocks of a run share
-    one program. `on_round(n)`: called after the n-th round of likelihood requests (a test hook)."""
+    one program. `on_round(n)`: called after the n-th round of likelihood requests (a test hook). `progress`: a
+    SearchProgress to keep up to date (shared by the calls of one block)."""
     if not (len(imagings) == len(dataset_ids) == len(priors)) or not imagings:
         raise ValueError("give one dataset id and one prior transform per imaging, and at least one")
     n_lenses, n_vectors = len(imagings), options.n_batch
@@ -293,13 +378,14 @@ def search_block(
     check_model_fits(stacked, model)
     filler = np.stack([p.median() for p in priors] + [priors[0].median()] * (n_slots - n_lenses))
     template = np.repeat(filler[:, None, :], n_vectors, axis=1)
-    evaluator = _BlockEvaluator(stacked, model, template, block_plan(stacked, template, model, options.eval_chunk))
+    progress = SearchProgress() if progress is None else progress
+    evaluator = _BlockEvaluator(stacked, model, template, block_plan(stacked, template, model, options.eval_chunk),
+                                progress)
 
-    start = time.perf_counter()
-    evaluator({0: filler[:1]})  # compile outside the timed searches
+    start = time.perf_counter()  # compile outside the timed searches
+    block_figure_of_merit(stacked, evaluator.template, model, evaluator.eval_chunk, np.arange(n_slots) == 0,
+                          evaluator.lenses_per_call)
     compile_s = time.perf_counter() - start
-    evaluator.calls, evaluator.evaluated, evaluator.seconds, evaluator.rounds = 0, 0, 0.0, 0
-    evaluator.handed = [0] * n_slots
     evaluator.on_round = on_round
 
     checkpoints: list[Path | None] = [None] * n_lenses
@@ -313,11 +399,13 @@ def search_block(
     ]
 
     def launch(slots: list[int]) -> dict:
+        progress.searches += len(slots)
         samplers = {s: start_sampler(jobs[s], f"search-{dataset_ids[s]}") for s in slots}
         return _serve(samplers, evaluator)
 
     outcomes: dict[int, SamplerOutcome | str] = {}
     wall = [0.0] * n_lenses
+    cpu = time.process_time()
     if concurrent:
         t0 = time.perf_counter()
         outcomes = launch(list(range(n_lenses)))
@@ -327,20 +415,24 @@ def search_block(
             t0 = time.perf_counter()
             outcomes.update(launch([slot]))
             wall[slot] = time.perf_counter() - t0
+    evaluator.times["cpu"] = time.process_time() - cpu
 
     results: list[LensSearch | SearchError] = []
     for slot, dataset_id in enumerate(dataset_ids):
         outcome = outcomes[slot]
         if isinstance(outcome, SamplerOutcome):
-            results.append(_lens_result(dataset_id, outcome, priors[slot]))
+            results.append(_lens_result(dataset_id, outcome, priors[slot], evaluator.lens_seconds[slot]))
         else:
             results.append(SearchError(f"{dataset_id}: search failed:\n{outcome}"))
 
     if with_fit:
         results = _attach_fits(stacked, model, results, filler, imagings)
+    finished = [outcomes[slot] for slot in range(n_lenses)]
     return BlockSearch(
         results, evaluator.handed[:n_lenses], evaluator.evaluated, evaluator.calls, wall, evaluator.seconds,
-        compile_s, checkpoints,
+        compile_s, checkpoints, evaluator.lens_seconds[:n_lenses],
+        [o.seconds if isinstance(o, SamplerOutcome) else {} for o in finished],
+        dict(evaluator.times), [o.exploration_evaluations if isinstance(o, SamplerOutcome) else 0 for o in finished],
     )
 
 

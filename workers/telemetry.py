@@ -15,6 +15,8 @@ Every metric carries the tag `run` (the store's name, `run_name(store_url)`); ac
     lensfleet_block_seconds              ray_lensfleet_block_seconds_{bucket,sum,count} histogram driver
     lensfleet_likelihood_evaluations     ray_lensfleet_likelihood_evaluations_total   counter    actor
     lensfleet_evaluations_per_second     ray_lensfleet_evaluations_per_second         gauge      actor
+    lensfleet_searches_running           ray_lensfleet_searches_running               gauge      actor
+    lensfleet_searches_converged         ray_lensfleet_searches_converged_total       counter    actor
     lensfleet_compiles                   ray_lensfleet_compiles_total                 counter    actor
     lensfleet_compile_seconds            ray_lensfleet_compile_seconds_total          counter    actor
     lensfleet_device_memory_bytes        ray_lensfleet_device_memory_bytes            gauge      actor
@@ -27,8 +29,11 @@ Every metric carries the tag `run` (the store's name, `run_name(store_url)`); ac
 - block_seconds: wall-clock seconds from submitting a block to its commit, buckets BLOCK_SECONDS_BUCKETS (Ray
   2.60 aggregates observations at their bucket's midpoint, so `_sum` is approximate; use the buckets, e.g.
   histogram_quantile(0.9, sum by (le) (rate(ray_lensfleet_block_seconds_bucket[5m])))).
-- likelihood_evaluations: figure-of-merit evaluations (datasets × parameter vectors) the actor computed;
-  evaluations_per_second: the rate over the actor's last block.
+- likelihood_evaluations: figure-of-merit evaluations (datasets × parameter vectors) the actor computed, counted
+  as they happen (at each progress poll of the driver, every few seconds, inside a block) and at the block's end;
+  evaluations_per_second: the rate since the previous poll (at a block's end: over the whole block).
+- searches_running: the searches of the actor's block running now (0 between blocks); searches_converged: searches
+  that met their stopping criteria, counted as they finish.
 - compiles / compile_seconds: XLA compilations the actor paid for (warm-up and new shape buckets) and their time;
   a persistent compilation cache hit still counts as a (short) compile.
 - device_memory_bytes: memory in use by the actor — `bytes_in_use` of the JAX device on an accelerator, the
@@ -66,6 +71,8 @@ METRIC_NAMES = (
     "lensfleet_block_seconds",
     "lensfleet_likelihood_evaluations",
     "lensfleet_evaluations_per_second",
+    "lensfleet_searches_running",
+    "lensfleet_searches_converged",
     "lensfleet_compiles",
     "lensfleet_compile_seconds",
     "lensfleet_device_memory_bytes",
@@ -186,7 +193,8 @@ class RunMetrics:
 
 
 class ActorMetrics:
-    """An actor's metrics: `ActorMetrics(run, actor)`, then `likelihood_evaluations`, `compiled`, `device_memory`."""
+    """An actor's metrics: `ActorMetrics(run, actor)`, then per block `block_started`, `searching` (each progress
+    poll) and `likelihood_evaluations` (its end); `compiled`, `device_memory`."""
 
     def __init__(self, run: str, actor: str):
         self.tags = {"run": run, "actor": actor}
@@ -195,17 +203,45 @@ class ActorMetrics:
         )
         self._rate = _gauge("lensfleet_evaluations_per_second", "Evaluations per second over the last block",
                             ACTOR_TAGS)
+        self._running = _gauge("lensfleet_searches_running", "Searches running in the actor's block", ACTOR_TAGS)
+        self._converged = _counter("lensfleet_searches_converged", "Searches that met their stopping criteria",
+                                   ACTOR_TAGS)
+        self._counted = (0, 0, time.monotonic())  # the block's evaluations and converged searches counted, when
         self._compiles = _counter("lensfleet_compiles", "XLA compilations", ACTOR_TAGS)
         self._compile_seconds = _counter("lensfleet_compile_seconds", "Seconds spent compiling", ACTOR_TAGS)
         self._memory = _gauge("lensfleet_device_memory_bytes", "Memory in use by the actor (bytes)",
                               (*ACTOR_TAGS, "memory"))
 
-    def likelihood_evaluations(self, n: int, seconds: float) -> None:
-        """`n` evaluations took `seconds` (one block): counts them and sets the rate."""
-        if n > 0:
-            self._evaluations.inc(n, tags=self.tags)
+    def block_started(self) -> None:
+        """A block starts: nothing of it counted yet."""
+        self._counted = (0, 0, time.monotonic())
+
+    def searching(self, running: int, converged: int, evaluations: int) -> None:
+        """The block's searches now (a progress poll): running, converged and evaluations so far; counts what is
+        new since the last poll and sets the rate over that interval."""
+        counted, counted_converged, since = self._counted
+        now = time.monotonic()
+        if evaluations > counted:
+            self._evaluations.inc(evaluations - counted, tags=self.tags)
+        if converged > counted_converged:
+            self._converged.inc(converged - counted_converged, tags=self.tags)
+        if now > since:
+            _gauges.set(self._rate, max(evaluations - counted, 0) / (now - since), self.tags)
+        _gauges.set(self._running, int(running), self.tags)
+        self._counted = (max(evaluations, counted), max(converged, counted_converged), now)
+
+    def likelihood_evaluations(self, n: int, seconds: float, converged: int = 0) -> None:
+        """The block is over: `n` evaluations took `seconds`, `converged` searches converged; counts what the
+        polls did not and sets the block's rate."""
+        counted, counted_converged, _ = self._counted
+        if n > counted:
+            self._evaluations.inc(n - counted, tags=self.tags)
+        if converged > counted_converged:
+            self._converged.inc(converged - counted_converged, tags=self.tags)
         if seconds > 0:
             _gauges.set(self._rate, n / seconds, self.tags)
+        _gauges.set(self._running, 0, self.tags)
+        self._counted = (0, 0, time.monotonic())
 
     def compiled(self, seconds: float, count: int = 1) -> None:
         """`count` compilations took `seconds` in all."""

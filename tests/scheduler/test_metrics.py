@@ -36,7 +36,10 @@ class FakeActor:
 
     def work(self, device_bytes: int | None) -> None:
         self.metrics.compiled(3.5)
-        self.metrics.likelihood_evaluations(100, 2.0)
+        self.metrics.block_started()
+        self.metrics.searching(running=3, converged=1, evaluations=60)  # a progress poll inside the block
+        self.metrics.likelihood_evaluations(100, 2.0, converged=4)  # its end: 40 more evaluations, 3 more converged
+        self.metrics.block_started()
         self.metrics.likelihood_evaluations(50, 1.0)  # the rate is the last block's: 50/s
         self.metrics.device_memory(device_bytes)
 
@@ -86,6 +89,8 @@ def test_driver_and_actor_metrics_appear_with_their_counts(cluster):
         expected |= {
             ("ray_lensfleet_likelihood_evaluations_total", (("actor", actor),)): 150,
             ("ray_lensfleet_evaluations_per_second", (("actor", actor),)): 50,
+            ("ray_lensfleet_searches_converged_total", (("actor", actor),)): 4,
+            ("ray_lensfleet_searches_running", (("actor", actor),)): 0,
             ("ray_lensfleet_compiles_total", (("actor", actor),)): 1,
             ("ray_lensfleet_compile_seconds_total", (("actor", actor),)): 3.5,
         }

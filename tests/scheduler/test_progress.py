@@ -64,3 +64,35 @@ def test_a_terminal_gets_a_live_bar_and_no_log_lines():
     assert "lensfleet progress done=" not in text
     assert "5/10" in text and "2.5/s" in text and "eta 2s" in text
     assert text.splitlines()[-1].startswith("lensfleet progress finished: 5/10 committed")
+
+
+def test_search_progress_shows_running_searches_their_evaluation_rate_and_an_eta():
+    from scheduler.progress import SearchCounts
+    from scheduler.tally import LiveSearches
+
+    clock, out = FakeClock(), io.StringIO()
+    live = LiveSearches(searched_stages=1, clock=clock)
+    progress = Progress(total=8, interval_s=5, stream=out, clock=clock)
+    assert live.counts(8) is None  # no actor answered yet
+
+    def state(block, searches, running, converged, evaluations, finished_evaluations):
+        return {"block": block, "searches": searches, "running": running, "converged": converged, "stopped": 0,
+                "failed": 0, "evaluations": evaluations, "finished_evaluations": finished_evaluations,
+                "likelihood_s": 0.0, "actor": "a"}
+
+    live.polled(state(0, 4, 4, 0, 1000, 0), in_flight={0, 1})
+    live.polled(state(7, 4, 4, 0, 5000, 0), in_flight={0, 1})  # a block no longer in flight: ignored
+    assert live.counts(8) == SearchCounts(4, 0, 1000, 0.0, None)
+    clock.now += 10
+    live.polled(state(0, 4, 3, 1, 3000, 1200), in_flight={0, 1})
+    # 2000 evaluations in 10 s; a finished search took 1200: 8 datasets × 1200 − 3000 in flight = 6600 → 33 s
+    counts = live.counts(8)
+    assert counts == SearchCounts(3, 1, 3000, 200.0, 33.0)
+    progress.update(done=0, in_flight=2, searches=counts)
+    assert lines(out)[-1] == ("lensfleet progress done=0/8 failed=0 invalid=0 in_flight=2 searching=3 converged=1 "
+                              "evaluations=3000 eval_rate=200/s rate=0/s eta=33s")
+
+    clock.now += 10  # block 0 commits with 4 converged searches of 4400 evaluations in all (and its final fits)
+    live.committed(0, 4404, state(0, 4, 0, 4, 4400, 4400))
+    rate = (4404 - 1000) / 20  # over the polls of the last RATE_WINDOW_S seconds
+    assert live.counts(4) == SearchCounts(0, 4, 4404, rate, 4 * 1100 / rate)

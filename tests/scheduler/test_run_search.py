@@ -147,3 +147,18 @@ def test_an_actor_killed_mid_search_resumes_its_block_and_the_store_equals_a_cle
     clean_rounds = int((base / "clean-rounds" / "1.1").read_text())
     assert int((rounds / "1.2").read_text()) <= clean_rounds - 3
     assert_same_store(str(store), clean)  # the resumed searches gave the clean run's samples, bit for bit
+
+
+def test_the_progress_line_shows_searches_running_before_the_first_block_commits(base, cluster, tmp_path, capfd):
+    result = run(run_options(base / "catalog.ecsv", tmp_path / "progress.zarr", base, block_size=BLOCK_SIZE,
+                             compile_cache=compile_cache(base)))
+    assert result.exit_code == 0, result
+    lines = [line for line in capfd.readouterr().out.splitlines() if line.startswith("lensfleet progress done=")]
+    fields = [dict(kv.split("=", 1) for kv in line.split()[2:]) for line in lines]
+    first_commit = next(i for i, f in enumerate(fields) if not f["done"].startswith("0/"))
+    live = [f for f in fields[:first_commit] if float(f.get("eval_rate", "0/s").removesuffix("/s")) > 0]
+    assert live, lines[:first_commit]  # evaluations per second inside the first block, before it commits
+    assert all(int(f["searching"]) + int(f["converged"]) >= 1 and int(f["evaluations"]) > 0 for f in live)
+    last = fields[-1]
+    assert last["done"] == "4/4" and last["converged"] == "0"  # n_like_max stops every search before it converges
+    assert int(last["evaluations"]) >= 4 * 500
