@@ -18,7 +18,8 @@ Evaluate mode fits each dataset at its catalog vectors. Search mode (config.sear
 (workers/pipeline.py) in order on each bucket group. A searched stage searches the group's lenses side by side
 (workers/search.py), one sampler process per lens with priors from what the stage before found for it, their
 likelihood requests merged into one compiled call of B lenses × n_batch vectors (the same program for every
-block of a bucket), with Nautilus checkpoints under `checkpoint_root()` so that a block redone after its worker
+block of a bucket), or by the gradient search (workers/gradient_search.py, `type = "gradient"`: each phase one
+compiled call over the B lenses, nothing to checkpoint), with Nautilus checkpoints under `checkpoint_root()` so that a block redone after its worker
 died resumes its searches (deleted once the block is committed); each lens's max-likelihood vector is then
 evaluated exactly as evaluate mode evaluates a catalog vector, into the stage's store group. An unsearched stage
 is evaluated at the previous stage's maximum likelihood. A lens that fails a stage (its search fails, its mask
@@ -247,15 +248,22 @@ class BlockFitter:
         found for it (`found`, empty for the first stage), then evaluate each lens's maximum likelihood; returns
         (likelihood evaluations, the BlockSearch)."""
         from workers.posterior import LensSearch
-        from workers.search import search_block
 
         options, prefix = stage.search, _prefix(stage)
-        search = search_block(
-            [m.imaging for m in members], [rows[m.index].id for m in members], stage.model,
-            [stage.prior_transform(found.get(m.index)) for m in members], options,
-            checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint else None,
-            bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k, stage.name),
-        )
+        lenses = ([m.imaging for m in members], [rows[m.index].id for m in members], stage.model,
+                  [stage.prior_transform(found.get(m.index)) for m in members], options)
+        if options.type == "gradient":
+            from workers.gradient_search import gradient_search_block
+
+            search = gradient_search_block(*lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size)
+        else:
+            from workers.search import search_block
+
+            search = search_block(
+                *lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size,
+                checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint
+                else None, on_round=hooks.search_round(k, stage.name),
+            )
         best: list[tuple[Member, np.ndarray]] = []
         for m, result in zip(members, search.results):
             if isinstance(result, LensSearch):
@@ -303,7 +311,7 @@ class BlockFitter:
             if stage.model.pixel_shortfall(imaging.bucket.pixels):
                 continue
             jax.block_until_ready(evaluate_block(stacked, vectors(stage.model, 1), stage.model, with_arrays=True))
-            if stage.search is not None:
+            if stage.search is not None and stage.search.type == "nautilus":  # a gradient search compiles in its first block
                 chunk = auto_eval_chunk() if stage.search.eval_chunk is None else stage.search.eval_chunk
                 block_figure_of_merit(stacked, vectors(stage.model, stage.search.n_batch), stage.model, chunk)
 

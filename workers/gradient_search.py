@@ -14,10 +14,13 @@ term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one c
    samplers.lens_seed), each optimised for `steps` iterations of optax L-BFGS (zoom line search) or Adam
    (cosine-decayed `learning_rate`) on −log p(z | d); the best start is the one with the largest log p.
 2. Laplace: H = −∇² log p at the best start, by central differences of the exact gradient (two passes: the
-   second with steps of half the first pass's σ). H is made positive definite by flooring its eigenvalues.
-3. posterior: `posterior_samples` draws from a multivariate Student t (ν = 10) with centre ẑ and scale H⁻¹,
-   weighted by Pareto-smoothed importance sampling (PSIS, Vehtari et al.) against log p. The stored samples
-   are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂ (< 0.7: the weights
+   second with steps of HESSIAN_STEP × the first pass's σ). H is made positive definite by flooring its
+   eigenvalues.
+3. posterior: two rounds of `posterior_samples`/2 draws from a multivariate Student t (ν = 10), the first with
+   centre ẑ and scale H⁻¹, the second at the first round's weighted mean and covariance (adaptive importance
+   sampling: it repairs a Laplace approximation that is off-centre or too narrow); every draw is weighted
+   against the even mixture of the two proposals by Pareto-smoothed importance sampling (PSIS, Vehtari et al.).
+   The stored samples are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂ (< 0.7: the weights
    are reliable), `effective_samples` their Kish size (Σw)²/Σw².
 
 Log evidence: the importance-sampling estimate log Z = log mean_k(p̃(z_k)/q(z_k)) (p̃ the unnormalised
@@ -70,6 +73,7 @@ __all__ = ["gradient_search_block", "cube_arrays", "physical"]
 
 SAME_MODE = 3.0  # Mahalanobis radius (in the Laplace metric) within which a start counts as at the best mode
 STUDENT_NU = 10.0
+HESSIAN_STEP = 0.2  # the second finite-difference pass's steps, in units of the first pass's sigma
 STALL_STEPS, STALL_GAIN = 5, 1e-2  # an optimisation stops once log p gained < STALL_GAIN in STALL_STEPS iterations  # degrees of freedom of the importance-sampling proposal
 _U_EPS = 1e-12
 
@@ -106,7 +110,7 @@ def physical(z: jax.Array, cube: dict, free: tuple[int, ...]) -> jax.Array:
     gaussian = cube["a"] + cube["b"] * jax.scipy.special.ndtri(u)
     truncated = cube["a"] + cube["b"] * jax.scipy.special.ndtri(cube["ca"] + u * (cube["cb"] - cube["ca"]))
     x = jnp.where(cube["kind"] == 0, uniform, jnp.where(cube["kind"] == 1, gaussian, truncated))
-    return cube["base"].at[jnp.asarray(free)].set(jnp.clip(x, cube["lo"], cube["hi"]))
+    return jnp.asarray(cube["base"]).at[jnp.asarray(free)].set(jnp.clip(x, cube["lo"], cube["hi"]))
 
 
 def _log_posterior(z, imaging, cube, model: Model, free) -> tuple[jax.Array, jax.Array]:
@@ -205,15 +209,15 @@ def _densities(imagings, points, cubes, model, free, chunk):
 # --- host side ---------------------------------------------------------------------------------------------
 
 
-def _hessian(imagings, centre, steps, cubes, model, free, chunked) -> tuple[np.ndarray, int]:
-    """−∇² log p (L, d, d) at `centre` (L, d) by central differences of the gradient with steps (L, d)."""
+def _hessian(imagings, centre, steps, cubes, model, free, chunked) -> tuple[np.ndarray, np.ndarray]:
+    """(−∇² log p (L, d, d), ∇ log p (L, d)) at `centre` (L, d), the first by central differences of the
+    gradient with steps (L, d)."""
     n_lenses, d = centre.shape
     offsets = np.einsum("ld,dk->lkd", steps, np.eye(d))  # (L, d, d): row k moves coordinate k
-    points = np.concatenate([centre[:, None] + offsets, centre[:, None] - offsets], axis=1)
-    _, _, grad = _gradients(imagings, points, cubes, model, free, chunked)
-    grad = np.asarray(grad)
-    h = -(grad[:, :d] - grad[:, d:]) / (2 * steps[:, :, None])  # (L, k, i) = −∂g_i/∂z_k
-    return 0.5 * (h + np.swapaxes(h, 1, 2)), 2 * d
+    points = np.concatenate([centre[:, None] + offsets, centre[:, None] - offsets, centre[:, None]], axis=1)
+    grad = np.asarray(_gradients(imagings, points, cubes, model, free, chunked)[2])
+    h = -(grad[:, :d] - grad[:, d:2 * d]) / (2 * steps[:, :, None])  # (L, k, i) = −∂g_i/∂z_k
+    return 0.5 * (h + np.swapaxes(h, 1, 2)), grad[:, 2 * d]
 
 
 def _floored(h: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -223,9 +227,23 @@ def _floored(h: np.ndarray) -> tuple[np.ndarray, bool]:
     return (vectors * np.maximum(values, floor)) @ vectors.T, bool(values.min() > floor)
 
 
-def _draws(rng: np.random.Generator, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standard normal (n, d) and χ²_ν / ν (n,) draws of the Student-t proposal."""
-    return rng.standard_normal((n, d)), rng.chisquare(STUDENT_NU, n) / STUDENT_NU
+def _student(rng: np.random.Generator, n: int, centre: np.ndarray, covariance: np.ndarray):
+    """n draws of the multivariate Student t (STUDENT_NU) of this centre and scale, and its frozen density."""
+    d = len(centre)
+    normal, chi2 = rng.standard_normal((n, d)), rng.chisquare(STUDENT_NU, n) / STUDENT_NU
+    points = centre + (normal @ np.linalg.cholesky(covariance).T) / np.sqrt(chi2)[:, None]
+    return points, stats.multivariate_t(centre, covariance, df=STUDENT_NU)
+
+
+def _moments(points: np.ndarray, log_ratio: np.ndarray, fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted mean and covariance of draws (the second round's proposal), their covariance floored by
+    `fallback`/4 so that a few dominant weights cannot collapse it."""
+    w = np.exp(log_ratio - np.max(log_ratio[np.isfinite(log_ratio)]))
+    w = np.where(np.isfinite(w), w, 0.0)
+    w /= w.sum()
+    mean = w @ points
+    covariance = (points - mean).T @ ((points - mean) * w[:, None])
+    return mean, _floored(covariance + fallback / 4)[0]
 
 
 def gradient_search_block(
@@ -258,7 +276,6 @@ def gradient_search_block(
     rngs = [np.random.default_rng(lens_seed(options.seed, i)) for i in dataset_ids]
     rngs += [np.random.default_rng(0)] * (n_slots - n_lenses)
     z0 = np.stack([special.logit(np.clip(r.uniform(size=(options.starts, d)), 1e-6, 1 - 1e-6)) for r in rngs])
-    draws = [_draws(r, options.posterior_samples, d) for r in rngs]
     start = time.perf_counter()
 
     # 1. multi-start optimisation
@@ -268,26 +285,33 @@ def gradient_search_block(
     centre = z[np.arange(n_slots), best]
     evaluations = calls.sum(axis=1)
 
-    # 2. Laplace: two passes of finite differences, the second with steps of half the first's sigma
-    h, n = _hessian(stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked)
-    sigma = np.stack([np.sqrt(np.diag(np.linalg.inv(_floored(m)[0]))) for m in h])
-    h, n = _hessian(stacked, centre, np.clip(0.5 * sigma, 1e-6, 0.5), cubes, model, free, chunked)
-    _, _, grad = (np.asarray(a) for a in _gradients(stacked, centre[:, None], cubes, model, free, chunked))
-    evaluations += 2 * n + 1
+    # 2. Laplace: two passes of finite differences, the second with steps of a fifth of the first's sigma (the
+    # first pass's H where the second's is not positive definite and the first's is)
+    h1, _ = _hessian(stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked)
+    sigma = np.stack([np.sqrt(np.diag(np.linalg.inv(_floored(m)[0]))) for m in h1])
+    h2, grad = _hessian(stacked, centre, np.clip(HESSIAN_STEP * sigma, 1e-6, 0.5), cubes, model, free, chunked)
+    evaluations += 2 * (2 * d) + 1
+    floored = []
+    for m1, m2 in zip(h1, h2):
+        second = _floored(m2)
+        floored.append(second if second[1] or not _floored(m1)[1] else _floored(m1))
+    laplace = [np.linalg.inv(m) for m, _ in floored]
 
-    # 3. Student-t draws about the best start, importance-weighted
-    points, log_q, definite = [], [], []
-    for slot in range(n_slots):
-        m, ok = _floored(h[slot])
-        definite.append(ok)
-        chol = np.linalg.cholesky(np.linalg.inv(m))
-        normal, chi2 = draws[slot]
-        offsets = (normal @ chol.T) / np.sqrt(chi2)[:, None]
-        points.append(centre[slot] + offsets)
-        log_q.append(stats.multivariate_t(centre[slot], np.linalg.inv(m), df=STUDENT_NU).logpdf(points[-1]))
-    points = np.stack(points)
-    sample_log_p, sample_merit = (np.asarray(a) for a in _densities(stacked, points, cubes, model, free, eval_chunk))
-    evaluations += options.posterior_samples
+    # 3. two rounds of Student-t draws, about the best start (Laplace) then at the first round's weighted
+    # moments; every draw weighted against the even mixture of both proposals
+    half = options.posterior_samples // 2
+    first = [_student(r, half, c, cov) for r, c, cov in zip(rngs, centre, laplace)]
+    points = np.stack([p for p, _ in first])
+    log_p1, merit1 = (np.asarray(a) for a in _densities(stacked, points, cubes, model, free, eval_chunk))
+    second = [_student(r, half, *_moments(p, lp - q.logpdf(p), cov))
+              for r, (p, q), lp, cov in zip(rngs, first, log_p1, laplace)]
+    points2 = np.stack([p for p, _ in second])
+    log_p2, merit2 = (np.asarray(a) for a in _densities(stacked, points2, cubes, model, free, eval_chunk))
+    points = np.concatenate([points, points2], axis=1)
+    sample_log_p, sample_merit = np.concatenate([log_p1, log_p2], axis=1), np.concatenate([merit1, merit2], axis=1)
+    log_q = np.stack([np.logaddexp(q1.logpdf(p), q2.logpdf(p)) - np.log(2)
+                      for p, (_, q1), (_, q2) in zip(points, first, second)])
+    evaluations += 2 * half
     likelihood_s = time.perf_counter() - start
     samples = np.asarray(_to_physical(points, cubes, free))
     at_starts = np.asarray(_to_physical(z, cubes, free))
@@ -296,7 +320,7 @@ def gradient_search_block(
     for slot, dataset_id in enumerate(dataset_ids):
         results.append(_lens_result(
             dataset_id, lens_priors[slot].names, z[slot], at_starts[slot], log_p[slot], merit[slot], best[slot],
-            h[slot], definite[slot], grad[slot, 0], samples[slot], sample_log_p[slot] - log_q[slot],
+            floored[slot][0], floored[slot][1], grad[slot], samples[slot], sample_log_p[slot] - log_q[slot],
             sample_merit[slot], int(evaluations[slot]), options.mode_tolerance))
     if with_fit:
         results = _attach_fits(stacked, model, results, np.stack([p.median() for p in lens_priors]), imagings)
@@ -305,7 +329,7 @@ def gradient_search_block(
                        likelihood_s, 0.0, [])
 
 
-def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, h, definite, grad, samples, log_ratio,
+def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, m, definite, grad, samples, log_ratio,
                  sample_merit, evaluations, tolerance) -> LensSearch:
     """One lens's LensSearch from the three phases' numbers (module docstring): starts z (S, d) at parameters
     at_starts (S, n) with log p and F; the best start's index, H, whether H was definite and its gradient; the
@@ -318,7 +342,6 @@ def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, h, definit
         log_weight[ok] = np.asarray(smoothed)
     weight = np.exp(log_weight)
     n_eff = float(weight.sum() ** 2 / np.sum(weight**2)) if ok.sum() >= 5 else 0.0
-    m, _ = _floored(h)
     covariance = np.linalg.inv(m)
     if ok.sum() >= 5:
         log_evidence = float(special.logsumexp(log_ratio[ok]) - np.log(len(log_ratio)))
