@@ -19,7 +19,8 @@ Evaluate mode fits each dataset at its catalog vectors. Search mode (config.sear
 (workers/pipeline.py) in order on each bucket group. A searched stage searches the group's lenses side by side
 (workers/search.py), one sampler process per lens with priors from what the stage before found for it, their
 likelihood requests merged into one compiled call of B lenses × n_batch vectors (the same program for every
-block of a bucket), with Nautilus checkpoints under `checkpoint_root()` so that a block redone after its worker
+block of a bucket), or by the gradient search (workers/gradient_search.py, `type = "gradient"`: each phase one
+compiled call over the B lenses, nothing to checkpoint), with Nautilus checkpoints under `checkpoint_root()` so that a block redone after its worker
 died resumes its searches (deleted once the block is committed); each lens's max-likelihood vector is then
 evaluated exactly as evaluate mode evaluates a catalog vector, into the stage's store group. An unsearched stage
 is evaluated at the previous stage's maximum likelihood. A lens that fails a stage (its search fails, its mask
@@ -53,7 +54,7 @@ from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
 from workers.pipeline import Stage, StagePosterior
 from workers.rows import empty_block, fit_row, search_row
-from workers.search import SearchProgress
+from workers.search import SearchProgress, search_block
 
 
 @dataclass(frozen=True)
@@ -258,16 +259,20 @@ class BlockFitter:
         found for it (`found`, empty for the first stage), then evaluate each lens's maximum likelihood; returns
         (likelihood evaluations, the BlockSearch)."""
         from workers.posterior import LensSearch
-        from workers.search import search_block
 
         options, prefix = stage.search, _prefix(stage)
-        search = search_block(
-            [m.imaging for m in members], [rows[m.index].id for m in members], stage.model,
-            [stage.prior_transform(found.get(m.index)) for m in members], options,
-            checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint else None,
-            bucket=bucket, with_fit=False, slots=self.spec.block_size, on_round=hooks.search_round(k, stage.name),
-            progress=self.live,
-        )
+        lenses = ([m.imaging for m in members], [rows[m.index].id for m in members], stage.model,
+                  [stage.prior_transform(found.get(m.index)) for m in members], options)
+        if options.type == "gradient":
+            from workers.gradient_search import gradient_search_block
+
+            search = gradient_search_block(*lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size)
+        else:
+            search = search_block(
+                *lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size,
+                checkpoint_dir=checkpoint_root(self.spec.store) / f"block-{k}" / stage.name if options.checkpoint
+                else None, on_round=hooks.search_round(k, stage.name), progress=self.live,
+            )
         best: list[tuple[Member, np.ndarray]] = []
         for m, result in zip(members, search.results):
             if isinstance(result, LensSearch):
@@ -315,7 +320,7 @@ class BlockFitter:
             if stage.model.pixel_shortfall(imaging.bucket.pixels):
                 continue
             jax.block_until_ready(evaluate_block(stacked, vectors(stage.model, 1), stage.model, with_arrays=True))
-            if stage.search is not None:
+            if stage.search is not None and stage.search.type == "nautilus":  # a gradient search compiles in its first block
                 batch = vectors(stage.model, stage.search.n_batch)
                 chunk, lenses_per_call = block_plan(stacked, batch, stage.model, stage.search.eval_chunk)
                 block_figure_of_merit(stacked, batch, stage.model, chunk, lenses_per_call=lenses_per_call)

@@ -11,9 +11,11 @@
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
     [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
                    lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
-    [search]       optional, turns evaluate mode into search mode: type = "nautilus", n_live, n_batch, n_eff,
-                   f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration, seed,
-                   max_samples, checkpoint, eval_chunk (SearchOptions below: meanings and defaults)
+    [search]       optional, turns evaluate mode into search mode: type = "nautilus" (default: n_live, n_batch,
+                   n_eff, f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration,
+                   checkpoint) or "gradient" (multi-start optimisation + importance-sampled Laplace posterior,
+                   workers/gradient_search.py: starts, steps, optimizer, learning_rate, posterior_samples,
+                   mode_tolerance); either with seed, max_samples, eval_chunk (SearchOptions: meanings, defaults)
     stage          optional top-level key: the first stage's name (default "source_lp")
     [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed (workers/pipeline.py)
 
@@ -33,7 +35,8 @@ from typing import Any
 from .model.grids import OverSampling, RadialOverSampling
 from .model.description import MASS_PROFILES, MESHES, MGEBasis, Model, RectangularSource, parameter_names
 from .model.settings import Settings
-from .options import LIMITS, ConfigError, DatasetOptions, SearchOptions
+from .options import (GRADIENT_KEYS, LIMITS, NAUTILUS_KEYS, OPTIMIZERS, SEARCH_TYPES, ConfigError, DatasetOptions,
+                      SearchOptions)
 from .pipeline import FIRST_STAGE, STAGE_NAME, Stage
 from .priors import Prior, prior_from_dict, prior_to_dict
 
@@ -183,8 +186,11 @@ def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: lis
     search_table = table.get("search", {})
     if search_table is False:
         search = None
-    elif isinstance(search_table, dict):
-        search = _search(reader, {**previous.search.to_dict(), **search_table})
+    elif isinstance(search_table, dict):  # a stage that changes the type carries over only the shared keys
+        carried = previous.search.to_dict()
+        if search_table.get("type", carried["type"]) != carried["type"]:
+            carried = {k: v for k, v in carried.items() if k not in NAUTILUS_KEYS + GRADIENT_KEYS + ("type",)}
+        search = _search(reader, {**carried, **search_table})
     else:
         raise reader.fail(f"{prefix}.search", f"must be a table of [search] keys or false, got {search_table!r}")
     priors = _priors(reader, table.get("priors", {}), model)
@@ -364,8 +370,11 @@ def _prior_entries(table: dict, prefix: str):
 def _search(reader: _Reader, table: Any) -> SearchOptions:
     defaults = SearchOptions()
     reader.keys(table, "search", set(asdict(defaults)))
-    if table.get("type", "nautilus") != "nautilus":
-        raise reader.fail("search.type", f"only \"nautilus\" is supported, got {table['type']!r}")
+    kind = table.get("type", "nautilus")
+    if kind not in SEARCH_TYPES:
+        raise reader.fail("search.type", f"must be one of {', '.join(map(repr, SEARCH_TYPES))}, got {kind!r}")
+    for key in set(table) & set(GRADIENT_KEYS if kind == "nautilus" else NAUTILUS_KEYS):
+        raise reader.fail(f"search.{key}", f"is not an option of a {kind} search (see SearchOptions)")
 
     def flag(key: str) -> bool:
         value = table.get(key, getattr(defaults, key))
@@ -384,7 +393,11 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
     f_live = reader.number(table, "search", "f_live", defaults.f_live)
     if f_live >= 1:
         raise reader.fail("search.f_live", f"must be < 1, got {f_live!r}")
+    optimizer = table.get("optimizer", defaults.optimizer)
+    if optimizer not in OPTIMIZERS:
+        raise reader.fail("search.optimizer", f"must be one of {', '.join(map(repr, OPTIMIZERS))}, got {optimizer!r}")
     return SearchOptions(
+        type=kind,
         n_live=count("n_live", 2),
         n_batch=count("n_batch"),
         n_eff=reader.number(table, "search", "n_eff", defaults.n_eff, high=LIMITS["n_eff"]),
@@ -398,4 +411,10 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
         max_samples=count("max_samples"),
         checkpoint=flag("checkpoint"),
         eval_chunk=count("eval_chunk", 0) if "eval_chunk" in table else None,
+        starts=count("starts"),
+        steps=count("steps"),
+        optimizer=optimizer,
+        learning_rate=reader.number(table, "search", "learning_rate", defaults.learning_rate, high=100.0),
+        posterior_samples=count("posterior_samples", 10),
+        mode_tolerance=reader.number(table, "search", "mode_tolerance", defaults.mode_tolerance),
     )

@@ -29,7 +29,17 @@ LIMITS = {
     "network_epochs": 1_000_000,
     "max_samples": 100_000,  # posterior samples stored per lens: B × max_samples × parameters × 8 bytes a block
     "eval_chunk": 10_000,
+    "starts": 4096,  # gradient search: optimisation starts per lens, each a lane of the block's compiled call
+    "steps": 100_000,
+    "posterior_samples": 100_000,  # gradient search: importance-sampling draws per lens (B × draws evaluations)
 }
+
+SEARCH_TYPES = ("nautilus", "gradient")
+# the keys only one type of search reads
+NAUTILUS_KEYS = ("n_live", "n_batch", "n_eff", "f_live", "n_like_max", "n_networks", "network_layers",
+                 "network_epochs", "discard_exploration", "checkpoint")
+GRADIENT_KEYS = ("starts", "steps", "optimizer", "learning_rate", "posterior_samples", "mode_tolerance")
+OPTIMIZERS = ("lbfgs", "adam")
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,13 @@ class DatasetOptions:
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """fit.toml's [search]: a Nautilus search per lens (workers/search.py), the lenses of a block side by side.
+    """fit.toml's [search]: a search per lens, the lenses of a block side by side.
 
-    type: "nautilus" (the only one so far).
+    type: "nautilus" (workers/search.py: a Nautilus sampler per lens) or "gradient" (workers/gradient_search.py:
+        multi-start optimisation, then an importance-sampled Laplace posterior, every lens of a block in one
+        compiled call). Each type reads its own keys below and the shared ones (seed, max_samples, eval_chunk).
+
+    Nautilus:
     n_live: live points (Nautilus's n_live). 200.
     n_batch: points per likelihood request of one sampler (Nautilus's n_batch); also V, the vectors per lens of
         the compiled block call (lenses × n_batch). 100.
@@ -62,13 +76,25 @@ class SearchOptions:
         no improvement). 200 (Nautilus's 10000 trains longer for no fewer likelihood calls on A0). A coarser
         network only costs likelihood calls, never correctness (the posterior comes from importance weights).
     discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
+    checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
+        searches instead of restarting them. true. (A gradient search has nothing to resume: a block re-run
+        repeats it exactly.)
+
+    Gradient:
+    starts: optimisation starts per lens, drawn from the priors. 8.
+    steps: optimiser iterations per start. 100.
+    optimizer: "lbfgs" (optax L-BFGS with a zoom line search) or "adam" (cosine-decayed learning_rate). "lbfgs".
+    learning_rate: Adam's initial step, in logit-of-unit-cube units. 0.05.
+    posterior_samples: importance-sampling draws of the posterior per lens. 1000.
+    mode_tolerance: a start within this much log posterior of the best one, at another mode, flags the lens
+        multi-modal (search_multimodal). 5.0.
+
+    Shared:
     seed: the run's seed; each lens's search is seeded from (seed, dataset id), so a lens's posterior does not
         depend on which lenses share its block. 0.
     max_samples: posterior samples kept per lens in the store: all weighted points if there are fewer,
         otherwise a deterministic systematic resample to at most this many distinct points (weights =
         multiplicity / max_samples). 2000.
-    checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its
-        searches instead of restarting them. true.
     eval_chunk: evaluations vectorised together per compiled call (0: the whole lenses × n_batch block at
         once, right for a GPU; c > 0 runs the lenses one after another, c vectors per call, and skips idle
         ones: right for a CPU, where 1 is fastest). Absent: measured on the device (search.block_plan:
@@ -89,9 +115,17 @@ class SearchOptions:
     max_samples: int = 2000
     checkpoint: bool = True
     eval_chunk: int | None = None
+    starts: int = 8
+    steps: int = 100
+    optimizer: str = "lbfgs"
+    learning_rate: float = 0.05
+    posterior_samples: int = 1000
+    mode_tolerance: float = 5.0
 
     def to_dict(self) -> dict[str, Any]:
-        """fit.toml's [search] table (n_like_max left out when unlimited)."""
-        out = {k: v for k, v in asdict(self).items() if v is not None}
-        out["network_layers"] = list(self.network_layers)
+        """fit.toml's [search] table: its type's keys and the shared ones (n_like_max left out when unlimited)."""
+        other = GRADIENT_KEYS if self.type == "nautilus" else NAUTILUS_KEYS
+        out = {k: v for k, v in asdict(self).items() if v is not None and k not in other}
+        if self.type == "nautilus":
+            out["network_layers"] = list(self.network_layers)
         return out

@@ -11,7 +11,10 @@ Per lens (LensSearch), in parameter_names order, arcsec for centres and θE:
   sampler_seconds: its sampler process's own work (bounds, network training, drawing points, checkpoints);
 - parameter_median, parameter_sigma: weighted quantiles, sigma = (q84 − q16)/2;
 - parameter_max_likelihood, max_log_likelihood: the evaluated point with the largest figure of merit, and `fit`,
-  its FitResult with the reconstruction and the model image (on the lens's own used pixels), when asked for.
+  its FitResult with the reconstruction and the model image (on the lens's own used pixels), when asked for;
+- diagnostics: a gradient search's own (workers/gradient_search.py): multimodal (1: its starts disagree),
+  starts_at_best, pareto_k (PSIS k̂ of its importance weights), rhat (NaN: no chains); None for Nautilus, whose
+  rows leave those store arrays at their fills.
 For a store with a fixed sample axis, stored_samples(max_samples) keeps every point when there are at most
 max_samples, and otherwise a deterministic systematic resample (positions (k + ½)/max_samples on the weight
 CDF) merged into distinct points weighted by multiplicity / max_samples. `to_row` names everything as the store
@@ -53,6 +56,7 @@ class StoredSamples:
 
 SEARCH_NUMBERS = ("log_evidence", "log_evidence_error", "likelihood_evaluations", "effective_samples",
                   "likelihood_seconds", "sampler_seconds")
+SEARCH_DIAGNOSTICS = ("multimodal", "starts_at_best", "pareto_k", "rhat")
 PARAMETER_SUMMARIES = ("parameter_median", "parameter_sigma", "parameter_max_likelihood")
 
 
@@ -78,6 +82,7 @@ class LensSearch:
     likelihood_seconds: float = float("nan")
     sampler_seconds: float = float("nan")
     fit: object | None = None  # workers.inversion.fit.FitResult
+    diagnostics: dict[str, float] | None = None  # a gradient search's (SEARCH_DIAGNOSTICS), None for Nautilus
 
     @property
     def weight(self) -> np.ndarray:
@@ -93,6 +98,7 @@ class LensSearch:
             **{f"search_{name}": getattr(self, name) for name in SEARCH_NUMBERS},
             "search_converged": int(self.converged),
             **{name: getattr(self, name) for name in PARAMETER_SUMMARIES},
+            **{f"search_{name}": (self.diagnostics or {})[name] for name in SEARCH_DIAGNOSTICS if self.diagnostics},
         }
         if derived_names(self.parameter_names):
             values = derived_values(self.parameter_names, self.samples)

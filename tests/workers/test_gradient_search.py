@@ -1,0 +1,205 @@
+"""The gradient search (workers/gradient_search.py): its prior transform is the priors', its gradients are exact
+(the positive-only solve's too), its options are checked, a block through BlockFitter writes a complete store, a
+lens's result does not depend on its block mates, and its posteriors agree with PyAutoLens's on reference A0 and
+cover the truth on simulated lenses."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "inversion"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
+
+from reference_cases import REFERENCE, case_model, load_reference_lens  # noqa: E402
+from test_search import MODEL, _simulated_lenses  # noqa: E402
+
+from workers.config import ConfigError, SearchOptions, parse_config  # noqa: E402
+from workers.gradient_search import cube_arrays, gradient_search_block, physical  # noqa: E402
+from workers.inversion.batch import evaluate  # noqa: E402
+from workers.inversion.fit import fit  # noqa: E402
+from workers.model.description import parameter_names  # noqa: E402
+from workers.model.settings import Settings  # noqa: E402
+from workers.posterior import LensSearch  # noqa: E402
+from workers.priors import (  # noqa: E402
+    FixedPrior, GaussianPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior, prior_transform,
+)
+
+SMALL = SearchOptions(type="gradient", starts=4, steps=100, posterior_samples=400, seed=2, eval_chunk=8)
+
+
+def test_the_logit_space_transform_is_the_prior_transform():
+    prior = PriorTransform(("a", "b", "c", "d", "e"), (
+        UniformPrior(-0.3, 0.5), GaussianPrior(0.2, 0.1), FixedPrior(1.5),
+        TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0), TruncatedGaussianPrior(1.0, 0.5, 0.0, 1.2)))
+    u = np.random.default_rng(0).uniform(0.001, 0.999, size=(50, prior.n_dim))
+    ours = jax.vmap(lambda z: physical(z, cube_arrays(prior), prior.free))(jnp.asarray(special.logit(u)))
+    np.testing.assert_allclose(np.asarray(ours), prior(u), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("positive_only", [False, True], ids=["cholesky", "positive-only"])
+def test_figure_of_merit_gradients_match_finite_differences(positive_only):
+    """The gradient the search follows is the figure of merit's: the positive-only solve (jaxnnls, relaxed KKT
+    differentiation) included."""
+    imagings, truths, _ = _simulated_lenses(1, seed=3)
+    model = replace(MODEL, settings=Settings(use_positive_only_solver=positive_only))
+    x = jnp.asarray(truths[0] + 0.01)
+    f = jax.jit(lambda v: fit(imagings[0], v, model).figure_of_merit)
+    gradient = np.asarray(jax.grad(f)(x))
+    h = 1e-5
+    central = np.array([(f(x.at[i].add(h)) - f(x.at[i].add(-h))) / (2 * h) for i in range(x.size)])
+    assert np.abs(gradient).max() > 10  # away from the optimum: a real test of the slope
+    np.testing.assert_allclose(gradient, central, rtol=2e-3, atol=2e-3 * np.abs(gradient).max())
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"search": {"type": "hmc"}}, "search.type: must be one of 'nautilus', 'gradient'"),
+    ({"search": {"type": "gradient", "n_live": 100}}, "search.n_live: is not an option of a gradient search"),
+    ({"search": {"starts": 4}}, "search.starts: is not an option of a nautilus search"),
+    ({"search": {"type": "gradient", "starts": 0}}, "search.starts: must be an integer >= 1"),
+    ({"search": {"type": "gradient", "steps": 10**6}}, "search.steps: must be an integer >= 1 and <= 100000"),
+    ({"search": {"type": "gradient", "optimizer": "sgd"}}, "search.optimizer: must be one of 'lbfgs', 'adam'"),
+    ({"search": {"type": "gradient", "learning_rate": 0}}, "search.learning_rate: must be > 0"),
+    ({"search": {"type": "gradient", "posterior_samples": 5}}, "search.posterior_samples: must be an integer >= 10"),
+    ({"search": {"type": "gradient", "mode_tolerance": -1.0}}, "search.mode_tolerance: must be > 0"),
+])
+def test_gradient_search_option_mistakes_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, "fit.toml")
+    assert f"fit.toml: {message}" in str(error.value)
+
+
+def test_gradient_options_parse_round_trip_and_a_stage_may_switch_type():
+    raw = {"lens": {"shear": {}}, "search": {"type": "gradient", "starts": 16, "steps": 50, "optimizer": "adam",
+                                             "learning_rate": 0.1, "posterior_samples": 500, "mode_tolerance": 3.0,
+                                             "seed": 4},
+           "stages": [{"name": "again", "search": {"type": "nautilus", "n_live": 50}}]}
+    config = parse_config(raw, "fit.toml")
+    assert config.search == SearchOptions(type="gradient", starts=16, steps=50, optimizer="adam", learning_rate=0.1,
+                                          posterior_samples=500, mode_tolerance=3.0, seed=4)
+    assert "n_live" not in config.search.to_dict() and parse_config(config.to_dict()).search == config.search
+    assert config.stages[0].search == SearchOptions(n_live=50, seed=4)  # the shared keys carried over
+
+
+def test_a_lens_result_does_not_depend_on_its_block_mates():
+    imagings, _, prior = _simulated_lenses(3, seed=5)
+    ab = gradient_search_block(imagings[:2], ["a", "b"], MODEL, [prior] * 2, SMALL, with_fit=False)
+    ac = gradient_search_block([imagings[0], imagings[2]], ["a", "c"], MODEL, [prior] * 2, SMALL, with_fit=False)
+    again = gradient_search_block(imagings[:2], ["a", "b"], MODEL, [prior] * 2, SMALL, with_fit=False)
+    for x, y in ((ab.results[0], ac.results[0]), (ab.results[0], again.results[0]), (ab.results[1], again.results[1])):
+        for name in ("samples", "log_weight", "log_likelihood", "parameter_max_likelihood"):
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
+        assert x.log_evidence == y.log_evidence and x.diagnostics == y.diagnostics
+    assert not np.array_equal(ab.results[1].samples, ac.results[1].samples)
+
+
+def _covers_the_truth(n: int, seed: int) -> tuple[int, list]:
+    """Lenses (of n simulated ones) whose every lens-mass and shear parameter lies within 3σ of its median."""
+    imagings, truths, prior = _simulated_lenses(n, seed=seed)
+    block = gradient_search_block(imagings, [f"sim-{i}" for i in range(n)], MODEL, [prior] * n, SMALL)
+    lens_parameters = [i for i, name in enumerate(prior.names) if name.startswith("lens.")]
+    covered, failures = 0, []
+    for imaging, truth, result in zip(imagings, truths, block.results):
+        assert isinstance(result, LensSearch) and result.converged
+        truth_merit = float(evaluate(imaging, truth[None], MODEL).figure_of_merit[0])
+        assert result.max_log_likelihood >= truth_merit - 1.0
+        np.testing.assert_allclose(result.fit.figure_of_merit, result.max_log_likelihood, rtol=1e-9)
+        pull = np.abs(result.parameter_median - truth) / result.parameter_sigma
+        if (pull[lens_parameters] <= 3).all():
+            covered += 1
+        else:
+            failures.append(pull[lens_parameters].round(1))
+        assert result.effective_samples > 50 and result.diagnostics["pareto_k"] < 0.7
+    return covered, failures
+
+
+def test_posteriors_cover_the_truth_on_four_simulated_lenses():
+    covered, failures = _covers_the_truth(4, seed=7)
+    assert covered == 4, failures
+
+
+@pytest.mark.slow
+def test_posteriors_cover_the_truth_on_sixteen_simulated_lenses():
+    covered, failures = _covers_the_truth(16, seed=8)
+    assert covered >= 15, failures
+
+
+@pytest.mark.slow
+def test_the_posterior_on_reference_a0_agrees_with_pyautolens():
+    """search_A0.json: PyAutoLens's Nautilus on A0 with uniform priors of half-width `box` about the truth.
+    Medians within 0.5σ of PyAutoLens's, σ within 30%, log evidence within 0.5."""
+    reference = json.loads((REFERENCE / "search_A0.json").read_text())
+    lens, model = load_reference_lens("A0"), case_model("mge")
+    names = parameter_names(model)
+    t = lens.truth
+    truth = [*t["mass"]["centre"], *t["mass"]["ell_comps"], t["mass"]["einstein_radius"], t["shear"]["gamma_1"],
+             t["shear"]["gamma_2"], *t["sources"][0]["centre"], *t["sources"][0]["ell_comps"]]
+    half = [next(w for path, w in reference["box"].items() if n.startswith(path)) for n in names]
+    prior = prior_transform(model, {n: UniformPrior(x - w, x + w) for n, x, w in zip(names, truth, half)})
+    options = SearchOptions(type="gradient", starts=4, steps=200, posterior_samples=1000)
+    [result] = gradient_search_block([lens.imaging], ["A0"], model, [prior], options, with_fit=False).results
+    median = np.array([reference["parameters"][n]["median"] for n in names])
+    sigma = np.array([reference["parameters"][n]["sigma"] for n in names])
+    assert result.converged and result.diagnostics["multimodal"] == 0
+    assert (np.abs(result.parameter_median - median) <= 0.5 * sigma).all(), (result.parameter_median - median) / sigma
+    np.testing.assert_allclose(result.parameter_sigma, sigma, rtol=0.3)
+    assert abs(result.log_evidence - reference["log_evidence"]) < 0.5
+    assert result.max_log_likelihood >= reference["max_log_likelihood"]
+
+
+GRADIENT_TOML = """
+[priors]
+"lens.mass.centre" = { type = "gaussian", mean = 0.0, sigma = 0.05 }
+"lens.mass.einstein_radius" = { type = "uniform", lower = 0.7, upper = 1.3 }
+"lens.shear.gamma_1" = { type = "uniform", lower = -0.05, upper = 0.05 }
+"lens.shear.gamma_2" = { type = "uniform", lower = -0.05, upper = 0.05 }
+
+[search]
+type = "gradient"
+starts = 3
+steps = 60
+posterior_samples = 200
+max_samples = 150
+seed = 4
+"""
+
+
+def test_a_gradient_block_through_block_fitter_writes_a_complete_store(tmp_path):
+    from scheduler.run_store import open_store, run_spec
+    from small_survey import FIT_TOML, make_survey
+    from storage.catalog import read_catalog
+    from storage.lease import DriverLease
+    from storage.schema import Status
+    from workers.block import BlockFitter
+    from workers.config import load_config
+
+    catalog_path = make_survey(tmp_path, [(30, 30)] * 2, seed=9)
+    (tmp_path / "fit.toml").write_text(FIT_TOML + GRADIENT_TOML)
+    catalog, config = read_catalog(str(catalog_path)), load_config(tmp_path / "fit.toml")
+    url = str(tmp_path / "gradient.zarr")
+    lease = DriverLease.acquire(url, ttl=60)
+    try:
+        store, plan, driver_run = open_store(url, config, catalog, 2, False, None)
+        summary = BlockFitter(run_spec(store, plan, config, driver_run, str(tmp_path / "cache"), lease.token),
+                              store).fit(0)
+    finally:
+        lease.release()
+    assert summary["done"] == 2 and (store.status() == Status.DONE).all() and store.verify_blocks() == {}
+    read = store.read_array
+    assert (read("sample_count") > 50).all() and np.allclose(np.nansum(read("sample_weight"), axis=1), 1.0)
+    assert (read("search_multimodal") >= 0).all() and (read("search_starts_at_best") >= 1).all()
+    assert np.isfinite(read("search_pareto_k")).all() and np.isnan(read("search_rhat")).all()
+    assert (read("search_likelihood_evaluations") > 200).all()
+    # the stored fit is the max-likelihood point's, evaluated as evaluate mode does
+    np.testing.assert_array_equal(read("parameters")[:, 0], read("parameter_max_likelihood"))
+    np.testing.assert_allclose(read("figure_of_merit"), read("evaluation_figure_of_merit")[:, 0])
+    for name in ("parameter_median", "parameter_sigma", "log_evidence", "search_log_evidence", "model_image"):
+        assert np.isfinite(read(name)).any(axis=tuple(range(1, read(name).ndim))).all(), name

@@ -1,0 +1,369 @@
+"""The gradient search (fit.toml `[search] type = "gradient"`): the lenses of a block fitted at once on the device
+by multi-start optimisation, then a posterior from a Laplace approximation at the best start, importance-sampled.
+
+Space. A search works in z = logit(u), u the unit cube of the priors (priors.py): any z is a point inside the
+priors' support, so an optimiser cannot leave a bounded prior. The posterior density in z is
+
+    log p(z | d) = F(x(z)) + Σ_i [log σ(z_i) + log σ(−z_i)] − log Z,      x(z) = prior transform of σ(z),
+
+F the figure of merit Nautilus samples (the inversion's log evidence) and σ the logistic function (the second
+term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one compiled call over the block
+(lenses × points; vmap over lenses, or with eval_chunk > 0, as on a CPU, the lenses one after another):
+
+1. starts: `starts` points per lens drawn from the priors (u uniform, with the lens's own seed,
+   samplers.lens_seed), each optimised for `steps` iterations of optax L-BFGS (zoom line search) or Adam
+   (cosine-decayed `learning_rate`) on −log p(z | d); the best start is the one with the largest log p.
+2. Laplace: H = −∇² log p at the best start, by central differences of the exact gradient (two passes: the
+   second with steps of HESSIAN_STEP × the first pass's σ). H is made positive definite by flooring its
+   eigenvalues.
+3. posterior: two rounds of `posterior_samples`/2 draws from a multivariate Student t (ν = 10), the first with
+   centre ẑ and scale H⁻¹, the second at the first round's weighted mean and covariance (adaptive importance
+   sampling: it repairs a Laplace approximation that is off-centre or too narrow); every draw is weighted
+   against the even mixture of the two proposals by Pareto-smoothed importance sampling (PSIS, Vehtari et al.).
+   The stored samples are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂ (< 0.7: the weights
+   are reliable), `effective_samples` their Kish size (Σw)²/Σw².
+
+Log evidence: the importance-sampling estimate log Z = log mean_k(p̃(z_k)/q(z_k)) (p̃ the unnormalised
+posterior), not Nautilus's nested-sampling one; its error 1/√N_eff as for Nautilus. The Laplace estimate
+F̂ + log prior(ẑ) + (d/2) log 2π − ½ log det H is its fallback when the weights are unusable.
+
+Starts that disagree. With ẑ the best start and t_j = log p at start j: start j reached the best mode if
+(z_j − ẑ)ᵀH(z_j − ẑ) ≤ SAME_MODE²; `search_multimodal` is 1 when some start within `mode_tolerance` of the best
+log p lies outside it (another mode nearly as good), or no other start reached the best mode (the best stands
+far above the rest, so the global one may be missing too): a pipeline can hand such lenses to Nautilus.
+`search_starts_at_best` counts the starts that reached it. `converged`: the best start's Newton decrement
+½ gᵀH⁻¹g is below 0.1 and H needed no flooring.
+
+The positive-only solve works: jaxnnls differentiates its interior-point solution through the relaxed KKT
+conditions (NNLS_TARGET_KAPPA); tests/workers/test_gradient_search.py checks its gradient against finite
+differences. Gradients are 0 where the figure of merit is degenerate (fit.DEGENERATE_FIGURE_OF_MERIT).
+
+Determinism: a lens's draws come from its own seed, and XLA computes each lens's lane with the same code, so a
+block re-run (after a kill: there is nothing to resume, a block's searches take one pass) gives the same result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import partial
+from typing import Sequence
+
+import numpy as np
+
+from .inversion import jax_setup  # noqa: F401
+import jax
+import jax.numpy as jnp
+import optax
+from blackjax.diagnostics import psis_weights
+from scipy import special, stats
+
+from .config import SearchOptions
+from .inversion.batch import stack
+from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, check_model_fits, fit
+from .inversion.imaging import MaskedImaging
+from .model.buckets import Bucket
+from .model.description import Model
+from .posterior import LensSearch, weighted_quantiles
+from .priors import FixedPrior, GaussianPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior
+from .samplers import lens_seed
+from .search import BlockSearch, _attach_fits, block_plan
+
+__all__ = ["gradient_search_block", "cube_arrays", "physical"]
+
+SAME_MODE = 3.0  # Mahalanobis radius (in the Laplace metric) within which a start counts as at the best mode
+STUDENT_NU = 10.0
+HESSIAN_STEP = 0.2  # the second finite-difference pass's steps, in units of the first pass's sigma
+STALL_STEPS, STALL_GAIN = 5, 1e-2  # an optimisation stops once log p gained < STALL_GAIN in STALL_STEPS iterations  # degrees of freedom of the importance-sampling proposal
+_U_EPS = 1e-12
+
+
+# --- the prior transform in JAX ----------------------------------------------------------------------------
+
+
+def cube_arrays(prior: PriorTransform) -> dict[str, np.ndarray]:
+    """The priors as arrays for `physical`: per free dimension kind (0 uniform, 1 gaussian, 2 truncated
+    gaussian), a, b (lower, upper or mean, sigma), the truncation's CDF span (ca, cb) and clip bounds; `base`, the
+    full vector with the fixed parameters' values."""
+    free = prior.free
+    kind, a, b, ca, cb, lo, hi = (np.zeros(len(free)) for _ in range(7))
+    for k, i in enumerate(free):
+        p = prior.priors[i]
+        lo[k], hi[k] = p.support()
+        if isinstance(p, UniformPrior):
+            kind[k], a[k], b[k] = 0, p.lower, p.upper
+        elif isinstance(p, GaussianPrior):
+            kind[k], a[k], b[k] = 1, p.mean, p.sigma
+        elif isinstance(p, TruncatedGaussianPrior):
+            kind[k], a[k], b[k] = 2, p.mean, p.sigma
+            ca[k], cb[k] = special.ndtr((p.lower - p.mean) / p.sigma), special.ndtr((p.upper - p.mean) / p.sigma)
+        else:
+            raise TypeError(f"no transform for prior {p!r}")
+    base = np.array([p.value if isinstance(p, FixedPrior) else 0.0 for p in prior.priors])
+    return {"kind": kind, "a": a, "b": b, "ca": ca, "cb": cb, "lo": lo, "hi": hi, "base": base}
+
+
+def physical(z: jax.Array, cube: dict, free: tuple[int, ...]) -> jax.Array:
+    """The parameter vector at z = logit(u): priors.PriorTransform of u = σ(z), in JAX."""
+    u = jnp.clip(jax.nn.sigmoid(z), _U_EPS, 1.0 - _U_EPS)
+    uniform = cube["a"] + u * (cube["b"] - cube["a"])
+    gaussian = cube["a"] + cube["b"] * jax.scipy.special.ndtri(u)
+    truncated = cube["a"] + cube["b"] * jax.scipy.special.ndtri(cube["ca"] + u * (cube["cb"] - cube["ca"]))
+    x = jnp.where(cube["kind"] == 0, uniform, jnp.where(cube["kind"] == 1, gaussian, truncated))
+    return jnp.asarray(cube["base"]).at[jnp.asarray(free)].set(jnp.clip(x, cube["lo"], cube["hi"]))
+
+
+def _log_posterior(z, imaging, cube, model: Model, free) -> tuple[jax.Array, jax.Array]:
+    """(log p(z | d) + log Z, F(x(z))): the module docstring's density, and the figure of merit."""
+    merit = fit(imaging, physical(z, cube, free), model).figure_of_merit
+    merit = jnp.where(jnp.isfinite(merit), merit, DEGENERATE_FIGURE_OF_MERIT)
+    return merit + jnp.sum(jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z)), merit
+
+
+def _per_lens(fn, chunked: bool):
+    """fn over the lens axis of its arguments: vmap, or (chunked, as on a CPU) lax.map, one lens at a time."""
+    return (lambda *args: jax.lax.map(lambda a: fn(*a), args)) if chunked else jax.vmap(fn)
+
+
+# --- the compiled phases -----------------------------------------------------------------------------------
+
+
+@partial(jax.jit, static_argnames=("model", "free", "optimizer", "steps", "learning_rate", "chunked"))
+def _optimise(imagings, z0, cubes, model, free, optimizer, steps, learning_rate, chunked):
+    """Phase 1: every start (L, S, d) optimised for at most `steps` iterations, stopping once log p gained less
+    than STALL_GAIN over the last STALL_STEPS iterations; returns each start's best z, its log p and F, and the
+    value-and-gradient evaluations it took. Chunked (a CPU): the starts one after another, each stopping on
+    its own; else all at once (vmap: a start that stopped waits for the others)."""
+
+    def lens(imaging, starts, cube):
+        def loss(z):
+            return -_log_posterior(z, imaging, cube, model, free)[0]
+
+        if optimizer == "lbfgs":
+            opt = optax.lbfgs(linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=20))
+            value_and_grad = optax.value_and_grad_from_state(loss)
+        else:
+            opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01))
+            value_and_grad = jax.value_and_grad(loss)
+
+        def one(z):
+            def step(carry):
+                i, z, state, best_z, history, calls = carry
+                if optimizer == "lbfgs":
+                    value, grad = value_and_grad(z, state=state)
+                    grad = jnp.nan_to_num(grad)
+                    updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=loss)
+                    calls += 1 + optax.tree.get(state, "info").num_linesearch_steps
+                else:
+                    value, grad = value_and_grad(z)
+                    updates, state = opt.update(jnp.nan_to_num(grad), state, z)
+                    calls += 1
+                best_z = jnp.where(value < history[-1], z, best_z)
+                history = jnp.append(history[1:], jnp.minimum(value, history[-1]))
+                return i + 1, optax.apply_updates(z, updates), state, best_z, history, calls
+
+            def going(carry):
+                i, history = carry[0], carry[4]
+                return (i < steps) & ~(history[0] - history[-1] < STALL_GAIN)
+
+            history = jnp.full(STALL_STEPS + 1, jnp.inf)
+            init = (0, z, opt.init(z), z, history, 0)
+            _, _, _, best_z, _, calls = jax.lax.while_loop(going, step, init)
+            log_p, merit = _log_posterior(best_z, imaging, cube, model, free)
+            return best_z, log_p, merit, calls + 1
+
+        return jax.lax.map(one, starts) if chunked else jax.vmap(one)(starts)
+
+    return _per_lens(lens, chunked)(imagings, z0, cubes)
+
+
+@partial(jax.jit, static_argnames=("model", "free", "chunked"))
+def _gradients(imagings, points, cubes, model, free, chunked):
+    """log p, F and ∇ log p at points (L, V, d)."""
+
+    def lens(imaging, z, cube):
+        value_and_grad = jax.value_and_grad(lambda v: _log_posterior(v, imaging, cube, model, free), has_aux=True)
+        (log_p, merit), grad = jax.vmap(value_and_grad)(z)
+        return log_p, merit, jnp.nan_to_num(grad)
+
+    return _per_lens(lens, chunked)(imagings, points, cubes)
+
+
+@partial(jax.jit, static_argnames=("free",))
+def _to_physical(points, cubes, free):
+    """Parameter vectors (L, N, n) at points (L, N, d)."""
+    return jax.vmap(lambda z, cube: jax.vmap(lambda v: physical(v, cube, free))(z))(points, cubes)
+
+
+@partial(jax.jit, static_argnames=("model", "free", "chunk"))
+def _densities(imagings, points, cubes, model, free, chunk):
+    """log p and F at points (L, N, d), `chunk` points of a lens at a time (0: all of them)."""
+
+    def lens(imaging, z, cube):
+        one = lambda v: _log_posterior(v, imaging, cube, model, free)  # noqa: E731
+        return jax.vmap(one)(z) if chunk == 0 else jax.lax.map(one, z, batch_size=chunk)
+
+    return _per_lens(lens, chunk > 0)(imagings, points, cubes)
+
+
+# --- host side ---------------------------------------------------------------------------------------------
+
+
+def _hessian(imagings, centre, steps, cubes, model, free, chunked) -> tuple[np.ndarray, np.ndarray]:
+    """(−∇² log p (L, d, d), ∇ log p (L, d)) at `centre` (L, d), the first by central differences of the
+    gradient with steps (L, d)."""
+    n_lenses, d = centre.shape
+    offsets = np.einsum("ld,dk->lkd", steps, np.eye(d))  # (L, d, d): row k moves coordinate k
+    points = np.concatenate([centre[:, None] + offsets, centre[:, None] - offsets, centre[:, None]], axis=1)
+    grad = np.asarray(_gradients(imagings, points, cubes, model, free, chunked)[2])
+    h = -(grad[:, :d] - grad[:, d:2 * d]) / (2 * steps[:, :, None])  # (L, k, i) = −∂g_i/∂z_k
+    return 0.5 * (h + np.swapaxes(h, 1, 2)), grad[:, 2 * d]
+
+
+def _floored(h: np.ndarray) -> tuple[np.ndarray, bool]:
+    """H with its eigenvalues floored at 1e-6 of the largest (and at 1e-8), and whether it needed it."""
+    values, vectors = np.linalg.eigh(h)
+    floor = max(1e-6 * np.max(np.abs(values)), 1e-8)
+    return (vectors * np.maximum(values, floor)) @ vectors.T, bool(values.min() > floor)
+
+
+def _student(rng: np.random.Generator, n: int, centre: np.ndarray, covariance: np.ndarray):
+    """n draws of the multivariate Student t (STUDENT_NU) of this centre and scale, and its frozen density."""
+    d = len(centre)
+    normal, chi2 = rng.standard_normal((n, d)), rng.chisquare(STUDENT_NU, n) / STUDENT_NU
+    points = centre + (normal @ np.linalg.cholesky(covariance).T) / np.sqrt(chi2)[:, None]
+    return points, stats.multivariate_t(centre, covariance, df=STUDENT_NU)
+
+
+def _moments(points: np.ndarray, log_ratio: np.ndarray, fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted mean and covariance of draws (the second round's proposal), their covariance floored by
+    `fallback`/4 so that a few dominant weights cannot collapse it."""
+    w = np.exp(log_ratio - np.max(log_ratio[np.isfinite(log_ratio)]))
+    w = np.where(np.isfinite(w), w, 0.0)
+    w /= w.sum()
+    mean = w @ points
+    covariance = (points - mean).T @ ((points - mean) * w[:, None])
+    return mean, _floored(covariance + fallback / 4)[0]
+
+
+def gradient_search_block(
+    imagings: list[MaskedImaging],
+    dataset_ids: list[str],
+    model: Model,
+    priors: Sequence[PriorTransform],
+    options: SearchOptions,
+    *,
+    bucket: Bucket | None = None,
+    with_fit: bool = True,
+    slots: int | None = None,
+) -> BlockSearch:
+    """Search every lens of a block by the gradient search (module docstring), each with its own priors; as
+    search.search_block (`bucket`, `with_fit`, `slots`: compile for this many lenses, the extra ones idle copies
+    of the first lens), with BlockSearch's accounting (block_calls: compiled calls; likelihood_s: their time)."""
+    if not (len(imagings) == len(dataset_ids) == len(priors)) or not imagings:
+        raise ValueError("give one dataset id and one prior transform per imaging, and at least one")
+    free = priors[0].free
+    if any(p.free != free for p in priors):
+        raise ValueError("every lens of a block must have the same free parameters")
+    n_lenses, d = len(imagings), len(free)
+    n_slots = max(slots or n_lenses, n_lenses)
+    lens_priors = list(priors) + [priors[0]] * (n_slots - n_lenses)
+    stacked = stack(imagings + [imagings[0]] * (n_slots - n_lenses), bucket)
+    check_model_fits(stacked, model)
+    cubes = jax.tree.map(lambda *a: np.stack(a), *[cube_arrays(p) for p in lens_priors])
+    medians = np.stack([p.median() for p in lens_priors])
+    eval_chunk = block_plan(stacked, np.repeat(medians[:, None], options.starts, axis=1), model, options.eval_chunk)[0]
+    chunked = eval_chunk > 0
+    rngs = [np.random.default_rng(lens_seed(options.seed, i)) for i in dataset_ids]
+    rngs += [np.random.default_rng(0)] * (n_slots - n_lenses)
+    z0 = np.stack([special.logit(np.clip(r.uniform(size=(options.starts, d)), 1e-6, 1 - 1e-6)) for r in rngs])
+    start = time.perf_counter()
+
+    # 1. multi-start optimisation
+    z, log_p, merit, calls = (np.asarray(a) for a in _optimise(
+        stacked, z0, cubes, model, free, options.optimizer, options.steps, options.learning_rate, chunked))
+    best = np.argmax(np.where(np.isfinite(log_p), log_p, -np.inf), axis=1)
+    centre = z[np.arange(n_slots), best]
+    evaluations = calls.sum(axis=1)
+
+    # 2. Laplace: two passes of finite differences, the second with steps of a fifth of the first's sigma (the
+    # first pass's H where the second's is not positive definite and the first's is)
+    h1, _ = _hessian(stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked)
+    sigma = np.stack([np.sqrt(np.diag(np.linalg.inv(_floored(m)[0]))) for m in h1])
+    h2, grad = _hessian(stacked, centre, np.clip(HESSIAN_STEP * sigma, 1e-6, 0.5), cubes, model, free, chunked)
+    evaluations += 2 * (2 * d) + 1
+    floored = []
+    for m1, m2 in zip(h1, h2):
+        second = _floored(m2)
+        floored.append(second if second[1] or not _floored(m1)[1] else _floored(m1))
+    laplace = [np.linalg.inv(m) for m, _ in floored]
+
+    # 3. two rounds of Student-t draws, about the best start (Laplace) then at the first round's weighted
+    # moments; every draw weighted against the even mixture of both proposals
+    half = options.posterior_samples // 2
+    first = [_student(r, half, c, cov) for r, c, cov in zip(rngs, centre, laplace)]
+    points = np.stack([p for p, _ in first])
+    log_p1, merit1 = (np.asarray(a) for a in _densities(stacked, points, cubes, model, free, eval_chunk))
+    second = [_student(r, half, *_moments(p, lp - q.logpdf(p), cov))
+              for r, (p, q), lp, cov in zip(rngs, first, log_p1, laplace)]
+    points2 = np.stack([p for p, _ in second])
+    log_p2, merit2 = (np.asarray(a) for a in _densities(stacked, points2, cubes, model, free, eval_chunk))
+    points = np.concatenate([points, points2], axis=1)
+    sample_log_p, sample_merit = np.concatenate([log_p1, log_p2], axis=1), np.concatenate([merit1, merit2], axis=1)
+    log_q = np.stack([np.logaddexp(q1.logpdf(p), q2.logpdf(p)) - np.log(2)
+                      for p, (_, q1), (_, q2) in zip(points, first, second)])
+    evaluations += 2 * half
+    likelihood_s = time.perf_counter() - start
+    samples = np.asarray(_to_physical(points, cubes, free))
+    at_starts = np.asarray(_to_physical(z, cubes, free))
+
+    results = []
+    for slot, dataset_id in enumerate(dataset_ids):
+        results.append(_lens_result(
+            dataset_id, lens_priors[slot].names, z[slot], at_starts[slot], log_p[slot], merit[slot], best[slot],
+            floored[slot][0], floored[slot][1], grad[slot], samples[slot], sample_log_p[slot] - log_q[slot],
+            sample_merit[slot], int(evaluations[slot]), options.mode_tolerance))
+    if with_fit:
+        results = _attach_fits(stacked, model, results, np.stack([p.median() for p in lens_priors]), imagings)
+    wall = time.perf_counter() - start
+    return BlockSearch(results, [int(e) for e in evaluations[:n_lenses]], int(evaluations.sum()), 5, [wall] * n_lenses,
+                       likelihood_s, 0.0, [])
+
+
+def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, m, definite, grad, samples, log_ratio,
+                 sample_merit, evaluations, tolerance) -> LensSearch:
+    """One lens's LensSearch from the three phases' numbers (module docstring): starts z (S, d) at parameters
+    at_starts (S, n) with log p and F; the best start's index, H, whether H was definite and its gradient; the
+    draws' parameters (N, n), log p − log q and F."""
+    ok = np.isfinite(log_ratio) & (sample_merit > DEGENERATE_FIGURE_OF_MERIT)
+    log_weight = np.full(len(log_ratio), -np.inf)
+    pareto_k = np.inf
+    if ok.sum() >= 5:
+        smoothed, pareto_k = psis_weights(jnp.asarray(log_ratio[ok]))
+        log_weight[ok] = np.asarray(smoothed)
+    weight = np.exp(log_weight)
+    n_eff = float(weight.sum() ** 2 / np.sum(weight**2)) if ok.sum() >= 5 else 0.0
+    covariance = np.linalg.inv(m)
+    if ok.sum() >= 5:
+        log_evidence = float(special.logsumexp(log_ratio[ok]) - np.log(len(log_ratio)))
+    else:  # the Laplace estimate
+        log_evidence = float(log_p[best] + 0.5 * len(z[best]) * np.log(2 * np.pi) - 0.5 * np.linalg.slogdet(m)[1])
+    distance = np.sqrt(np.einsum("si,ij,sj->s", z - z[best], m, z - z[best]))
+    at_best = distance <= SAME_MODE
+    rival = (log_p >= log_p[best] - tolerance) & ~at_best
+    multimodal = bool(rival.any() or (len(z) > 1 and at_best.sum() == 1))
+    q16, q50, q84 = weighted_quantiles(samples, weight, (0.16, 0.5, 0.84))
+    candidates = np.concatenate([merit, sample_merit])
+    where = int(np.argmax(candidates))
+    best_x = np.concatenate([at_starts, samples])[where]
+    decrement = 0.5 * float(grad @ covariance @ grad)
+    return LensSearch(
+        dataset_id=dataset_id, parameter_names=names, samples=samples, log_weight=log_weight,
+        log_likelihood=sample_merit, log_evidence=log_evidence,
+        log_evidence_error=float(1.0 / np.sqrt(n_eff)) if n_eff > 0 else float("inf"), effective_samples=n_eff,
+        likelihood_evaluations=evaluations, converged=bool(definite and decrement < 0.1),
+        parameter_max_likelihood=best_x, max_log_likelihood=float(candidates[where]),
+        parameter_median=q50, parameter_sigma=0.5 * (q84 - q16),
+        diagnostics={"multimodal": int(multimodal), "starts_at_best": int(at_best.sum()),
+                     "pareto_k": float(pareto_k), "rhat": float("nan")},
+    )
