@@ -23,6 +23,11 @@ term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one c
    The stored samples are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂
    (< 0.7: the weights are reliable), `effective_samples` their Kish size (Σw)²/Σw².
 
+Why importance sampling and not NUTS (benchmarks/RESULTS_search.md, reference A0): the weights of 1,000 draws gave
+806 effective samples (k̂ 0.12) for 1,000 evaluations; blackjax NUTS started at the optimum with H⁻¹ as its
+mass matrix needed 4.7 value-and-gradients per effective sample (≈ 3,800 for the same N_eff, 4–9× the cost, and
+it needs the Laplace step anyway for its mass matrix).
+
 Log evidence: the importance-sampling estimate log Z = log mean_k(p̃(z_k)/q(z_k)) (p̃ the unnormalised
 posterior), not Nautilus's nested-sampling one; its error 1/√N_eff as for Nautilus. The Laplace estimate
 F̂ + log prior(ẑ) + (d/2) log 2π − ½ log det H is its fallback when the weights are unusable.
