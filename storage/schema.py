@@ -32,8 +32,8 @@ in the order of the root attribute `parameter_names`, and where the search's tim
 sampler's own work: bounds, network training, drawing points, checkpoints). A gradient search (workers/gradient_search.py) also writes
 search_multimodal (1: its starts disagree, hand the lens to Nautilus; 0: they agree; -1, the fill: not assessed,
 as by Nautilus), search_starts_at_best (starts that reached the best mode), search_pareto_k (PSIS k̂ of its
-importance weights; < 0.7 reliable) and search_rhat (R̂ of chains; NaN without chains). The terms, `parameters` (one evaluation: the max-likelihood
-vector), reconstruction and images are then the max-likelihood fit's.
+importance weights; < 0.7 reliable). The terms, `parameters`
+(one evaluation: the max-likelihood vector), reconstruction and images are then the max-likelihood fit's.
 
 Pipeline stages (`stage_specs`, workers/pipeline.py): the first stage is the root's arrays; each later stage
 writes the same arrays (its search's too, when it is searched) in a Zarr group named after it
@@ -174,7 +174,6 @@ def search_specs(max_samples: int, n_parameters: int, n_derived: int = 0) -> lis
         ArraySpec("search_multimodal", dtype="int8", fill=-1),
         ArraySpec("search_starts_at_best", dtype="int32", fill=0),
         ArraySpec("search_pareto_k"),
-        ArraySpec("search_rhat"),
         ArraySpec("parameter_median", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_sigma", (n_parameters,), dims=("parameter",)),
         ArraySpec("parameter_max_likelihood", (n_parameters,), dims=("parameter",)),

@@ -20,8 +20,8 @@ Evaluate mode fits each dataset at its catalog vectors. Search mode (config.sear
 (workers/search.py), one sampler process per lens with priors from what the stage before found for it, their
 likelihood requests merged into one compiled call of B lenses × n_batch vectors (the same program for every
 block of a bucket), or by the gradient search (workers/gradient_search.py, `type = "gradient"`: each phase one
-compiled call over the B lenses, nothing to checkpoint), with Nautilus checkpoints under `checkpoint_root()` so that a block redone after its worker
-died resumes its searches (deleted once the block is committed); each lens's max-likelihood vector is then
+compiled call over the B lenses, nothing to checkpoint), with Nautilus checkpoints under `checkpoint_root()` so
+that a block redone after its worker died resumes its searches (deleted once the block is committed); each lens's max-likelihood vector is then
 evaluated exactly as evaluate mode evaluates a catalog vector, into the stage's store group. An unsearched stage
 is evaluated at the previous stage's maximum likelihood. A lens that fails a stage (its search fails, its mask
 is too small for a mesh) is FAILED with the reason and leaves the pipeline; the others go on. With later stages,
@@ -320,7 +320,8 @@ class BlockFitter:
             if stage.model.pixel_shortfall(imaging.bucket.pixels):
                 continue
             jax.block_until_ready(evaluate_block(stacked, vectors(stage.model, 1), stage.model, with_arrays=True))
-            if stage.search is not None and stage.search.type == "nautilus":  # a gradient search compiles in its first block
+            # a gradient search compiles in its first block
+            if stage.search is not None and stage.search.type == "nautilus":
                 batch = vectors(stage.model, stage.search.n_batch)
                 chunk, lenses_per_call = block_plan(stacked, batch, stage.model, stage.search.eval_chunk)
                 block_figure_of_merit(stacked, batch, stage.model, chunk, lenses_per_call=lenses_per_call)

@@ -20,8 +20,13 @@ term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one c
    centre ẑ and scale H⁻¹, the second at the first round's weighted mean and covariance (adaptive importance
    sampling: it repairs a Laplace approximation that is off-centre or too narrow); every draw is weighted
    against the even mixture of the two proposals by Pareto-smoothed importance sampling (PSIS, Vehtari et al.).
-   The stored samples are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂ (< 0.7: the weights
-   are reliable), `effective_samples` their Kish size (Σw)²/Σw².
+   The stored samples are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂
+   (< 0.7: the weights are reliable), `effective_samples` their Kish size (Σw)²/Σw².
+
+Why importance sampling and not NUTS (benchmarks/RESULTS_search.md, reference A0): the weights of 1,000 draws gave
+806 effective samples (k̂ 0.12) for 1,000 evaluations; blackjax NUTS started at the optimum with H⁻¹ as its
+mass matrix needed 4.7 value-and-gradients per effective sample (≈ 3,800 for the same N_eff, 4–9× the cost, and
+it needs the Laplace step anyway for its mass matrix).
 
 Log evidence: the importance-sampling estimate log Z = log mean_k(p̃(z_k)/q(z_k)) (p̃ the unnormalised
 posterior), not Nautilus's nested-sampling one; its error 1/√N_eff as for Nautilus. The Laplace estimate
@@ -72,9 +77,9 @@ from .search import BlockSearch, _attach_fits, block_plan
 __all__ = ["gradient_search_block", "cube_arrays", "physical"]
 
 SAME_MODE = 3.0  # Mahalanobis radius (in the Laplace metric) within which a start counts as at the best mode
-STUDENT_NU = 10.0
+STUDENT_NU = 10.0  # degrees of freedom of the importance-sampling proposal
 HESSIAN_STEP = 0.2  # the second finite-difference pass's steps, in units of the first pass's sigma
-STALL_STEPS, STALL_GAIN = 5, 1e-2  # an optimisation stops once log p gained < STALL_GAIN in STALL_STEPS iterations  # degrees of freedom of the importance-sampling proposal
+STALL_STEPS, STALL_GAIN = 5, 1e-2  # a start stops once log p gained < STALL_GAIN in STALL_STEPS iterations
 _U_EPS = 1e-12
 
 
@@ -365,5 +370,5 @@ def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, m, definit
         parameter_max_likelihood=best_x, max_log_likelihood=float(candidates[where]),
         parameter_median=q50, parameter_sigma=0.5 * (q84 - q16),
         diagnostics={"multimodal": int(multimodal), "starts_at_best": int(at_best.sum()),
-                     "pareto_k": float(pareto_k), "rhat": float("nan")},
+                     "pareto_k": float(pareto_k)},
     )

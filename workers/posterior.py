@@ -13,8 +13,8 @@ Per lens (LensSearch), in parameter_names order, arcsec for centres and θE:
 - parameter_max_likelihood, max_log_likelihood: the evaluated point with the largest figure of merit, and `fit`,
   its FitResult with the reconstruction and the model image (on the lens's own used pixels), when asked for;
 - diagnostics: a gradient search's own (workers/gradient_search.py): multimodal (1: its starts disagree),
-  starts_at_best, pareto_k (PSIS k̂ of its importance weights), rhat (NaN: no chains); None for Nautilus, whose
-  rows leave those store arrays at their fills.
+  starts_at_best, pareto_k (PSIS k̂ of its importance weights); None for Nautilus, whose rows leave those store
+  arrays at their fills.
 For a store with a fixed sample axis, stored_samples(max_samples) keeps every point when there are at most
 max_samples, and otherwise a deterministic systematic resample (positions (k + ½)/max_samples on the weight
 CDF) merged into distinct points weighted by multiplicity / max_samples. `to_row` names everything as the store
@@ -56,7 +56,7 @@ class StoredSamples:
 
 SEARCH_NUMBERS = ("log_evidence", "log_evidence_error", "likelihood_evaluations", "effective_samples",
                   "likelihood_seconds", "sampler_seconds")
-SEARCH_DIAGNOSTICS = ("multimodal", "starts_at_best", "pareto_k", "rhat")
+SEARCH_DIAGNOSTICS = ("multimodal", "starts_at_best", "pareto_k")
 PARAMETER_SUMMARIES = ("parameter_median", "parameter_sigma", "parameter_max_likelihood")
 
 

@@ -136,13 +136,14 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     from workers.config import FitConfig, SearchOptions
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    basic, search, pipeline_toml = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    basic, search, gradient, pipeline_toml = re.findall(r"```toml\n(.*?)```", readme, re.S)
     config = parse_config(tomllib.loads(basic), "README")
     default = FitConfig()
     assert config.dataset == default.dataset and config.model.settings == default.model.settings
     assert config.model.lens_light == config.model.source == default.model.source and config.model.shear
     pipeline = parse_config(tomllib.loads(search), "README")
     assert pipeline.search == SearchOptions()  # the values shown are the defaults
+    assert parse_config(tomllib.loads(gradient), "README").search == SearchOptions(type="gradient")
     [stage] = pipeline.stages
     assert stage.model.source == RectangularSource((20, 20), 1.0) and stage.search is None
     slam = parse_config(tomllib.loads(pipeline_toml), "README")  # the recommended survey pipeline

@@ -184,7 +184,7 @@ def test_priors_and_search_sections_parse_and_round_trip(tmp_path):
          "fit.toml: priors.lens.mass.einstein_radius: unknown key 'mean' for a uniform prior"),
         ({"priors": {"lens.mass.einstein_radius": 1.5}}, "fit.toml: priors.lens.mass.einstein_radius: must be a table"),
         ({"search": {"n_lve": 100}}, "fit.toml: search.n_lve: unknown key"),
-        ({"search": {"type": "dynesty"}}, "fit.toml: search.type: must be one of 'nautilus', 'gradient', got 'dynesty'"),
+        ({"search": {"type": "dynesty"}}, "fit.toml: search.type: must be one of 'nautilus', 'gradient'"),
         ({"search": {"n_live": 0}}, "fit.toml: search.n_live: must be an integer >= 2"),
         ({"search": {"n_eff": "many"}}, "fit.toml: search.n_eff: must be a number"),
         ({"search": {"f_live": 1.5}}, "fit.toml: search.f_live: must be < 1"),
