@@ -100,8 +100,8 @@ def _block_figure_of_merit_looped(
 
 def auto_eval_chunk() -> int:
     """SearchOptions.eval_chunk when fit.toml leaves it out: 0 (one vmap) on an accelerator; 1 on a CPU, where
-    one inversion at a time costs a third to a half of a vmapped one per evaluation (benchmarks/RESULTS_search.md:
-    A0, 11 vs 46 ms for one lens's 100 vectors, 20 vs 36 ms for four lenses')."""
+    one inversion at a time costs a quarter to a half of a vmapped one per evaluation (benchmarks/RESULTS_search.md:
+    A0, 11 vs 46 ms for one lens's 100 vectors, 15–20 vs 32–36 ms for four lenses' 400)."""
     return 1 if jax.default_backend() == "cpu" else 0
 
 
