@@ -53,7 +53,7 @@ from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
 from workers.pipeline import Stage, StagePosterior
 from workers.rows import empty_block, fit_row, search_row
-from workers.search import SearchProgress
+from workers.coordinator import SearchProgress
 
 
 @dataclass(frozen=True)
