@@ -55,8 +55,8 @@ class SearchOptions:
     n_eff: stop once the effective sample size of the posterior reaches this. 500.
     f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
     n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
-    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 1 (with network_epochs 200: ~5×
-        less training than Nautilus's 4 × 10000 for 6% more likelihood calls on A0: benchmarks/RESULTS_search.md).
+    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 1 (with network_epochs 200: half
+        the samplers' CPU of Nautilus's 4 × 10000 for 7% more likelihood calls on A0: benchmarks/RESULTS_search.md).
     network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
     network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
         no improvement). 200 (Nautilus's 10000 trains ~1.5× longer for 2% fewer likelihood calls on A0). A coarser
