@@ -54,7 +54,8 @@ from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
 from workers.pipeline import Stage, StagePosterior
 from workers.rows import empty_block, fit_row, search_row
-from workers.search import SearchProgress, search_block
+from workers.coordinator import SearchProgress
+from workers.search import search_block
 
 
 @dataclass(frozen=True)

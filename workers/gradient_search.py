@@ -50,7 +50,6 @@ block re-run (after a kill: there is nothing to resume, a block's searches take 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from functools import partial
 from typing import Sequence
 

@@ -69,11 +69,11 @@ class SearchOptions:
     n_eff: stop once the effective sample size of the posterior reaches this. 500.
     f_live: the exploration phase ends once the live set holds less than this fraction of the evidence. 0.01.
     n_like_max: stop after this many likelihood evaluations of a lens, converged or not (absent: no limit).
-    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 1 (Nautilus's 4 cost the
-        samplers ~4× the training for no fewer likelihood calls on A0: benchmarks/RESULTS_search.md).
+    n_networks: neural networks per Nautilus bound (fewer is faster, coarser). 1 (with network_epochs 200: half
+        the samplers' CPU of Nautilus's 4 × 10000 for 7% more likelihood calls on A0: benchmarks/RESULTS_search.md).
     network_layers: hidden-layer sizes of each network (smaller is faster, coarser). [100, 50, 20], Nautilus's.
     network_epochs: at most this many training epochs per network (Nautilus stops earlier once 10 epochs bring
-        no improvement). 200 (Nautilus's 10000 trains longer for no fewer likelihood calls on A0). A coarser
+        no improvement). 200 (Nautilus's 10000 trains ~1.5× longer for 2% fewer likelihood calls on A0). A coarser
         network only costs likelihood calls, never correctness (the posterior comes from importance weights).
     discard_exploration: drop the exploration-phase points from the posterior (unbiased but fewer). false.
     checkpoint: keep a Nautilus checkpoint (HDF5) per lens while it runs, so a killed worker resumes its

@@ -87,6 +87,13 @@ class SamplerOutcome:
 SAMPLER_TIMES = ("bounds", "sampling", "checkpoint", "waiting", "total", "cpu")
 
 
+def partial_path(filepath) -> Path:
+    """Where a checkpoint is written before it replaces `filepath` (a sampler killed mid-write leaves it behind;
+    it is never read, and the next write overwrites it)."""
+    filepath = Path(filepath)
+    return filepath.with_name(filepath.stem + ".partial.h5")
+
+
 class _LensSampler(Sampler):
     """A Nautilus sampler that times its own work (`seconds`, module docstring) and whose checkpoint file is only
     ever replaced whole (written to a temporary copy, then os.replace), so a kill mid-write leaves the previous
@@ -112,23 +119,18 @@ class _LensSampler(Sampler):
         with self._timed("sampling"):
             return super().sample_shell(index, shell_t)
 
-    @staticmethod
-    def _partial(filepath) -> Path:
-        filepath = Path(filepath)
-        return filepath.with_name(filepath.stem + ".partial.h5")
-
     def write(self, filepath, overwrite=False):
         with self._timed("checkpoint"):
-            partial_path = self._partial(filepath)
-            super().write(partial_path, overwrite=True)
-            os.replace(partial_path, filepath)
+            partial = partial_path(filepath)
+            super().write(partial, overwrite=True)
+            os.replace(partial, filepath)
 
     def write_shell_update(self, filepath, shell):
         with self._timed("checkpoint"):
-            partial_path = self._partial(filepath)
-            shutil.copyfile(filepath, partial_path)
-            super().write_shell_update(partial_path, shell)
-            os.replace(partial_path, filepath)
+            partial = partial_path(filepath)
+            shutil.copyfile(filepath, partial)
+            super().write_shell_update(partial, shell)
+            os.replace(partial, filepath)
 
 
 def make_sampler(job: SamplerJob, likelihood: Callable[[np.ndarray], np.ndarray]) -> Sampler:

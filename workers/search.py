@@ -10,7 +10,7 @@ at a time. Each lens's sampler runs in a process of its own (workers/samplers.py
 fitting bounds, then proceeds in parallel on the CPU cores); its likelihood call sends the points to the
 coordinator (the calling thread, which alone touches JAX) and waits. The coordinator evaluates the requests
 it holds in one call of the compiled block function on vectors of fixed shape (L lenses, V = n_batch vectors)
-once every still-running sampler has a request pending, or sooner (_serve): on a CPU at once, with whatever
+once every still-running sampler has a request pending, or sooner (workers/coordinator.py): on a CPU at once, with whatever
 requests are there, on a GPU after waiting one block call's time for the rest, so that a sampler busy building
 a bound (seconds of network training) holds up neither the device nor the other lenses. A request fills its
 lens's slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
@@ -45,7 +45,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field, replace
-from multiprocessing import connection
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -63,9 +63,10 @@ from .inversion.sizing import plan_batch
 from .model.description import Model
 from .posterior import LensSearch, weighted_quantiles
 from .priors import PriorTransform, prior_to_dict
-from .samplers import SamplerJob, SamplerOutcome, lens_seed, start_sampler
+from .coordinator import BlockEvaluator, SearchProgress, serve
+from .samplers import SamplerJob, SamplerOutcome, lens_seed, partial_path, start_sampler
 
-__all__ = ["BlockSearch", "SearchError", "SearchProgress", "lens_seed", "search_block"]
+__all__ = ["BlockSearch", "SearchError", "lens_seed", "search_block"]
 
 
 class SearchError(RuntimeError):
@@ -116,7 +117,7 @@ class BlockSearch:
     lens when run one by one, else the block's wall time for every lens; likelihood_s: time in block calls;
     lens_likelihood_s: each lens's share of it (by its share of each round's requested points); sampler_seconds:
     each lens's sampler process times (samplers.SAMPLER_TIMES; {} for a failed one); coordinator_s: the
-    coordinator's time outside block calls (_BlockEvaluator.times) and its process's CPU seconds over the
+    coordinator's time outside block calls (coordinator.BlockEvaluator.times) and its process's CPU seconds over the
     searches (`cpu`: the likelihood's XLA threads and the coordinator itself); exploration_evaluations: each lens's
     evaluations in Nautilus's exploration phase (0 for a failed one); compile_s: the first block call's time."""
 
@@ -134,10 +135,12 @@ class BlockSearch:
     exploration_evaluations: list[int] = field(default_factory=list)
 
     def remove_checkpoints(self) -> None:
-        """Delete the lenses' checkpoint files (once their results are safely stored)."""
+        """Delete the lenses' checkpoint files, and any partial write of them (once their results are safely
+        stored)."""
         for path in self.checkpoints:
             if path is not None:
                 path.unlink(missing_ok=True)
+                partial_path(path).unlink(missing_ok=True)
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------
@@ -160,167 +163,7 @@ def checkpoint_path(directory: Path, dataset_id: str, imaging: MaskedImaging, fi
     return Path(directory) / f"{safe}-{h.hexdigest()[:16]}.h5"
 
 
-# --- the coordinator ---------------------------------------------------------------------------------------
-
-
-def _serve(samplers: dict[int, tuple], evaluate: "_BlockEvaluator") -> dict:
-    """Until every sampler process in `samplers` (slot → (process, pipe)) has finished: gather likelihood
-    requests, evaluate them together, send each its values. A round starts once every running sampler has a
-    request, or `evaluate.window()` seconds after the first request came (0 on a CPU: whatever is there now),
-    so that a sampler building a bound holds up neither the device nor the others. Returns slot →
-    SamplerOutcome, or the error text of a sampler that failed or died."""
-    outcomes: dict[int, SamplerOutcome | str] = {}
-    slot_of = {id(conn): slot for slot, (_, conn) in samplers.items()}
-    running = set(samplers)
-    pending: dict[int, np.ndarray] = {}
-    clock = time.perf_counter
-    deadline = None
-    try:
-        while running:
-            listen = [samplers[s][1] for s in running if s not in pending]
-            if listen:
-                timeout = None if not pending else max(0.0, deadline - clock())
-                t0 = clock()
-                ready = connection.wait(listen, timeout)
-                evaluate.times["gathering" if pending else "starved"] += clock() - t0
-                for conn in ready:
-                    slot = slot_of[id(conn)]
-                    t0 = clock()
-                    try:
-                        kind, payload = conn.recv()
-                    except (EOFError, ConnectionResetError):
-                        process = samplers[slot][0]
-                        process.join(timeout=5)
-                        kind, payload = "error", f"the sampler process died (exit code {process.exitcode})"
-                    evaluate.times["pipe"] += clock() - t0
-                    if kind == "request":
-                        pending[slot] = payload
-                    else:
-                        outcomes[slot] = payload
-                        running.discard(slot)
-                        evaluate.finished(slot, payload)
-                if pending and deadline is None:
-                    deadline = clock() + evaluate.window()
-                if pending and any(s not in pending for s in running) and clock() < deadline:
-                    continue
-            if pending:
-                values = evaluate(pending)
-                t0 = clock()
-                for slot, v in values.items():
-                    samplers[slot][1].send(v)
-                evaluate.times["pipe"] += clock() - t0
-                pending, deadline = {}, None
-    finally:  # on an error, samplers still waiting for values are stopped; finished ones exit by themselves
-        for slot, (process, conn) in samplers.items():
-            if slot not in outcomes and process.is_alive():
-                process.terminate()
-            process.join(timeout=10)
-            conn.close()
-    return outcomes
-
-
 # --- the block search --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SearchProgress:
-    """The live state of searches for a progress display: updated by the coordinator after every round and as
-    samplers finish, read (`snapshot`) from another thread; the search_block calls of one block (its bucket
-    groups and stages) may share one. `stopped`: finished without meeting the stopping criteria (n_like_max);
-    evaluations: likelihood values handed to the samplers, `finished_evaluations` those of finished searches."""
-
-    searches: int = 0
-    converged: int = 0
-    stopped: int = 0
-    failed: int = 0
-    evaluations: int = 0
-    finished_evaluations: int = 0
-    likelihood_s: float = 0.0
-
-    def snapshot(self) -> dict:
-        """The counts now, with `running` (started and not finished)."""
-        counts = {k: getattr(self, k) for k in ("searches", "converged", "stopped", "failed", "evaluations",
-                                                 "finished_evaluations")}
-        return {**counts, "running": self.searches - self.converged - self.stopped - self.failed,
-                "likelihood_s": self.likelihood_s}
-
-
-class _BlockEvaluator:
-    """Pads requests into (L, V) rounds, calls the compiled block function, and accounts for the time: block
-    calls (`seconds`, and each lens's share in `lens_seconds`, by its share of the requested points of each
-    round) and the coordinator's `times` (_serve): gathering (waiting for more requests while some are in hand),
-    starved (waiting with none: every sampler busy with its own work) and pipe (receiving and sending)."""
-
-    def __init__(self, imagings: MaskedImaging, model: Model, template: np.ndarray, plan: tuple[int, int],
-                 progress: SearchProgress):
-        """`template` (L, V, n): the vectors of an idle slot (its lens's prior median, V times); `plan`:
-        block_plan's (eval_chunk, lenses_per_call)."""
-        self.imagings, self.model, self.template, self.progress = imagings, model, template, progress
-        self.eval_chunk, self.lenses_per_call = plan
-        self.on_round: Callable[[int], None] | None = None
-        self.reset()
-
-    def reset(self) -> None:
-        n_lenses = len(self.template)
-        self.calls = self.evaluated = self.rounds = 0
-        self.seconds = self.last_call_s = 0.0
-        self.handed = [0] * n_lenses
-        self.lens_seconds = [0.0] * n_lenses
-        self.times = dict.fromkeys(("gathering", "starved", "pipe"), 0.0)
-
-    def window(self) -> float:
-        """How long a round waits for more requests after the first: 0 on a CPU (eval_chunk > 0, where a call
-        costs what it computes), one block call's time on a GPU (where a call costs the whole block)."""
-        return 0.0 if self.eval_chunk > 0 else self.last_call_s
-
-    def finished(self, slot: int, outcome: SamplerOutcome | str) -> None:
-        """A sampler finished (its outcome, or the error text of a failed one)."""
-        self.progress.finished_evaluations += self.handed[slot]
-        if not isinstance(outcome, SamplerOutcome):
-            self.progress.failed += 1
-        elif outcome.converged:
-            self.progress.converged += 1
-        else:
-            self.progress.stopped += 1
-
-    def __call__(self, requests: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-        start = time.perf_counter()
-        n_vectors = self.template.shape[1]
-        rounds = max(-(-len(points) // n_vectors) for points in requests.values())
-        out = {s: np.empty(len(points)) for s, points in requests.items()}
-        for r in range(rounds):
-            t0 = time.perf_counter()
-            vectors = self.template.copy()
-            active = np.zeros(len(vectors), bool)
-            spans = {}
-            for s, points in requests.items():
-                chunk = points[r * n_vectors : (r + 1) * n_vectors]
-                if len(chunk):
-                    vectors[s, : len(chunk)] = chunk
-                    vectors[s, len(chunk) :] = chunk[0]
-                    active[s] = True
-                    spans[s] = len(chunk)
-            values = block_figure_of_merit(self.imagings, vectors, self.model, self.eval_chunk, active,
-                                           self.lenses_per_call)
-            self.calls += 1
-            self.evaluated += int(active.sum() if self.eval_chunk > 0 else len(active)) * n_vectors
-            for s, n in spans.items():
-                out[s][r * n_vectors : r * n_vectors + n] = values[s, :n]
-            self.last_call_s = time.perf_counter() - t0
-            for s, n in spans.items():
-                self.lens_seconds[s] += self.last_call_s * n / sum(spans.values())
-        handed = 0
-        for s, points in requests.items():
-            self.handed[s] += len(points)
-            handed += len(points)
-        elapsed = time.perf_counter() - start
-        self.seconds += elapsed
-        self.rounds += 1
-        self.progress.evaluations += handed
-        self.progress.likelihood_s += elapsed
-        if self.on_round is not None:
-            self.on_round(self.rounds)
-        return out
 
 
 def _lens_result(dataset_id: str, outcome: SamplerOutcome, prior: PriorTransform, likelihood_s: float) -> LensSearch:
@@ -379,12 +222,12 @@ def search_block(
     filler = np.stack([p.median() for p in priors] + [priors[0].median()] * (n_slots - n_lenses))
     template = np.repeat(filler[:, None, :], n_vectors, axis=1)
     progress = SearchProgress() if progress is None else progress
-    evaluator = _BlockEvaluator(stacked, model, template, block_plan(stacked, template, model, options.eval_chunk),
-                                progress)
+    eval_chunk, lenses_per_call = block_plan(stacked, template, model, options.eval_chunk)
+    compute = partial(block_figure_of_merit, lenses_per_call=lenses_per_call)
+    evaluator = BlockEvaluator(stacked, model, n_slots, n_vectors, filler, eval_chunk, progress, compute)
 
     start = time.perf_counter()  # compile outside the timed searches
-    block_figure_of_merit(stacked, evaluator.template, model, evaluator.eval_chunk, np.arange(n_slots) == 0,
-                          evaluator.lenses_per_call)
+    compute(stacked, evaluator.template, model, eval_chunk, np.arange(n_slots) == 0)
     compile_s = time.perf_counter() - start
     evaluator.on_round = on_round
 
@@ -401,7 +244,7 @@ def search_block(
     def launch(slots: list[int]) -> dict:
         progress.searches += len(slots)
         samplers = {s: start_sampler(jobs[s], f"search-{dataset_ids[s]}") for s in slots}
-        return _serve(samplers, evaluator)
+        return serve(samplers, evaluator)
 
     outcomes: dict[int, SamplerOutcome | str] = {}
     wall = [0.0] * n_lenses

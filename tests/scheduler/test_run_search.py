@@ -125,6 +125,9 @@ def test_status_reports_the_searches_and_show_draws_a_corner_plot(clean, tmp_pat
     assert summary["search"]["searched"] == 4
     assert summary["search"]["likelihood_evaluations"]["min"] >= 500
     assert "searches met their stopping criteria" in format_summary(summary)
+    # where each lens's search time went: its share of the likelihood calls and its sampler's own work
+    assert summary["search"]["likelihood_seconds"]["min"] > 0 and summary["search"]["sampler_seconds"]["min"] > 0
+    assert "time per lens: likelihood" in format_summary(summary)
     show_corner(clean, "L001", str(tmp_path / "corner.png"))
     assert (tmp_path / "corner.png").stat().st_size > 10_000
 
