@@ -130,13 +130,11 @@ def run(options: RunOptions) -> RunResult:
             message = "nothing to do: every block is committed"
             return _finish(store, RunResult(0, {}, seconds=time.time() - started, message=message))
         if stop.signal is not None:
-            message = f"stopped by {stop.name} before any block ran. Run the same command again to resume"
-            return _finish(store, RunResult(128 + stop.signal, {}, 0, len(todo), message=message))
+            return _stopped(store, stop, len(todo), "before any block ran")
         spec = run_spec(store, plan, config, driver_run, options.compile_cache, lease.token)
         with RayContext(options.address, stop):
             if stop.signal is not None:
-                message = f"stopped by {stop.name} while Ray started. Run the same command again to resume"
-                return _finish(store, RunResult(128 + stop.signal, {}, 0, len(todo), message=message))
+                return _stopped(store, stop, len(todo), "while Ray started")
             result = _Loop(options, spec, plan, store, todo, heartbeat, stop).run()
         result.seconds = time.time() - started
         return _finish(store, result)
@@ -144,6 +142,12 @@ def run(options: RunOptions) -> RunResult:
         stop.restore()
         heartbeat.stop()
         lease.release()
+
+
+def _stopped(store: ResultStore, stop: StopSignals, blocks_to_do: int, when: str) -> RunResult:
+    """The result of a run stopped by a signal before any block was submitted: exit 128 + signal, how to resume."""
+    message = f"stopped by {stop.name} {when}. Run the same command again to resume"
+    return _finish(store, RunResult(128 + stop.signal, {}, 0, blocks_to_do, message=message))
 
 
 def _finish(store: ResultStore, result: RunResult) -> RunResult:

@@ -89,15 +89,16 @@ def test_a_block_that_keeps_raising_is_failed_after_max_attempts_and_the_rest_co
     assert np.isnan(got["figure_of_merit"][6:]).all()
 
 
-def driver_process(options: dict, log: Path) -> subprocess.Popen:
-    """A driver in its own process, joining this module's cluster (as `lensfleet run --address` would)."""
+def driver_process(options: dict, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """A driver in its own process, joining this module's cluster (as `lensfleet run --address` would), or with
+    options' address None and no RAY_ADDRESS in `env`, starting a local one."""
     code = (
         "import json, sys\n"
         "from scheduler.driver import RunOptions, run\n"
         "sys.exit(run(RunOptions(**json.loads(sys.argv[1]))).exit_code)\n"
     )
     return subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(options)], stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [sys.executable, "-c", code, json.dumps(options)], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
     )
 
 
@@ -239,13 +240,7 @@ def test_sigterm_while_ray_starts_ends_as_a_stopped_run_and_the_next_run_resumes
     log = tmp_path / "driver.log"
     options = {**subprocess_options(base, store, None), "lease_ttl": 60.0}
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a new local cluster: seconds to start
-    code = (
-        "import json, sys\n"
-        "from scheduler.driver import RunOptions, run\n"
-        "sys.exit(run(RunOptions(**json.loads(sys.argv[1]))).exit_code)\n"
-    )
-    driver = subprocess.Popen([sys.executable, "-c", code, json.dumps(options)], stdout=log.open("w"),
-                              stderr=subprocess.STDOUT, env=env)
+    driver = driver_process(options, log, env)
     try:
         wait_for(lambda: "gcs_server" in children(driver.pid), 120, "ray.init to start the cluster's processes",
                  driver)
