@@ -185,6 +185,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_port_options() -> list[str]:
+    """`ray start` options giving a test's head free ports for the agents and the client server, whose fixed
+    defaults (52365, ...) another cluster on this machine may hold."""
+    names = ("dashboard-agent-listen", "dashboard-agent-grpc", "runtime-env-agent", "ray-client-server")
+    return [f"--{name}-port={free_port()}" for name in names]
+
+
 def stop_head(head, log, temp_dir: str) -> None:
     """Stop a test's own `ray start --head --block` cluster (started in a new session): SIGTERM drains the node
     and stops what it started; then anything of its process group still alive is killed (never `ray stop`, which

@@ -37,7 +37,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from small_survey import free_port, stop_head
+from small_survey import free_port, own_port_options, stop_head
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.lease import LEASE_FILE, DriverLease
 from storage.schema import Status
@@ -98,7 +98,7 @@ def cluster():
     start = with_values(readme["start"], {"--dashboard-port": str(dashboard), "--metrics-export-port": str(metrics)})
     head = subprocess.Popen(
         [str(ROOT / start[0]), *start[1:], "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
-         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+         f"--temp-dir={temp_dir}", "--disable-usage-stats", *own_port_options()],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.pool import CPUS_PER_CPU_ACTOR, ActorPool, PoolError, actor_bundle, choose_pool
-from small_survey import free_port, stop_head
+from small_survey import free_port, own_port_options, stop_head
 from storage.schema import Status
 from storage.store import ResultStore
 from workers.survey import simulate_survey
@@ -167,7 +167,7 @@ def autoscaling_cluster():
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--autoscaling-config={config_file}",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}",
-         "--disable-usage-stats"],
+         "--disable-usage-stats", *own_port_options()],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     address = f"127.0.0.1:{port}"
