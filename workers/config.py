@@ -290,12 +290,13 @@ def _dataset(reader: _Reader, table: dict) -> DatasetOptions:
 
 
 def _mge(reader: _Reader, table: dict, prefix: str) -> MGEBasis:
-    reader.keys(table, prefix, {"type", "gaussians", "sigma_min"})
+    reader.keys(table, prefix, {"type", "gaussians", "sigma_min", "bases"})
     if table.get("type", "mge") != "mge":
         raise reader.fail(f"{prefix}.type", f"must be \"mge\", got {table['type']!r}")
     return MGEBasis(
         gaussians=reader.integer(table, prefix, "gaussians", MGEBasis.gaussians, 1, LIMITS["gaussians"]),
         sigma_min=reader.number(table, prefix, "sigma_min", MGEBasis.sigma_min),
+        bases=reader.integer(table, prefix, "bases", MGEBasis.bases, 1, LIMITS["bases"]),
     )
 
 

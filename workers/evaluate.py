@@ -12,9 +12,9 @@ from storage.datasets import ImagingData
 from .config import FitConfig
 from .datasets import masked_imaging
 from .inversion.batch import evaluate
-from .inversion.fit import TERMS, FitResult
+from .inversion.fit import TERMS, FitResult, lens_light_image
 from .inversion.imaging import MaskedImaging
-from .inversion.light import gaussian_basis, mge_sigmas
+from .inversion.light import mge_images, mge_sigmas
 from .inversion.mass import ray_trace
 from .inversion.sizing import plan_batch
 from .model.description import Model, vector_from_params
@@ -104,18 +104,27 @@ def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePictu
     ys, xs = np.linspace(y1, y0, pixels), np.linspace(x0, x1, pixels)
     grid = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
     sigmas = mge_sigmas(model.source.gaussians, model.source.sigma_min, fit.imaging.mask_radius)
-    basis = gaussian_basis(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
-    amplitudes = np.asarray(r.reconstruction)[-model.source.gaussians:]
+    basis = mge_images(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
+    amplitudes = np.asarray(r.reconstruction)[-model.source.components:]
     image = (amplitudes @ np.asarray(basis)).reshape(pixels, pixels)
     return SourcePicture(image, (x0, x1, y0, y1))
 
 
+def lens_light_picture(fit: LensFit, model: Model, mask: np.ndarray) -> np.ndarray | None:
+    """The fit's blurred lens-light model image, native 2-D (NaN outside the mask); None without lens light."""
+    if model.lens_light is None:
+        return None
+    image = lens_light_image(fit.imaging, jnp.asarray(fit.vector), model, jnp.asarray(fit.result.reconstruction))
+    return native(np.asarray(image)[: fit.imaging.bucket.pixels], mask)
+
+
 def plot_lens_fit(fit: LensFit, model: Model, data: ImagingData, mask: np.ndarray, title: str, path: str) -> None:
-    """Draw data / model / normalised residuals / source of a single-lens fit."""
+    """Draw data / model / normalised residuals / source of a single-lens fit, and with lens light its model
+    and the lens-light-subtracted data."""
     n = fit.imaging.bucket.pixels
     model_slim = np.asarray(fit.result.model_image)[:n]
     residuals = (data.image[~mask] - model_slim) / data.noise_map[~mask]
     plot_fit(
         native(data.image[~mask], mask), native(model_slim, mask), native(residuals, mask),
-        source_picture(fit, model), data.pixel_scale, title, path,
+        source_picture(fit, model), data.pixel_scale, title, path, lens_light_picture(fit, model, mask),
     )

@@ -18,7 +18,8 @@ class ConfigError(ValueError):
 LIMITS = {
     "max_image_side": 4096,  # pixels: a block's image arrays are B × side² × 8 bytes each
     "sub_size": 32,  # over-sampling sub-grid side
-    "gaussians": 500,  # linear Gaussians of an MGE: columns of the mapping matrix
+    "gaussians": 500,  # linear Gaussians of an MGE set: columns of the mapping matrix
+    "bases": 10,  # sets of an MGE (each its own ell_comps): gaussians × bases columns
     "mesh_cells": 4096,  # rectangular mesh ny × nx: the curvature matrix is cells² × 8 bytes per lens (134 MB)
     "n_live": 100_000,
     "n_batch": 10_000,  # vectors per lens of the compiled block call

@@ -1,4 +1,5 @@
-"""The picture astronomers expect of a fit: data, model, normalised residuals and the source reconstruction."""
+"""The picture astronomers expect of a fit: data, model, normalised residuals and the source reconstruction, and
+with lens light its model and the lens-light-subtracted data (where the arcs show)."""
 
 from __future__ import annotations
 
@@ -34,18 +35,28 @@ def plot_fit(
     pixel_scale: float,
     title: str,
     path: str,
+    lens_light: np.ndarray | None = None,
 ) -> None:
-    """Write a 2×2 figure (PNG/PDF by extension) with colour bars; images are native 2-D, NaN outside the mask."""
+    """Write a 2×2 figure (PNG/PDF by extension) with colour bars — 2×3 with the lens-light model and the data
+    minus it when `lens_light` is given; images are native 2-D, NaN outside the mask."""
     ny, nx = data.shape
     half_y, half_x = ny * pixel_scale / 2, nx * pixel_scale / 2
     image_extent = (-half_x, half_x, -half_y, half_y)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 9), constrained_layout=True)
+    columns = 2 if lens_light is None else 3
+    fig, axes = plt.subplots(2, columns, figsize=(5 * columns, 9), constrained_layout=True)
     vmax = np.nanmax(np.abs(data))
     panels = [
         (axes[0, 0], data, "data", "viridis", (np.nanmin(data), vmax), image_extent),
         (axes[0, 1], model_image, "model image", "viridis", (np.nanmin(data), vmax), image_extent),
         (axes[1, 0], normalized_residuals, "normalised residuals (data − model)/σ", "RdBu_r", (-4, 4), image_extent),
     ]
+    if lens_light is not None:
+        subtracted = data - lens_light
+        panels += [
+            (axes[0, 2], lens_light, "lens light model", "viridis", (np.nanmin(data), vmax), image_extent),
+            (axes[1, 2], subtracted, "data − lens light", "viridis",
+             (np.nanmin(subtracted), np.nanmax(subtracted)), image_extent),
+        ]
     for ax, img, label, cmap, (lo, hi), extent in panels:
         shown = ax.imshow(img, origin="upper", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(label)

@@ -146,7 +146,7 @@ def _table_entry(table: Mapping[str, Any], name: str) -> Any:
     if name in table:
         return table[name]
     path, _, index = name.rpartition(".")
-    if index in ("0", "1") and path in table:
+    if index.isdigit() and path in table:
         return table[path]
     raise KeyError(f"no entry for parameter {name!r}")
 

@@ -7,6 +7,8 @@ Where each panel comes from
   the path in the store's `catalog` attribute (written by `lensfleet run`), or `catalog=` (`--catalog`) when the
   store has none or the survey has moved. The data are shown on the pixels the fit used (the finite pixels of
   the stored model image).
+- lens light (when the model has it): its blurred model image, the stored reconstruction's lens-light amplitudes
+  times the lens-light columns at the best evaluated vector (the engine), and the data minus it.
 - source: from the stored reconstruction of the best evaluated parameter vector (highest
   `evaluation_figure_of_merit`): a pixelized source is drawn cell by cell on its stored `mesh_centres`; an MGE
   source is evaluated on a grid over the source-plane region its image pixels trace to (workers.evaluate's
@@ -26,7 +28,7 @@ from storage.reader import open_results
 
 from .config import FitConfig, parse_config
 from .datasets import masked_imaging
-from .evaluate import LensFit, source_picture
+from .evaluate import LensFit, lens_light_picture, source_picture
 from .inversion.fit import TERMS, FitResult
 from .model.description import parameter_names
 from .pipeline import Stage
@@ -35,8 +37,9 @@ from .plot import SourcePicture, plot_fit
 
 @dataclass(frozen=True)
 class StoredFit:
-    """The panels of one lens's picture (native 2-D, NaN outside the mask), its pixel scale (″) and the numbers in
-    its title: figure_of_merit, chi_squared, pixels (used), reduced_chi_squared."""
+    """The panels of one lens's picture (native 2-D, NaN outside the mask; `lens_light` the blurred lens-light model,
+    None without lens light), its pixel scale (″) and the numbers in its title: figure_of_merit, chi_squared,
+    pixels (used), reduced_chi_squared."""
 
     data: np.ndarray
     model_image: np.ndarray
@@ -44,6 +47,7 @@ class StoredFit:
     source: SourcePicture
     pixel_scale: float
     scalars: dict
+    lens_light: np.ndarray | None = None
 
     @property
     def title(self) -> str:
@@ -57,7 +61,8 @@ def show_lens(store_url: str, dataset_id: str, out: str, catalog: str | None = N
     """Draw the fit of `dataset_id` to `out` (PNG/PDF by extension), and with `corner` a corner plot of its lens
     parameters' posterior there (search mode), for pipeline stage `stage` (None: the last)."""
     fit = stored_fit(store_url, dataset_id, catalog, storage_options, stage)
-    plot_fit(fit.data, fit.model_image, fit.normalized_residuals, fit.source, fit.pixel_scale, fit.title, out)
+    plot_fit(fit.data, fit.model_image, fit.normalized_residuals, fit.source, fit.pixel_scale, fit.title, out,
+             fit.lens_light)
     if corner:
         show_corner(store_url, dataset_id, corner, storage_options, stage)
     return fit
@@ -154,10 +159,12 @@ def stored_fit(store_url: str, dataset_id: str, catalog: str | None = None,
         mesh = np.asarray(row["mesh_centres"])[size - cells : size]
     imaging = masked_imaging(data, config.dataset, model, entry.mask_radius, entry.mask_centre)
     stored = FitResult(**{t: np.float64(row[t]) for t in TERMS}, reconstruction=reconstruction, mesh_centres=mesh)
-    source = source_picture(LensFit(imaging, vector, stored), model)
+    lens_fit = LensFit(imaging, vector, stored)
+    source = source_picture(lens_fit, model)
 
     used = int((~mask).sum())
     scalars = {"id": dataset_id if not p else f"{dataset_id} ({chosen.name})", "figure_of_merit": float(row["figure_of_merit"]),
                "chi_squared": float(row["chi_squared"]), "pixels": used,
                "reduced_chi_squared": float(row["chi_squared"]) / used if used else float("nan")}
-    return StoredFit(shown_data, model_image, residuals, source, data.pixel_scale, scalars)
+    return StoredFit(shown_data, model_image, residuals, source, data.pixel_scale, scalars,
+                     lens_light_picture(lens_fit, model, mask))

@@ -102,3 +102,25 @@ def test_a_pixelized_fit_is_drawn_on_its_stored_mesh_and_the_catalog_can_be_give
     assert shown.source.mesh and shown.source.image.shape == (8, 8)
     np.testing.assert_array_equal(shown.source.image, expected.image)
     assert shown.source.extent == pytest.approx(expected.extent)
+
+
+def test_a_lens_light_fit_shows_the_lens_light_model_and_the_data_minus_it(tmp_path, capsys):
+    survey = simulate_survey(1, tmp_path / "survey", seed=SEED, lens_light=True)
+    entry = read_catalog(str(survey.catalog)).entries[0]
+    data = load_imaging(entry.path, entry.id)
+    url = str(tmp_path / "light.zarr")
+    config = load_config(survey.config)
+    assert config.model.lens_light is not None and config.model.settings.use_positive_only_solver
+    fit, model_image, _, config = store_of(url, survey, entry, data, config, True)
+    shown = stored_fit(url, entry.id)
+    inside = np.isfinite(model_image)
+    assert np.array_equal(np.isfinite(shown.lens_light), inside)
+    # model = lens light + source, every amplitude >= 0 (positive-only): what is left after the lens light is the
+    # lensed source, >= 0 everywhere and most of the light at the Einstein ring, while the centre is lens light
+    source_part = model_image - shown.lens_light
+    assert source_part[inside].min() > -1e-8 * np.nanmax(model_image) and source_part[inside].sum() > 0
+    ny, nx = model_image.shape
+    centre = (ny // 2, nx // 2)
+    assert shown.lens_light[centre] > 0.9 * model_image[centre]
+    png = tmp_path / "light.png"
+    assert main(["show", url, entry.id, "-o", str(png)]) == 0 and png.stat().st_size > 20_000

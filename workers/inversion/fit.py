@@ -43,7 +43,7 @@ import numpy as np
 from .border import fit_ellipse, relocate
 from .convolution import convolve_columns, convolve_mapping_matrix
 from .imaging import ImagingError, MaskedImaging
-from .light import gaussian_basis, mge_sigmas
+from .light import mge_images, mge_sigmas
 from .linear_algebra import (
     cholesky, data_vector_and_curvature, log_det, log_det_from_factor, solve_cholesky, solve_with_factor,
 )
@@ -99,12 +99,23 @@ def _mge_columns(
     precision: ConvolutionPrecision,
     route: str,
 ) -> jax.Array:
-    """Blurred columns, as rows (N, P), of a linear Gaussian basis evaluated at (possibly traced) sub-pixels."""
+    """Blurred columns, as rows (N, P), of a linear Gaussian basis evaluated at (possibly traced) sub-pixels:
+    the Gaussians of set 0, then set 1, ..."""
     sigmas = mge_sigmas(basis.gaussians, basis.sigma_min, imaging.mask_radius)
-    sub = gaussian_basis(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight
+    sub = mge_images(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight
     columns = jax.ops.segment_sum(sub.T, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
-    blurring = gaussian_basis(blurring_points, params.centre, params.ell_comps, sigmas)
+    blurring = mge_images(blurring_points, params.centre, params.ell_comps, sigmas)
     return convolve_columns(imaging, columns.T, blurring, precision, route).astype(jnp.float64)
+
+
+def lens_light_image(imaging: MaskedImaging, vector: jax.Array, model: Model, reconstruction: jax.Array) -> jax.Array:
+    """The lens light's blurred model image on the used pixels (P,): its blurred columns at `vector` times its
+    solved amplitudes, the reconstruction's first `model.lens_light.components` entries."""
+    params = unpack(model, vector)
+    precision = precision_for(model.settings.use_mixed_precision)
+    columns = _mge_columns(imaging, imaging.lp_points, imaging.blurring_points, model.lens_light, params.lens_light,
+                           precision.linear_light, "auto")
+    return jnp.asarray(reconstruction[: model.lens_light.components], jnp.float64) @ columns
 
 
 def check_model_fits(imaging: MaskedImaging, model: Model) -> None:
@@ -206,7 +217,7 @@ def fit(
                 precision.linear_light, convolution,
             )
         )
-    n_light = model.lens_light.gaussians if model.lens_light is not None else 0
+    n_light = model.lens_light.components if model.lens_light is not None else 0
     cell_centres, degenerate = None, None
     if model.pixelized:
         source_columns, cell_centres, degenerate = _mapper_columns(

@@ -4,7 +4,8 @@ Gaussian (peak-normalised): I = I0·exp(−(q²x'² + y'²)/(2σ²)); a *linear*
 solved amplitude is its intensity.
 Sersic: I = I0·exp(−k[(R/Re)^(1/n) − 1]), eccentric radius R = √(q·x'² + y'²/q),
 k(n) = 2n − 1/3 + 4/(405n) + 46/(25515n²) + 131/(1148175n³) − 2194697/(30690717750n⁴).
-MGE basis: N Gaussians sharing centre and ell_comps, σ_k = 10^linspace(log10 σ_min, log10 R_mask, N).
+MGE basis: N Gaussians sharing centre and ell_comps, σ_k = 10^linspace(log10 σ_min, log10 R_mask, N); an MGE of
+K sets is K such bases sharing the centre, each with its own ell_comps.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def gaussian_basis(
     y, x = to_profile_frame(points, centre, phi)
     r2 = q**2 * x**2 + y**2
     return jnp.exp(-r2[None, :] / (2.0 * sigmas[:, None] ** 2))
+
+
+def mge_images(
+    points: jnp.ndarray, centre: jnp.ndarray, ell_comps: jnp.ndarray, sigmas: jnp.ndarray
+) -> jnp.ndarray:
+    """The unit Gaussians of an MGE of K sets, ell_comps (K, 2), at points (Q, 2): shape (K·N, Q), set 0 first."""
+    return jnp.concatenate([gaussian_basis(points, centre, ell, sigmas) for ell in ell_comps])
 
 
 def sersic_constant(n: jnp.ndarray) -> jnp.ndarray:

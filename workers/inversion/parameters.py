@@ -28,7 +28,7 @@ class MassParameters:
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class BasisParameters:
-    """Centre (2,) and ell_comps (2,) shared by the Gaussians of an MGE basis."""
+    """Centre (2,) shared by the Gaussians of an MGE, and ell_comps (bases, 2): one pair per set."""
 
     centre: jax.Array
     ell_comps: jax.Array
@@ -55,15 +55,17 @@ def unpack(model: Model, vector: jax.Array) -> LensParameters:
     def pair(path: str) -> jax.Array:
         return entry(path, 2)
 
+    def basis(prefix: str, bases: int) -> BasisParameters:
+        return BasisParameters(pair(f"{prefix}.centre"), entry(f"{prefix}.ell_comps", 2 * bases).reshape(bases, 2))
+
     shear = jnp.stack([v["lens.shear.gamma_1"], v["lens.shear.gamma_2"]]) if model.shear else None
     values = {name: entry(f"lens.mass.{name}", size) for name, size in model.mass.parameters}
     mass = MassParameters(model.mass.name, values, shear)
     light = (
-        BasisParameters(pair("lens.light.centre"), pair("lens.light.ell_comps"))
-        if model.lens_light is not None
+        basis("lens.light", model.lens_light.bases) if model.lens_light is not None
         else None
     )
     source = (
-        BasisParameters(pair("source.centre"), pair("source.ell_comps")) if not model.pixelized else None
+        basis("source", model.source.bases) if not model.pixelized else None
     )
     return LensParameters(mass, light, source)

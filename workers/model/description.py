@@ -53,11 +53,19 @@ MESHES = ("uniform", "bilinear_adapt_density", "rtu_adapt_density")
 
 @dataclass(frozen=True)
 class MGEBasis:
-    """A multi-Gaussian expansion: `gaussians` linear Gaussians sharing one centre and ell_comps, with σ
-    log-spaced from `sigma_min` to the mask radius (arcsec)."""
+    """A multi-Gaussian expansion: `bases` sets of `gaussians` linear Gaussians, σ log-spaced from `sigma_min` to
+    the mask radius (arcsec) in each, all sharing one centre and each set its own ell_comps (PyAutoLens's
+    `mge_model_from(total_gaussians=gaussians, gaussian_per_basis=bases)`; ell_comps components 2k, 2k+1 are set
+    k's)."""
 
     gaussians: int = 30
     sigma_min: float = 1e-4
+    bases: int = 1
+
+    @property
+    def components(self) -> int:
+        """Linear Gaussians in all: gaussians × bases."""
+        return self.gaussians * self.bases
 
 
 @dataclass(frozen=True)
@@ -106,8 +114,8 @@ class Model:
     @property
     def n_linear(self) -> int:
         """Number of linear parameters: lens-light Gaussians, then source Gaussians or mesh cells."""
-        light = self.lens_light.gaussians if self.lens_light else 0
-        source = self.source.pixels if self.pixelized else self.source.gaussians
+        light = self.lens_light.components if self.lens_light else 0
+        source = self.source.pixels if self.pixelized else self.source.components
         return light + source
 
 
@@ -117,9 +125,9 @@ def _entries(model: Model) -> list[tuple[str, int]]:
     if model.shear:
         entries += [("lens.shear.gamma_1", 0), ("lens.shear.gamma_2", 0)]
     if model.lens_light is not None:
-        entries += [("lens.light.centre", 2), ("lens.light.ell_comps", 2)]
+        entries += [("lens.light.centre", 2), ("lens.light.ell_comps", 2 * model.lens_light.bases)]
     if not model.pixelized:
-        entries += [("source.centre", 2), ("source.ell_comps", 2)]
+        entries += [("source.centre", 2), ("source.ell_comps", 2 * model.source.bases)]
     return entries
 
 
