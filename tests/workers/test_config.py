@@ -136,7 +136,7 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     from workers.config import FitConfig, SearchOptions
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    basic, search, gradient, pipeline_toml = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    basic, search, gradient, pipeline_toml, real = re.findall(r"```toml\n(.*?)```", readme, re.S)
     config = parse_config(tomllib.loads(basic), "README")
     default = FitConfig()
     assert config.dataset == default.dataset and config.model.settings == default.model.settings
@@ -151,6 +151,10 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     assert slam.stages[0].model.source == RectangularSource((20, 20), 1.0, "rtu_adapt_density")
     assert slam.stages[1].model.mass.name == "power_law" and slam.stages[1].fixed == ("lens.light",)
     assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05
+    recipe = parse_config(tomllib.loads(real), "README")  # the real-data recipe
+    assert recipe.model.lens_light == MGEBasis(20, 1e-4, bases=2) and recipe.search == SearchOptions()
+    assert "lens.light.ell_comps.3" in parameter_names(recipe.model)
+    assert recipe.priors["lens.light.ell_comps.3"].upper == 0.5 and recipe.priors["source.ell_comps.0"].lower == -0.7
 
 
 NAN, INF = float("nan"), float("inf")
@@ -170,6 +174,7 @@ NAN, INF = float("nan"), float("inf")
         ({"source": {"sigma_min": NAN}}, "source.sigma_min: must be a finite number, got nan"),
         ({"source": {"sigma_min": INF}}, "source.sigma_min: must be a finite number, got inf"),
         ({"source": {"gaussians": 1_000_000}}, "source.gaussians: must be an integer >= 1 and <= 500"),
+        ({"lens": {"light": {"bases": 0}}}, "lens.light.bases: must be an integer >= 1 and <= 10"),
         ({"lens": {"light": {"sigma_min": -INF}}}, "lens.light.sigma_min: must be a finite number, got -inf"),
         ({"source": {"type": "rectangular", "regularization": NAN}},
          "source.regularization: must be a finite number, got nan"),
