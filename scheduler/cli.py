@@ -69,7 +69,7 @@ def _load_dataset(args: argparse.Namespace):
     from storage.datasets import load_imaging
 
     return load_imaging(args.dataset, dataset_id=Path(args.dataset).name or args.dataset,
-                        pixel_scale=args.pixel_scale)
+                        pixel_scale=args.pixel_scale, band=args.band)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -182,11 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def single_lens(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
-        p.add_argument("dataset", help="folder with image.fits, noise_map.fits, psf.fits, or a multi-extension FITS")
+        p.add_argument("dataset", help="folder with image.fits, noise_map.fits, psf.fits, a multi-extension FITS, or "
+                                       "a Euclid MER cutout (its FITS file or folder)")
         p.add_argument("--config", required=True, help="fit.toml")
         p.add_argument("--params", required=True, help="params.json (PyAutoLens names)")
         p.add_argument("--pixel-scale", type=_number(0, open_low=True), default=None,
                        help="arcsec per pixel (default: header)")
+        p.add_argument("--band", default=None, help="a Euclid cutout's band (VIS, DES_G, ..., NIR_H; default VIS)")
         return p
 
     p = single_lens("evaluate", "fit one dataset at given parameters")

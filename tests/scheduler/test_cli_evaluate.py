@@ -110,3 +110,29 @@ def test_bad_input_exits_nonzero_with_one_line_naming_file_and_problem(inputs, b
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lensfleet: error: "), stderr
     assert expected in lines[0]
+
+
+EUCLID = REFERENCE.parent / "real" / "euclid_q1" / "102018665_NEG570040238507752998"
+
+
+def test_evaluate_reads_the_euclid_band_asked_for_and_names_the_bands_of_a_missing_one(inputs, capsys):
+    picture = inputs / "nir_h.png"
+    assert main(["evaluate", str(EUCLID), "--config", str(inputs / "fit.toml"), "--params",
+                 str(inputs / "params.json"), "--band", "NIR_H", "--out", str(inputs / "h.json"),
+                 "--plot", str(picture)]) == 0
+    record = json.loads((inputs / "h.json").read_text())
+    info = json.loads((EUCLID / "info.json").read_text())
+    with fits.open(EUCLID / f"{EUCLID.name}.fits") as hdus:
+        image = hdus["NIR_H_BGSUB"].data
+        extra = fits.getdata(EUCLID / "mask_extra_galaxies.fits") != 0
+    n = image.shape[0]
+    r = np.hypot(*np.meshgrid((np.arange(n) - (n - 1) / 2) * info["pixel_scale"],
+                              (np.arange(n) - (n - 1) / 2) * info["pixel_scale"], indexing="ij"))
+    used = (r <= info["mask_radius"]) & ~extra  # info.json's radius, not fit.toml's 3.0″, and the extra galaxies out
+    assert len(record["model_image"]) == int(used.sum()) and np.isfinite(record["figure_of_merit"])
+    assert picture.stat().st_size > 20_000
+    capsys.readouterr()
+    assert main(["evaluate", str(EUCLID), "--config", str(inputs / "fit.toml"), "--params",
+                 str(inputs / "params.json"), "--band", "NIR_Q"]) == 2
+    err = capsys.readouterr().err
+    assert "NIR_Q" in err and "VIS" in err and "NIR_H" in err and EUCLID.name in err, err
