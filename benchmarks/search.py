@@ -1,5 +1,6 @@
-"""Search benchmark: wall time and likelihood evaluations per lens of the MGE-stage Nautilus search, with the
-lenses of a block searched side by side (one compiled call over lenses × vectors) against one by one.
+"""Search benchmark: wall time and likelihood evaluations per lens of the MGE-stage search (Nautilus, or with
+`--search gradient` the gradient search), with the lenses of a block searched side by side (one compiled call
+over lenses × vectors) against one by one.
 
 Lenses like reference A0: 100×100 at 0.1″, 11×11 Gaussian PSF (σ = 0.1″), Isothermal + ExternalShear about A0's
 truth (perturbed per lens), one Sersic source like A0's, simulated on an 8×8 sub-grid with A0's noise model;
@@ -8,6 +9,11 @@ priors (workers/priors.py).
 
     .venv/bin/python benchmarks/search.py                         # 4 lenses, both modes, a markdown report
     .venv/bin/python benchmarks/search.py --lenses 2 --n-live 100 --modes batched
+    .venv/bin/python benchmarks/search.py --search gradient --lenses 4 --modes batched --starts 8
+
+The gradient search (workers/gradient_search.py) runs each block twice when `--repeat` is given: the first call
+compiles, the second is timed warm (compile_s is then the whole first call); otherwise its wall time includes
+compiling. Per lens the report also gives how many of the 7 lens parameters lie within 3σ of the truth.
 
 Modes
     batched      search_block over the L lenses, concurrent: every round, one (L, n_batch) call for all lenses.
@@ -80,21 +86,27 @@ def run(args) -> dict:
     from workers.model.settings import Settings
     from workers.priors import prior_transform
     from workers.posterior import LensSearch
+    from workers.gradient_search import gradient_search_block
     from workers.samplers import SAMPLER_TIMES
     from workers.search import search_block
 
     model = Model(source=MGEBasis(gaussians=20, sigma_min=0.01), shear=True,
                   settings=Settings(use_positive_only_solver=True))
     prior = prior_transform(model)
-    options = SearchOptions(
-        n_live=args.n_live, n_batch=args.n_batch, n_eff=args.n_eff, f_live=args.f_live, n_networks=args.n_networks,
-        network_epochs=args.network_epochs, seed=args.seed, eval_chunk=args.eval_chunk,
-        n_like_max=args.n_like_max,
-    )
+    if args.search == "gradient":
+        options = SearchOptions(type="gradient", starts=args.starts, steps=args.steps,
+                                posterior_samples=args.posterior_samples, seed=args.seed, eval_chunk=args.eval_chunk)
+    else:
+        options = SearchOptions(
+            n_live=args.n_live, n_batch=args.n_batch, n_eff=args.n_eff, f_live=args.f_live,
+            n_networks=args.n_networks, network_epochs=args.network_epochs, seed=args.seed,
+            eval_chunk=args.eval_chunk, n_like_max=args.n_like_max,
+        )
     imagings, truths = simulate(args.lenses, args.seed)
     ids = [f"a0-like-{i}" for i in range(args.lenses)]
     truth_fom = [float(evaluate(im, t[None], model).figure_of_merit[0]) for im, t in zip(imagings, truths)]
     report = {
+        "search": args.search,
         "machine": {
             "nproc": os.cpu_count(), "cpu": _cpu_model(), "device": str(jax.devices()[0]),
             "python": platform.python_version(), "jax": jax.__version__, "load_before": os.getloadavg(),
@@ -113,6 +125,10 @@ def run(args) -> dict:
                     "evaluations": n, "converged": ok and r.converged,
                     "log_evidence": r.log_evidence if ok else None,
                     "max_log_likelihood": r.max_log_likelihood if ok else None,
+                    "lens_parameters_within_3_sigma": int(np.sum(
+                        np.abs(r.parameter_median - truths[len(per_lens)])[:7] <= 3 * r.parameter_sigma[:7]))
+                    if ok else None,
+                    "multimodal": r.diagnostics.get("multimodal") if ok and r.diagnostics else None,
                 })
         sampler = {k: float(sum(t.get(k, 0.0) for b in blocks for t in b.sampler_seconds)) for k in SAMPLER_TIMES}
         report["modes"][name] = {
@@ -127,17 +143,29 @@ def run(args) -> dict:
             "block_calls": sum(b.block_calls for b in blocks),
             "evaluated": sum(b.evaluated for b in blocks),
             "evaluations_per_lens": float(np.mean([p["evaluations"] for p in per_lens])),
-            "exploration_evaluations_per_lens": float(np.mean([n for b in blocks for n in b.exploration_evaluations])),
+            "exploration_evaluations_per_lens": float(np.mean(  # Nautilus only
+                [n for b in blocks for n in b.exploration_evaluations] or [0])),
             "lenses": per_lens,
         }
         print(json.dumps({name: {k: v for k, v in report["modes"][name].items() if k != "lenses"}}), flush=True)
 
+    def searched(ims, names):
+        if args.search == "nautilus":
+            return search_block(ims, names, model, [prior] * len(ims), options, with_fit=False)
+        first = time.perf_counter()
+        block = gradient_search_block(ims, names, model, [prior] * len(ims), options, with_fit=False)
+        if args.repeat:  # the first call compiled: time a second, warm one
+            compiled = time.perf_counter() - first
+            block = gradient_search_block(ims, names, model, [prior] * len(ims), options, with_fit=False)
+            block.compile_s = compiled
+        return block
+
     for mode in args.modes.split(","):
         start = time.perf_counter()
         if mode == "batched":
-            blocks = [search_block(imagings, ids, model, [prior] * len(imagings), options, with_fit=False)]
+            blocks = [searched(imagings, ids)]
         elif mode == "one-by-one":
-            blocks = [search_block([im], [i], model, [prior], options, with_fit=False) for im, i in zip(imagings, ids)]
+            blocks = [searched([im], [i]) for im, i in zip(imagings, ids)]
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         # wall time of the searches themselves: the compile of each block call is reported apart
@@ -154,6 +182,8 @@ def markdown(report: dict, command: str) -> str:
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), device {m['device']}; Python {m['python']}, jax {m['jax']}; "
         f"load average {m['load_before'][0]:.1f} before, {m['load_after'][0]:.1f} after.",
+        "",
+        f"Search: {report['search']}.",
         "",
         "| mode | lenses | wall s / lens | lenses / hour | evaluations / lens | likelihood s (all) | outside s (all) | "
         "block calls | slots computed | compile s |",
@@ -175,10 +205,12 @@ def markdown(report: dict, command: str) -> str:
         lines.append(f"| {name} | {r['likelihood_s']:.1f} | {c['gathering']:.1f} | {c['starved']:.1f} | "
                      f"{c['pipe']:.2f} | {c['cpu']:.1f} | {t['bounds']:.1f} | {t['sampling']:.1f} | "
                      f"{t['checkpoint']:.1f} | {t['waiting']:.1f} | {t['total']:.1f} | {t['cpu']:.1f} |")
-    lines += ["", "Per lens (evaluations, converged, max log-likelihood − truth's figure of merit):", ""]
+    lines += ["", "Per lens (evaluations, converged, max log-likelihood − truth's figure of merit, lens parameters within "
+              "3σ of the truth of 7, m1 when the gradient search's starts disagree):", ""]
     for name, r in report["modes"].items():
         cells = [
-            f"{p['evaluations']} {'✓' if p['converged'] else '✗'} {p['max_log_likelihood'] - t:+.1f}"
+            f"{p['evaluations']} {'✓' if p['converged'] else '✗'} {p['max_log_likelihood'] - t:+.1f} "
+            f"{p['lens_parameters_within_3_sigma']}/7" + (" m1" if p["multimodal"] else "")
             if p["max_log_likelihood"] is not None else "failed"
             for p, t in zip(r["lenses"], report["truth_figure_of_merit"])
         ]
@@ -210,6 +242,11 @@ def main() -> None:
     parser.add_argument("--eval-chunk", type=int, default=None,
                         help="SearchOptions.eval_chunk (default: chosen by the device, 1 on a CPU, 0 on a GPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--search", choices=("nautilus", "gradient"), default="nautilus")
+    parser.add_argument("--starts", type=int, default=8, help="gradient search: starts per lens")
+    parser.add_argument("--steps", type=int, default=100, help="gradient search: most optimiser steps per start")
+    parser.add_argument("--posterior-samples", type=int, default=1000, help="gradient search: importance draws")
+    parser.add_argument("--repeat", action="store_true", help="gradient search: time a second, warm call")
     parser.add_argument("--json", help="also write the full report here")
     args = parser.parse_args()
     import sys
