@@ -35,7 +35,10 @@ F̂ + log prior(ẑ) + (d/2) log 2π − ½ log det H is its fallback when the w
 Starts that disagree. With ẑ the best start and t_j = log p at start j: start j reached the best mode if
 (z_j − ẑ)ᵀH(z_j − ẑ) ≤ SAME_MODE²; `search_multimodal` is 1 when some start within `mode_tolerance` of the best
 log p lies outside it (another mode nearly as good), or no other start reached the best mode (the best stands
-far above the rest, so the global one may be missing too): a pipeline can hand such lenses to Nautilus.
+far above the rest, so the global one may be missing too): a pipeline can hand such lenses to Nautilus. The sets
+of an MGE with several (model.description.MGEBasis.bases) are exchangeable when their ell_comps have the same
+priors: swapping two sets' ell_comps leaves log p unchanged, so before this distance each start's sets are
+matched to the best start's (the assignment of least squared distance): mirror images are one mode.
 `search_starts_at_best` counts the starts that reached it. `converged`: the best start's Newton decrement
 ½ gᵀH⁻¹g is below 0.1 and H needed no flooring.
 
@@ -60,7 +63,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from blackjax.diagnostics import psis_weights
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from .config import SearchOptions
 from .inversion.batch import stack
@@ -326,7 +329,7 @@ def gradient_search_block(
         results.append(_lens_result(
             dataset_id, lens_priors[slot].names, z[slot], at_starts[slot], log_p[slot], merit[slot], best[slot],
             floored[slot][0], floored[slot][1], grad[slot], samples[slot], sample_log_p[slot] - log_q[slot],
-            sample_merit[slot], int(evaluations[slot]), options.mode_tolerance))
+            sample_merit[slot], int(evaluations[slot]), options.mode_tolerance, exchangeable_sets(lens_priors[slot])))
     if with_fit:
         results = _attach_fits(stacked, model, results, np.stack([p.median() for p in lens_priors]), imagings)
     wall = time.perf_counter() - start
@@ -334,11 +337,36 @@ def gradient_search_block(
                        likelihood_s, 0.0, [])
 
 
+def exchangeable_sets(prior: PriorTransform) -> list[np.ndarray]:
+    """Per MGE of several sets whose ell_comps are all free with one prior: the (sets, 2) indices of those
+    ell_comps among the free parameters (the z coordinates a search moves), set by set."""
+    position = {prior.names[i]: k for k, i in enumerate(prior.free)}
+    by_name = dict(zip(prior.names, prior.priors))
+    groups = []
+    for prefix in ("lens.light.ell_comps", "source.ell_comps"):
+        names = [f"{prefix}.{i}" for i in range(sum(n.startswith(prefix + ".") for n in prior.names))]
+        if len(names) > 2 and all(n in position for n in names) and len({by_name[n] for n in names}) == 1:
+            groups.append(np.array([position[n] for n in names]).reshape(-1, 2))
+    return groups
+
+
+def aligned(z: np.ndarray, target: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """z (S, d) with, in each exchangeable group, its sets permuted to match `target`'s (d,) sets: the assignment
+    of least summed squared distance (scipy's linear_sum_assignment)."""
+    out = z.copy()
+    for sets in groups:
+        for j in range(len(z)):
+            cost = ((z[j][sets][:, None, :] - target[sets][None, :, :]) ** 2).sum(-1)  # (own set, target set)
+            own, theirs = optimize.linear_sum_assignment(cost)
+            out[j][sets[theirs]] = z[j][sets[own]]
+    return out
+
+
 def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, m, definite, grad, samples, log_ratio,
-                 sample_merit, evaluations, tolerance) -> LensSearch:
+                 sample_merit, evaluations, tolerance, groups=()) -> LensSearch:
     """One lens's LensSearch from the three phases' numbers (module docstring): starts z (S, d) at parameters
     at_starts (S, n) with log p and F; the best start's index, H, whether H was definite and its gradient; the
-    draws' parameters (N, n), log p − log q and F."""
+    draws' parameters (N, n), log p − log q and F; `groups`: its exchangeable_sets."""
     ok = np.isfinite(log_ratio) & (sample_merit > DEGENERATE_FIGURE_OF_MERIT)
     log_weight = np.full(len(log_ratio), -np.inf)
     pareto_k = np.inf
@@ -352,7 +380,8 @@ def _lens_result(dataset_id, names, z, at_starts, log_p, merit, best, m, definit
         log_evidence = float(special.logsumexp(log_ratio[ok]) - np.log(len(log_ratio)))
     else:  # the Laplace estimate
         log_evidence = float(log_p[best] + 0.5 * len(z[best]) * np.log(2 * np.pi) - 0.5 * np.linalg.slogdet(m)[1])
-    distance = np.sqrt(np.einsum("si,ij,sj->s", z - z[best], m, z - z[best]))
+    offset = aligned(z, z[best], list(groups)) - z[best]
+    distance = np.sqrt(np.einsum("si,ij,sj->s", offset, m, offset))
     at_best = distance <= SAME_MODE
     rival = (log_p >= log_p[best] - tolerance) & ~at_best
     multimodal = bool(rival.any() or (len(z) > 1 and at_best.sum() == 1))

@@ -23,10 +23,10 @@ from reference_cases import REFERENCE, case_model, load_reference_lens  # noqa: 
 from test_search import MODEL, _simulated_lenses  # noqa: E402
 
 from workers.config import ConfigError, SearchOptions, parse_config  # noqa: E402
-from workers.gradient_search import cube_arrays, gradient_search_block, physical  # noqa: E402
+from workers.gradient_search import aligned, cube_arrays, exchangeable_sets, gradient_search_block, physical  # noqa: E402
 from workers.inversion.batch import evaluate  # noqa: E402
 from workers.inversion.fit import fit  # noqa: E402
-from workers.model.description import parameter_names  # noqa: E402
+from workers.model.description import MGEBasis, parameter_names  # noqa: E402
 from workers.model.settings import Settings  # noqa: E402
 from workers.posterior import LensSearch  # noqa: E402
 from workers.priors import (  # noqa: E402
@@ -87,6 +87,26 @@ def test_gradient_options_parse_round_trip_and_a_stage_may_switch_type():
                                           posterior_samples=500, mode_tolerance=3.0, seed=4)
     assert "n_live" not in config.search.to_dict() and parse_config(config.to_dict()).search == config.search
     assert config.stages[0].search == SearchOptions(n_live=50, seed=4)  # the shared keys carried over
+
+
+def test_starts_at_mirror_images_of_exchangeable_mge_sets_are_one_mode():
+    """Two lens-light sets with one prior: a start whose sets' ell_comps are swapped is the best start's mode."""
+    two_sets = replace(MODEL, lens_light=MGEBasis(10, 0.01, bases=2))
+    prior = prior_transform(two_sets)
+    [sets] = exchangeable_sets(prior)
+    free = [prior.names[i] for i in prior.free]
+    assert [free[i] for i in sets.ravel()] == [f"lens.light.ell_comps.{i}" for i in range(4)]
+    rng = np.random.default_rng(0)
+    best = rng.normal(size=len(free))
+    mirror = best.copy()
+    mirror[sets[0]], mirror[sets[1]] = best[sets[1]], best[sets[0]]
+    elsewhere = best + 3.0
+    z = np.stack([best, mirror, elsewhere])
+    np.testing.assert_array_equal(aligned(z, best, [sets])[:2], [best, best])
+    assert np.abs(aligned(z, best, [sets])[2] - best).min() > 1.0
+    # a prior of its own on one set's ell_comps: the sets are no longer exchangeable
+    own = prior_transform(two_sets, {"lens.light.ell_comps.2": UniformPrior(-0.5, 0.5)})
+    assert exchangeable_sets(own) == [] and exchangeable_sets(prior_transform(MODEL)) == []
 
 
 def test_a_lens_result_does_not_depend_on_its_block_mates():
