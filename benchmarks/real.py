@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--search", choices=("nautilus", "gradient"), default="nautilus")
     parser.add_argument("--block-size", type=int, default=1)
     parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="one lens per core on a CPU machine")
     parser.add_argument("--out", default="/tmp/lensfleet-bench-real")
     parser.add_argument("--results", default="-", help="a markdown file to append the results to (- : stdout)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted benchmark in --out")
@@ -132,7 +133,8 @@ def main() -> None:
         write_catalog(catalog, args.lenses.split(","), not args.no_euclid)
         config.write_text(recipe(args.search))
     command = [str(BIN / "lensfleet"), "run", str(catalog), "--config", str(config), "--store", str(store),
-               "--block-size", str(args.block_size), "--actors", str(args.actors),
+               "--block-size", str(args.block_size), "--actors", str(args.actors), "--cpus-per-actor",
+               str(args.cpus_per_actor),
                *([] if args.resume else ["--restart"])]
     load_before = os.getloadavg()[0]
     started = time.time()
