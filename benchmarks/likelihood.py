@@ -159,7 +159,7 @@ def run_lensfleet(spec: dict) -> dict:
     figure_of_merit = float(evaluate(imaging, vectors[:1], model).figure_of_merit[0])
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    plan = plan_batch(imaging, vectors, model, lenses=16) if plan_batch else None
+    plan = plan_batch(imaging, vectors, model, lenses=16, measure=True) if plan_batch else None
     plan_s = time.perf_counter() - start
     chunk = {"chunk": plan.eval_chunk} if plan else {}
 

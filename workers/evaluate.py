@@ -55,8 +55,8 @@ def result_record(fit: LensFit) -> dict:
 def benchmark(
     data: ImagingData, config: FitConfig, params: dict, batch: int = 64, repeats: int = 20, lenses: int = 16
 ) -> dict:
-    """ms per evaluation single-call and over `batch` vectors as sizing.plan_batch plans them (its eval chunk,
-    measured on this device), compile seconds, peak memory, device, and the plan for a block of `lenses`
+    """ms per evaluation single-call and over `batch` vectors as sizing.plan_batch plans them (its eval chunk
+    for this device; every candidate chunk is timed too), compile seconds, peak memory, device, and the plan for a block of `lenses`
     lenses × `batch` vectors (sizing.BatchPlan.as_dict: eval chunk, lenses per device call, memory)."""
     imaging = jax.device_put(masked_imaging(data, config.dataset, config.model))  # on the device once
     vector = vector_from_params(config.model, params)
@@ -67,7 +67,7 @@ def benchmark(
     start = time.perf_counter()
     jax.block_until_ready(evaluate(imaging, vectors[:1], model))
     compile_s = time.perf_counter() - start
-    plan = plan_batch(imaging, vectors, model, lenses=lenses)
+    plan = plan_batch(imaging, vectors, model, lenses=lenses, measure=True)
 
     def median_ms(vs: np.ndarray, chunk: int) -> float:
         jax.block_until_ready(evaluate(imaging, vs, model, chunk=chunk).figure_of_merit)

@@ -16,7 +16,7 @@ a bound (seconds of network training) holds up neither the device nor the other 
 lens's slot from position 0 (a request longer than V is split over several rounds; a short one is padded by
 repeating its first point), and slots without a request hold the prior median. The values go back, the
 samplers go on. The eval chunk and the lenses per call are fit.toml's eval_chunk or what sizing.plan_batch
-measures on the device (block_plan). Compiled once per (model, bucket, lenses per call, V) with eval_chunk 0,
+plans for the device (block_plan: by device and memory, never by a timing, so a rerun gives the same bits). Compiled once per (model, bucket, lenses per call, V) with eval_chunk 0,
 once per (model, bucket, eval_chunk) otherwise. With eval_chunk 0 (a GPU) the whole block is one vmap (or a
 few, as its memory allows) and idle slots (finished lenses) are computed on the prior median for nothing,
 which a GPU does not notice; with eval_chunk > 0 (a CPU) the lenses are evaluated one after another,
@@ -78,7 +78,7 @@ class SearchError(RuntimeError):
 
 def block_plan(imagings: MaskedImaging, vectors: np.ndarray, model: Model, eval_chunk: int | None) -> tuple[int, int]:
     """(eval_chunk, lenses_per_call) of the block call on L stacked lenses at vectors (L, V, n): fit.toml's
-    eval_chunk if it gives one (every lens in one call), else the plan sizing.plan_batch measures for this
+    eval_chunk if it gives one (every lens in one call), else the plan sizing.plan_batch makes for this
     device, model, bucket and (L, V) (on a CPU one evaluation per call; on a GPU the whole block at once, or as
     many lenses per call as fit its memory). Measured once per process and (model, bucket, L, V)."""
     if eval_chunk is not None:

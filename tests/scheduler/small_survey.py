@@ -98,17 +98,21 @@ def make_survey(
     return catalog
 
 
-def store_arrays(url: str, exclude: tuple[str, ...] = ("wall_time", "attempts", "driver_run", "checksum")) -> dict:
-    """Every array of a result store as numpy, but the bookkeeping that differs between equal runs (checksums
-    cover wall_time, attempts, driver_run and the store's own store_id)."""
+BOOKKEEPING = ("wall_time", "attempts", "driver_run", "checksum", "search_likelihood_seconds", "search_sampler_seconds")
+
+
+def store_arrays(url: str, exclude: tuple[str, ...] = BOOKKEEPING) -> dict:
+    """Every array of a result store as numpy, but the bookkeeping that differs between equal runs, in any stage's
+    group (checksums cover wall_time, attempts, driver_run and the store's own store_id; the search seconds are
+    timings)."""
     from storage.store import ResultStore
 
     store = ResultStore.open_existing(url)
-    return {name: store.read_array(name) for name in store.names if name not in exclude}
+    return {name: store.read_array(name) for name in store.names if name.rpartition("/")[2] not in exclude}
 
 
 def assert_same_store(a: str, b: str) -> None:
-    """Two stores hold the same results, array by array (NaN = NaN), but wall_time, attempts and driver_run, and
+    """Two stores hold the same results, array by array (NaN = NaN), but the BOOKKEEPING arrays, and
     each holds what was committed (every committed block matches its checksums)."""
     from storage.store import ResultStore
 

@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 GRAFANA = ROOT / "deploy" / "grafana" / "lensfleet.json"
 NEVER_INCREMENTED = {"ray_lensfleet_datasets_failed_total", "ray_lensfleet_datasets_invalid_total",
-                     "ray_lensfleet_blocks_retried_total"}  # this run has no failure, invalid dataset or retry
+                     "ray_lensfleet_blocks_retried_total",  # this run has no failure, invalid dataset or retry ...
+                     "ray_lensfleet_searches_converged_total"}  # ... and no search (evaluate mode)
 COPIES = 400  # catalog rows of the one simulated lens: 25 blocks of 16, a run long enough to stop midway
 
 

@@ -297,14 +297,14 @@ def test_batched_searches_give_the_samples_of_one_by_one_searches(eval_chunk):
         assert not np.array_equal(other.results[1].samples[:100], side_by_side.results[1].samples[:100])
 
 
-def test_the_block_plan_is_fit_tomls_eval_chunk_or_the_devices_measured_plan_and_changes_no_value():
+def test_the_block_plan_is_fit_tomls_eval_chunk_or_the_devices_plan_and_changes_no_value():
     imagings, truths, _ = _simulated_lenses(3, seed=7)
     stacked = search.stack(imagings)
     vectors = np.stack([t + 1e-3 * np.random.default_rng(i).standard_normal((4, t.size)) for i, t in enumerate(truths)])
     assert search.block_plan(stacked, vectors, MODEL, 10) == (10, 0)
     chunk, lenses_per_call = search.block_plan(stacked, vectors, MODEL, None)
     lens = jax.tree.map(lambda a: a[0], stacked)
-    plan = search.plan_batch(lens, vectors[0], MODEL, lenses=3)  # the same measured plan, cached
+    plan = search.plan_batch(lens, vectors[0], MODEL, lenses=3)  # the same plan, cached
     assert (chunk, lenses_per_call) == (plan.eval_chunk, plan.lenses_per_call)
     one_vmap = search.block_figure_of_merit(stacked, vectors, MODEL)
     planned = search.block_figure_of_merit(stacked, vectors, MODEL, chunk, lenses_per_call=lenses_per_call)

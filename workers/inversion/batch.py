@@ -11,8 +11,8 @@ another without waiting; lenses whose `active` flag is off are not evaluated at 
 CPU (benchmarks/RESULTS.md): XLA runs one evaluation's operations one after another there, so vmapping buys
 no parallelism, batched gathers and scatters cost more per lane, and a loop inside one program (lax.map)
 compiles to slower code than the same evaluation alone (the ray tracing twice as slow); c = 1 is fastest,
-and a batch then costs no more per evaluation than a single call. sizing.plan_batch measures the candidates
-on the device.
+and a batch then costs no more per evaluation than a single call. sizing.plan_batch chooses by device (and
+`lensfleet bench` times the candidates).
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """How much to evaluate at once on a device: the eval chunk and the lenses per device call.
 
-Both come from the device and the compiled program, not from a hand-set constant:
+Both come from the device and the compiled program, never from a timing: chunks round differently (values differ
+by ~1e-12 between chunk sizes), and a search rerun after a kill must give the same bits as an unkilled run, so
+the plan cannot depend on the machine's load at the moment it was measured.
 - memory: one evaluation of the model on the bucket needs `lane_bytes` of device memory and a call `fixed_bytes`
   more, a straight line fitted to the compiled programs' own memory analysis
   (`compiled.memory_analysis()`: temporaries + arguments + outputs) at two batch sizes. A call of L lenses × c
   lanes at once then needs fixed_bytes + L·c·lane_bytes, which must stay within memory_fraction of the
   device's free memory (memory_stats on an accelerator, MemAvailable on a CPU).
-- the eval chunk (batch.evaluate's `chunk`): every candidate c = 1, 2, 4, 8, 16 that fits in memory is
-  compiled and timed on the device on (up to TIMING_VECTORS of) the caller's vectors, the candidates taking
-  turns so that a changing load falls on all alike. A bigger chunk wins only if it is clearly faster per
-  evaluation (CLEAR_WIN: a shared machine's timing noise must not pick a chunk that loses), and if the
-  largest wins, more at once is better: all of the batch if it fits, else the largest power of two that
-  does. Measured on a 2-core CPU: 1 (XLA runs one evaluation's operations one after another, so vectorising
-  buys nothing and batched gathers cost more per lane); on a GPU the whole batch, as memory allows.
+- the eval chunk (batch.evaluate's `chunk`), by device: 1 on a CPU (XLA runs one evaluation's operations one
+  after another, so vectorising buys nothing and batched gathers cost more per lane: measured, `lensfleet
+  bench`), and on an accelerator all of the batch at once if it fits, else the largest power of two that does.
+  `measure=True` (bench) also times every candidate c = 1, 2, 4, 8, 16 that fits on (up to TIMING_VECTORS of)
+  the caller's vectors, the candidates taking turns so that a changing load falls on all alike: the evidence
+  for the rule on a new device, reported, never used.
 With the chunk, the lenses per call: all of them when chunk > 0 (they run one after another); with chunk 0
 as many as fit at once, so a GPU call is as full as memory allows and never over-full.
 
@@ -37,7 +38,6 @@ from workers.model.description import Model
 MEMORY_FRACTION = 0.8  # of the device's free memory a plan may use
 _TIMING_ROUNDS = 3  # timed calls per candidate chunk (after one warm-up), taking turns; the fastest counts
 TIMING_VECTORS = 16  # candidates are timed on at most this many of the caller's vectors
-CLEAR_WIN = 0.85  # a bigger chunk is chosen only if it takes under this fraction of the best smaller one's time
 _PLANS: dict = {}
 
 
@@ -47,7 +47,7 @@ class BatchPlan:
     lenses_per_call: lenses per evaluate_block call (a block of more lenses is split into calls of this many).
     vectors_per_lens: V the plan was made for. lane_bytes, fixed_bytes: device memory per evaluation and per
     call; free_bytes: the memory the plan may use. ms_per_evaluation: the measured time of each candidate
-    chunk (ms per evaluation). device: where it was measured."""
+    chunk (ms per evaluation), when measured. device: where it was planned."""
 
     eval_chunk: int
     lenses_per_call: int
@@ -127,29 +127,31 @@ def plan_batch(
     with_arrays: bool = False,
     convolution: str = "auto",
     memory_fraction: float = MEMORY_FRACTION,
+    measure: bool = False,
 ) -> BatchPlan:
     """The plan for evaluating `lenses` lenses of imaging's bucket at V = len(vectors) vectors each (vectors
     (V, n), e.g. what a sampler asks for, or V copies of a catalog vector), on the default device. `imaging`
-    is one lens of the bucket (unstacked; pad_to_bucket it to a block's bucket). Compiles and times the
-    candidate chunks: seconds to a minute on a CPU, once per (device, model, bucket, batch)."""
+    is one lens of the bucket (unstacked; pad_to_bucket it to a block's bucket). Compiles the program at two
+    batch sizes for its memory (and with `measure` times the candidate chunks); once per (device, model,
+    bucket, batch)."""
     device = jax.devices()[0]
     vectors = np.asarray(vectors, np.float64)
     size = len(vectors)
     key = (device.platform, device.device_kind, model, imaging.bucket, size, lenses, with_arrays, convolution,
-           memory_fraction)
+           memory_fraction, measure)
     if key in _PLANS:
         return _PLANS[key]
     fixed, lane = lane_memory(imaging, vectors[0], model, with_arrays, convolution)
     free = int(memory_fraction * free_memory_bytes(device))
     fitting = max((free - fixed) // lane, 1)
-    sample = vectors[: min(size, TIMING_VECTORS)]
-    candidates = [c for c in (1, 2, 4, 8, 16) if c <= len(sample) and c <= fitting] or [1]
-    timings = _measure(imaging, sample, model, with_arrays, convolution, candidates)
-    chunk = candidates[0]
-    for candidate in candidates[1:]:  # a bigger chunk must clearly win: timing noise is not a reason
-        if candidate in timings and timings[candidate] < CLEAR_WIN * timings[chunk]:
-            chunk = candidate
-    if chunk == candidates[-1] and len(candidates) > 1:  # more at once is faster: as many as fit
+    timings = {}
+    if measure:
+        sample = vectors[: min(size, TIMING_VECTORS)]
+        candidates = [c for c in (1, 2, 4, 8, 16) if c <= len(sample) and c <= fitting] or [1]
+        timings = _measure(imaging, sample, model, with_arrays, convolution, candidates)
+    if device.platform == "cpu":
+        chunk = 1
+    else:
         chunk = 0 if size <= fitting else 2 ** int(np.log2(fitting))
     lanes = size if chunk == 0 else chunk
     lenses_per_call = lenses if chunk > 0 else max(1, min(lenses, fitting // lanes))
