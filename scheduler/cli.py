@@ -130,7 +130,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     try:
         survey = simulate_survey(args.n, args.out, seed=args.seed, mass=args.mass, lens_light=args.lens_light,
-                                 pixel_scale=args.pixel_scale)
+                                 pixel_scale=args.pixel_scale, two_clump=args.two_clump)
     except ValueError as e:
         print(f"lensfleet: error: simulate: {e}", file=sys.stderr)
         return 2
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lens-light", action="store_true", help="give every lens a Sersic lens light")
     p.add_argument("--pixel-scale", type=float, default=None, metavar="P",
                    help="image every lens like the survey's P″ imaging (0.1, 0.075 or 0.05; default: a mix)")
+    p.add_argument("--two-clump", action="store_true", help="give every lens a source of two Sersic clumps")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("run", help="fit a survey catalog on a Ray cluster into a result store (resumable)")

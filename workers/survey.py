@@ -1,6 +1,6 @@
 """Simulated surveys: N strong lenses with known truth, written the way a real survey arrives.
 
-    simulate_survey(n, out, seed[, mass, lens_light])
+    simulate_survey(n, out, seed[, mass, lens_light, pixel_scale, two_clump])
                                   ->  out/catalog.ecsv        id, path, pixel_scale, mask_radius, true parameters
                                       out/fit.toml            the survey's fit config (MGE source, 20 Gaussians)
                                       out/lenses/ID/          image.fits, noise_map.fits, psf.fits (PyAutoLens layout)
@@ -20,13 +20,15 @@ seed. Distributions (uniform unless said):
                    intensity ∈ [0.3, 1.0]; a second one within 0.4″ of the first, fainter (0.1–0.3) and smaller
     noise          simulate_imaging's Poisson model at exposure 300 s over sky 0.1 (seed drawn per lens)
 
-Two options change the lens (the draws above stay as they are: lens i keeps its imaging, mass, shear, sources
+Three options change the lens (the draws above stay as they are: lens i keeps its imaging, mass, shear, sources
 and noise, and the extra parameters come from a generator of their own, `default_rng([seed, i, 1])`):
 
     mass = "power_law"   PowerLaw with slope γ ∈ [1.8, 2.2] (fit.toml: [lens.mass] type = "power_law")
     lens_light           a Sersic at the mass centre: q ∈ [0.6, 0.95], angle within 20° of the mass's,
                          intensity ∈ [0.5, 1.5], Re ∈ [0.6, 1.2]″, n ∈ [2.5, 4.5] (fit.toml: a 20-Gaussian linear
                          MGE lens light, light-profile over-sampling 8 / 4 / 2 within 0.3″ / 0.6″ / beyond)
+    two_clump            every lens has the second Sersic (a lens drawn with one source gets a second, drawn as
+                         above from `default_rng([seed, i, 2])`): two-clump sources, where searches meet local modes
 
 The catalog's parameter columns are the true lens mass (every parameter its profile declares) and shear, the
 lens light's centre and ell_comps (`lens.light.*`, with lens_light), and the *first* Sersic's centre and
@@ -171,9 +173,9 @@ def ell_comps(q: float, angle_deg: float) -> list[float]:
 
 
 def draw_lens(seed: int, index: int, mass: str = "isothermal", lens_light: bool = False,
-              pixel_scale: float | None = None) -> LensTruth:
-    """The truth of lens `index` of the survey with `seed` (pure function of all four; see the module docstring
-    for `mass`, one of SURVEY_MASSES, and `lens_light`)."""
+              pixel_scale: float | None = None, two_clump: bool = False) -> LensTruth:
+    """The truth of lens `index` of the survey with `seed` (pure function of its arguments; see the module
+    docstring for `mass`, one of SURVEY_MASSES, `lens_light` and `two_clump`)."""
     if mass not in SURVEY_MASSES:
         raise ValueError(f"a simulated survey's mass is one of {', '.join(SURVEY_MASSES)}, got {mass!r}")
     rng = np.random.default_rng([seed, index])
@@ -198,11 +200,18 @@ def draw_lens(seed: int, index: int, mass: str = "isothermal", lens_light: bool 
     r, theta = 0.25 * np.sqrt(rng.uniform()), rng.uniform(0, 2 * np.pi)
     centre = [float(r * np.sin(theta)), float(r * np.cos(theta))]
     sources = [_sersic(centre, u(0.6, 0.95), u(0.0, 180.0), u(0.3, 1.0), u(0.1, 0.3), u(1.0, 3.0))]
-    if rng.uniform() < 0.5:
-        r, theta = u(0.1, 0.4), rng.uniform(0, 2 * np.pi)
-        second = [centre[0] + float(r * np.sin(theta)), centre[1] + float(r * np.cos(theta))]
-        sources.append(_sersic(second, u(0.5, 0.95), u(0.0, 180.0), u(0.1, 0.3), u(0.05, 0.15), u(0.8, 2.0)))
     extra = np.random.default_rng([seed, index, 1])
+
+    def second_clump(g: np.random.Generator) -> dict:
+        r, theta = float(g.uniform(0.1, 0.4)), g.uniform(0, 2 * np.pi)
+        second = [centre[0] + float(r * np.sin(theta)), centre[1] + float(r * np.cos(theta))]
+        return _sersic(second, *(float(g.uniform(lo, hi)) for lo, hi in ((0.5, 0.95), (0.0, 180.0), (0.1, 0.3),
+                                                                           (0.05, 0.15), (0.8, 2.0))))
+
+    if rng.uniform() < 0.5:
+        sources.append(second_clump(rng))
+    elif two_clump:
+        sources.append(second_clump(np.random.default_rng([seed, index, 2])))
     if mass == "power_law":
         truth_mass["slope"] = float(extra.uniform(*SLOPE_RANGE))
     light = None
@@ -260,7 +269,7 @@ def imaging_at(pixel_scale: float) -> Imaging:
 
 def simulate_survey(
     n: int, out: str | Path, seed: int = 0, mass: str = "isothermal", lens_light: bool = False,
-    pixel_scale: float | None = None,
+    pixel_scale: float | None = None, two_clump: bool = False,
 ) -> Survey:
     """Simulate `n` lenses and write them, their catalog, truths and fit.toml under `out` (see module docstring);
     with `pixel_scale`, every lens in the survey imaging of that pixel scale (one shape bucket)."""
@@ -270,7 +279,7 @@ def simulate_survey(
     (out / "lenses").mkdir(parents=True, exist_ok=True)
     truths, entries = [], []
     for i in range(n):
-        truth = draw_lens(seed, i, mass, lens_light, pixel_scale)
+        truth = draw_lens(seed, i, mass, lens_light, pixel_scale, two_clump)
         folder = out / "lenses" / truth.id
         sim = simulate_lens(truth)
         write_imaging(str(folder), sim.image, sim.noise_map, sim.psf, sim.pixel_scale)

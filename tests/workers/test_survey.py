@@ -130,3 +130,17 @@ def test_a_single_source_power_law_lens_with_lens_light_is_fitted_to_the_noise_a
     fit = fit_lens(load_imaging(entry.path, entry.id), config, entry.params)
     reduced_chi_squared = float(fit.result.chi_squared) / fit.imaging.bucket.pixels
     assert 0.9 < reduced_chi_squared < 1.1
+
+
+def test_a_two_clump_survey_gives_every_lens_two_sources_and_keeps_every_other_draw():
+    for i in range(8):
+        plain, two = draw_lens(4, i), draw_lens(4, i, two_clump=True)
+        assert len(two.sources) == 2 and two.sources[0] == plain.sources[0]
+        if len(plain.sources) == 2:
+            assert two == plain  # a lens drawn with two clumps is unchanged
+        assert {k: v for k, v in dataclasses.asdict(two).items() if k != "sources"} == {
+            k: v for k, v in dataclasses.asdict(plain).items() if k != "sources"}
+        second = two.sources[1]
+        offset = np.hypot(*np.subtract(second["centre"], two.sources[0]["centre"]))
+        assert 0.1 <= offset <= 0.4 and 0.1 <= second["intensity"] <= 0.3
+    assert any(len(draw_lens(4, i).sources) == 1 for i in range(8))  # the option changed some lenses
