@@ -108,8 +108,8 @@ def table(lenses: list[dict], wall: float) -> str:
             f"{lens['reduced_chi_squared']:.3f} | {evaluations} | {lens['likelihood_s']:.0f} | {lens['sampler_s']:.0f} |")
     n = len(lenses)
     rows += ["", f"θE within 5% of SLACS's bSIE: **{within} of {slacs}** SLACS lenses.",
-             f"Wall time: {wall:.0f} s for the run, {wall / n:.0f} s per lens (the whole `lensfleet run`: Ray and "
-             "actor start-up, compiles, searches, commits)."]
+             f"Wall time: {wall:.0f} s for the run, {wall / max(n, 1):.0f} s per lens done (the whole `lensfleet run`: "
+             "Ray and actor start-up, compiles, searches, commits)."]
     return "\n".join(rows)
 
 
