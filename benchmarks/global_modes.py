@@ -89,21 +89,26 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--out", default="/tmp/lensfleet-bench-global-modes")
     parser.add_argument("--results", default="-", help="a markdown file to append the results to (- : stdout)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted search run in --out (its survey, truth store and checkpoints); "
+                             "the wall time is then this run's only")
     args = parser.parse_args()
     out = Path(args.out)
     survey = out / "survey"
-    subprocess.run([str(BIN / "lensfleet"), "simulate", str(args.lenses), "--out", str(survey), "--seed",
-                    str(args.seed), "--two-clump", "--pixel-scale", "0.1"], check=True)
     config = out / f"fit_{args.search}.toml"
-    config.write_text((survey / "fit.toml").read_text() + f'\n[search]\ntype = "{args.search}"\n')
+    if not args.resume:
+        subprocess.run([str(BIN / "lensfleet"), "simulate", str(args.lenses), "--out", str(survey), "--seed",
+                        str(args.seed), "--two-clump", "--pixel-scale", "0.1"], check=True)
+        config.write_text((survey / "fit.toml").read_text() + f'\n[search]\ntype = "{args.search}"\n')
     common = ["--block-size", str(args.block_size), "--actors", str(args.actors), "--cpus-per-actor", "1",
-              "--restart"]
+              *([] if args.resume else ["--restart"])]
     catalog = str(survey / "catalog.ecsv")
     truth_store, search_store = str(out / "truth.zarr"), str(out / f"{args.search}.zarr")
     evaluate = [str(BIN / "lensfleet"), "run", catalog, "--config", str(survey / "fit.toml"), "--store",
                 truth_store, *common]
     search = [str(BIN / "lensfleet"), "run", catalog, "--config", str(config), "--store", search_store, *common]
-    run(evaluate)
+    if not args.resume:
+        run(evaluate)
     load_before = os.getloadavg()[0]
     wall = run(search)
     lenses = read(truth_store, search_store, survey)
