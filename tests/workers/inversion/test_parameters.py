@@ -49,7 +49,7 @@ def test_dict_vector_round_trip_and_unpack():
     assert float(unpacked.mass.values["einstein_radius"]) == 1.6
     np.testing.assert_array_equal(unpacked.mass.shear, [0.01, -0.02])
     np.testing.assert_array_equal(unpacked.source.centre, [0.3, 0.4])
-    np.testing.assert_array_equal(unpacked.lens_light.ell_comps, [0.1, 0.2])
+    np.testing.assert_array_equal(unpacked.lens_light.ell_comps, [[0.1, 0.2]])  # (sets, 2): one set
 
 
 def test_power_law_declares_its_slope_after_the_einstein_radius():
