@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
+import report
 from storage.store import ResultStore
 
 BIN = Path(sys.executable).parent
@@ -109,24 +105,20 @@ def main() -> None:
     search = [str(BIN / "lensfleet"), "run", catalog, "--config", str(config), "--store", search_store, *common]
     if not args.resume:
         run(evaluate)
-    load_before = os.getloadavg()[0]
+    load_before = report.load()
     wall = run(search)
     lenses = read(truth_store, search_store, survey)
     text = "\n".join([
-        f"## {datetime.now(UTC):%Y-%m-%d}, global modes on two-clump sources ({args.search}), "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, CPU only",
+        report.heading(f"global modes on two-clump sources ({args.search})"),
         "",
-        f"Command: `{shlex.join([sys.executable, *sys.argv])}`",
+        report.command_line(),
         f"Search run: `{shlex.join(search)}` (config: the survey's fit.toml + `[search] type = \"{args.search}\"`); "
-        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
+        f"load average {load_before:.1f} before, {report.load():.1f} after.",
         "",
         table(lenses, wall),
         "",
     ])
-    if args.results != "-":
-        with open(args.results, "a") as f:
-            f.write(text + "\n")
-    print(text)
+    report.publish(text, args.results)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+import report
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -148,17 +147,16 @@ def main() -> None:
         config.write_text(fit_toml((survey / "fit.toml").read_text(), args))
     command = [str(BIN / "lensfleet"), "run", str(survey / "catalog.ecsv"), "--config", str(config), "--store",
                str(store), "--block-size", str(args.block_size), *([] if args.resume else ["--restart"])]
-    load_before = os.getloadavg()[0]
+    load_before = report.load()
     started = time.time()
     subprocess.run(command, check=True)
     wall = time.time() - started
     result = read(str(store), survey)
     text = "\n".join([
-        f"## {datetime.now(UTC):%Y-%m-%d}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        "CPU only",
+        report.heading(),
         "",
-        f"Command: `{shlex.join([sys.executable, *sys.argv])}`",
-        f"Run: `{shlex.join(command)}`; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
+        report.command_line(),
+        f"Run: `{shlex.join(command)}`; load average {load_before:.1f} before, {report.load():.1f} after.",
         f"Search (every stage): n_live {args.n_live}, n_batch {args.n_batch}, n_eff {args.n_eff}, f_live "
         f"{args.f_live}, {args.n_networks} network(s) of Nautilus's default layers, {args.network_epochs} epochs, "
         f"n_like_max {args.n_like_max or 'none'}, seed {args.seed}; source_pix mesh rtu_adapt_density {args.mesh}×{args.mesh}; block size "
@@ -167,12 +165,7 @@ def main() -> None:
         table(result, wall),
         "",
     ])
-    if args.results == "-":
-        print(text)
-    else:
-        with open(args.results, "a") as f:
-            f.write(text + "\n")
-        print(text)
+    report.publish(text, args.results)
 
 
 if __name__ == "__main__":

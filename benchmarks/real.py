@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import re
 import shlex
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+import report
 from storage.schema import Status
 from storage.store import ResultStore
 
@@ -136,7 +134,7 @@ def main() -> None:
                "--block-size", str(args.block_size), "--actors", str(args.actors), "--cpus-per-actor",
                str(args.cpus_per_actor),
                *([] if args.resume else ["--restart"])]
-    load_before = os.getloadavg()[0]
+    load_before = report.load()
     started = time.time()
     returncode = subprocess.run(command).returncode  # a stopped run (SIGTERM: 143) still reports its done lenses
     wall = time.time() - started
@@ -145,20 +143,16 @@ def main() -> None:
         subprocess.run([str(BIN / "lensfleet"), "show", str(store), EUCLID_ID, "-o", str(out / "euclid.png")],
                        check=True)
     text = "\n".join([
-        f"## {datetime.now(UTC):%Y-%m-%d}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        "CPU only",
+        report.heading(),
         "",
-        f"Command: `{shlex.join([sys.executable, *sys.argv])}`",
+        report.command_line(),
         f"Run: `{shlex.join(command)}` (exit status {returncode}; {len(lenses)} lenses done); load average "
-        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
+        f"{load_before:.1f} before, {report.load():.1f} after.",
         "",
         table(lenses, wall),
         "",
     ])
-    if args.results != "-":
-        with open(args.results, "a") as f:
-            f.write(text + "\n")
-    print(text)
+    report.publish(text, args.results)
 
 
 if __name__ == "__main__":
