@@ -38,12 +38,12 @@ STAGES = """
 [[stages]]
 name = "source_pix"
 source = {{ type = "rectangular", mesh = "rtu_adapt_density", shape = [{mesh}, {mesh}], regularization = 1.0 }}
-fixed = ["lens.light"]
+fixed = ["lens.light"]{search}
 
 [[stages]]
 name = "mass_total"
 lens = {{ mass = {{ type = "power_law" }} }}
-fixed = ["lens.light"]
+fixed = ["lens.light"]{search}
 """
 
 
@@ -60,7 +60,8 @@ def fit_toml(survey_toml: str, args) -> str:
     """The survey's fit.toml with an Isothermal first stage, the search and the two later stages."""
     first = survey_toml.replace('[lens.mass]\ntype = "power_law"', '[lens.mass]\ntype = "isothermal"')
     assert first != survey_toml, "the survey's fit.toml has no PowerLaw [lens.mass]"
-    return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + STAGES.format(mesh=args.mesh)
+    later = f"\nsearch = {{ n_like_max = {args.pix_n_like_max} }}" if args.pix_n_like_max else ""
+    return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + STAGES.format(mesh=args.mesh, search=later)
 
 
 def read(store_url: str, survey: Path) -> dict:
@@ -131,6 +132,8 @@ def main() -> None:
     parser.add_argument("--n-networks", type=int, default=1)
     parser.add_argument("--network-epochs", type=int, default=100)
     parser.add_argument("--n-like-max", type=int, default=0, help="cap per lens and stage (0: none)")
+    parser.add_argument("--pix-n-like-max", type=int, default=0,
+                        help="cap per lens in the two pixelized stages instead (0: --n-like-max)")
     parser.add_argument("--out", default="/tmp/lensfleet-bench-pipeline")
     parser.add_argument("--results", default="-", help="a markdown file to append the results to (- : stdout)")
     parser.add_argument("--resume", action="store_true",
@@ -159,7 +162,8 @@ def main() -> None:
         f"Run: `{shlex.join(command)}`; load average {load_before:.1f} before, {report.load():.1f} after.",
         f"Search (every stage): n_live {args.n_live}, n_batch {args.n_batch}, n_eff {args.n_eff}, f_live "
         f"{args.f_live}, {args.n_networks} network(s) of Nautilus's default layers, {args.network_epochs} epochs, "
-        f"n_like_max {args.n_like_max or 'none'}, seed {args.seed}; source_pix mesh rtu_adapt_density {args.mesh}×{args.mesh}; block size "
+        f"n_like_max {args.n_like_max or 'none'} (source_pix and mass_total: {args.pix_n_like_max or 'the same'}), "
+        f"seed {args.seed}; source_pix mesh rtu_adapt_density {args.mesh}×{args.mesh}; block size "
         f"{args.block_size}.",
         "",
         table(result, wall),
