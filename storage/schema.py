@@ -29,8 +29,9 @@ error, the likelihood evaluations and effective sample size, whether the sampler
 the parameter summaries parameter_median, parameter_sigma (half the 16–84% width) and parameter_max_likelihood,
 in the order of the root attribute `parameter_names`, and where the search's time went: search_likelihood_seconds
 (the lens's share of the block's likelihood calls, by its share of their points) and search_sampler_seconds (its
-sampler's own work: bounds, network training, drawing points, checkpoints). A gradient search (workers/gradient_search.py) also writes
-search_multimodal (1: its starts disagree, hand the lens to Nautilus; 0: they agree; -1, the fill: not assessed,
+sampler's own work: bounds, network training, drawing points, checkpoints; for a gradient search, its compiled
+calls' time by the lens's share of their evaluations, and the host's work, Laplace, proposals and PSIS, shared
+evenly). A gradient search (workers/gradient_search.py) also writes search_multimodal (1: its starts disagree, hand the lens to Nautilus; 0: they agree; -1, the fill: not assessed,
 as by Nautilus), search_starts_at_best (starts that reached the best mode), search_pareto_k (PSIS k̂ of its
 importance weights; < 0.7 reliable). The terms, `parameters`
 (one evaluation: the max-likelihood vector), reconstruction and images are then the max-likelihood fit's.

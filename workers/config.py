@@ -14,7 +14,7 @@
     [search]       optional, turns evaluate mode into search mode: type = "nautilus" (default: n_live, n_batch,
                    n_eff, f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration,
                    checkpoint) or "gradient" (multi-start optimisation + importance-sampled Laplace posterior,
-                   workers/gradient_search.py: starts, steps, optimizer, learning_rate, posterior_samples,
+                   workers/gradient_search.py: screen, starts, steps, optimizer, learning_rate, posterior_samples,
                    mode_tolerance); either with seed, max_samples, eval_chunk (SearchOptions: meanings, defaults)
     stage          optional top-level key: the first stage's name (default "source_lp")
     [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed (workers/pipeline.py)
@@ -397,6 +397,9 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
     optimizer = table.get("optimizer", defaults.optimizer)
     if optimizer not in OPTIMIZERS:
         raise reader.fail("search.optimizer", f"must be one of {', '.join(map(repr, OPTIMIZERS))}, got {optimizer!r}")
+    screen, starts = count("screen", 0), count("starts")
+    if 0 < screen < starts:
+        raise reader.fail("search.screen", f"must be 0 or at least starts ({starts}), got {screen}")
     return SearchOptions(
         type=kind,
         n_live=count("n_live", 2),
@@ -412,7 +415,8 @@ def _search(reader: _Reader, table: Any) -> SearchOptions:
         max_samples=count("max_samples"),
         checkpoint=flag("checkpoint"),
         eval_chunk=count("eval_chunk", 0) if "eval_chunk" in table else None,
-        starts=count("starts"),
+        screen=screen,
+        starts=starts,
         steps=count("steps"),
         optimizer=optimizer,
         learning_rate=reader.number(table, "search", "learning_rate", defaults.learning_rate, high=100.0),

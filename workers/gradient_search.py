@@ -10,13 +10,16 @@ F the figure of merit Nautilus samples (the inversion's log evidence) and σ the
 term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one compiled call over the block
 (lenses × points; vmap over lenses, or with eval_chunk > 0, as on a CPU, the lenses one after another):
 
-1. starts: `starts` points per lens drawn from the priors (u uniform, with the lens's own seed,
-   samplers.lens_seed), each optimised for `steps` iterations of optax L-BFGS (zoom line search) or Adam
-   (cosine-decayed `learning_rate`) on −log p(z | d); the best start is the one with the largest log p.
+1. starts: `screen` points per lens drawn from the priors (u uniform, with the lens's own seed,
+   samplers.lens_seed: `starts` draws, then screen − starts from a stream of their own, so the screen changes
+   the later phases' draws only through the start it finds) and their log p evaluated; the `starts` highest
+   (screen 0: the `starts` draws) are each optimised for `steps` iterations of optax L-BFGS (zoom line search)
+   or Adam (cosine-decayed `learning_rate`) on −log p(z | d); the best start is the one with the largest log p. The screen costs `screen` evaluations
+   (no gradients) and starts the optimiser where the data already favour.
 2. Laplace: H = −∇² log p at the best start, by central differences of the exact gradient (two passes: the
    second with steps of HESSIAN_STEP × the first pass's σ). H is made positive definite by flooring its
    eigenvalues.
-3. posterior: two rounds of `posterior_samples`/2 draws from a multivariate Student t (ν = 10), the first with
+3. posterior: two rounds of `posterior_samples`/2 draws from a multivariate Student t (ν = STUDENT_NU), the first with
    centre ẑ and scale H⁻¹, the second at the first round's weighted mean and covariance (adaptive importance
    sampling: it repairs a Laplace approximation that is off-centre or too narrow); every draw is weighted
    against the even mixture of the two proposals by Pareto-smoothed importance sampling (PSIS, Vehtari et al.).
@@ -53,6 +56,7 @@ block re-run (after a kill: there is nothing to resume, a block's searches take 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Sequence
 
@@ -79,7 +83,8 @@ from .search import BlockSearch, _attach_fits, block_plan
 __all__ = ["gradient_search_block", "cube_arrays", "physical"]
 
 SAME_MODE = 3.0  # Mahalanobis radius (in the Laplace metric) within which a start counts as at the best mode
-STUDENT_NU = 10.0  # degrees of freedom of the importance-sampling proposal
+STUDENT_NU = 4.0  # degrees of freedom of the importance-sampling proposal (10 left PSIS k̂ > 0.7 on a simulated
+#                   lens of tests/workers/test_gradient_search.py; 4: every k̂ < 0.65 at 400 and 1,000 draws)
 HESSIAN_STEP = 0.2  # the second finite-difference pass's steps, in units of the first pass's sigma
 STALL_STEPS, STALL_GAIN = 5, 1e-2  # a start stops once log p gained < STALL_GAIN in STALL_STEPS iterations
 _U_EPS = 1e-12
@@ -283,21 +288,38 @@ def gradient_search_block(
     chunked = eval_chunk > 0
     rngs = [np.random.default_rng(lens_seed(options.seed, i)) for i in dataset_ids]
     rngs += [np.random.default_rng(0)] * (n_slots - n_lenses)
-    z0 = np.stack([special.logit(np.clip(r.uniform(size=(options.starts, d)), 1e-6, 1 - 1e-6)) for r in rngs])
     start = time.perf_counter()
+    device_s = [0.0]  # seconds in the compiled calls (the figure of merit and its gradients)
 
-    # 1. multi-start optimisation
-    z, log_p, merit, calls = (np.asarray(a) for a in _optimise(
-        stacked, z0, cubes, model, free, options.optimizer, options.steps, options.learning_rate, chunked))
+    def on_device(fn, *args):
+        began = time.perf_counter()
+        out = jax.tree.map(np.asarray, fn(*args))
+        device_s[0] += time.perf_counter() - began
+        return out
+
+    # 1. the screen, then multi-start optimisation from its best draws
+    z0 = np.stack([r.uniform(size=(options.starts, d)) for r in rngs])
+    if options.screen:  # the starts' own draws and screen − starts more, from a stream of their own
+        more = [np.random.default_rng([lens_seed(options.seed, i), 1]) for i in dataset_ids]
+        more += [np.random.default_rng(1)] * (n_slots - n_lenses)
+        z0 = np.concatenate([z0, np.stack([r.uniform(size=(options.screen - options.starts, d)) for r in more])], 1)
+    z0 = special.logit(np.clip(z0, 1e-6, 1 - 1e-6))
+    if options.screen:
+        screened = on_device(_densities, stacked, z0, cubes, model, free, eval_chunk)[0]
+        order = np.argsort(-np.where(np.isfinite(screened), screened, -np.inf), axis=1, kind="stable")
+        z0 = np.take_along_axis(z0, order[:, :options.starts, None], axis=1)
+    z, log_p, merit, calls = on_device(_optimise, stacked, z0, cubes, model, free, options.optimizer, options.steps,
+                                       options.learning_rate, chunked)
     best = np.argmax(np.where(np.isfinite(log_p), log_p, -np.inf), axis=1)
     centre = z[np.arange(n_slots), best]
-    evaluations = calls.sum(axis=1)
+    evaluations = calls.sum(axis=1) + options.screen
 
     # 2. Laplace: two passes of finite differences, the second with steps of a fifth of the first's sigma (the
     # first pass's H where the second's is not positive definite and the first's is)
-    h1, _ = _hessian(stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked)
+    h1, _ = on_device(_hessian, stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked)
     sigma = np.stack([np.sqrt(np.diag(np.linalg.inv(_floored(m)[0]))) for m in h1])
-    h2, grad = _hessian(stacked, centre, np.clip(HESSIAN_STEP * sigma, 1e-6, 0.5), cubes, model, free, chunked)
+    h2, grad = on_device(_hessian, stacked, centre, np.clip(HESSIAN_STEP * sigma, 1e-6, 0.5), cubes, model, free,
+                         chunked)
     evaluations += 2 * (2 * d) + 1
     floored = []
     for m1, m2 in zip(h1, h2):
@@ -310,17 +332,16 @@ def gradient_search_block(
     half = options.posterior_samples // 2
     first = [_student(r, half, c, cov) for r, c, cov in zip(rngs, centre, laplace)]
     points = np.stack([p for p, _ in first])
-    log_p1, merit1 = (np.asarray(a) for a in _densities(stacked, points, cubes, model, free, eval_chunk))
+    log_p1, merit1 = on_device(_densities, stacked, points, cubes, model, free, eval_chunk)
     second = [_student(r, half, *_moments(p, lp - q.logpdf(p), cov))
               for r, (p, q), lp, cov in zip(rngs, first, log_p1, laplace)]
     points2 = np.stack([p for p, _ in second])
-    log_p2, merit2 = (np.asarray(a) for a in _densities(stacked, points2, cubes, model, free, eval_chunk))
+    log_p2, merit2 = on_device(_densities, stacked, points2, cubes, model, free, eval_chunk)
     points = np.concatenate([points, points2], axis=1)
     sample_log_p, sample_merit = np.concatenate([log_p1, log_p2], axis=1), np.concatenate([merit1, merit2], axis=1)
     log_q = np.stack([np.logaddexp(q1.logpdf(p), q2.logpdf(p)) - np.log(2)
                       for p, (_, q1), (_, q2) in zip(points, first, second)])
     evaluations += 2 * half
-    likelihood_s = time.perf_counter() - start
     samples = np.asarray(_to_physical(points, cubes, free))
     at_starts = np.asarray(_to_physical(z, cubes, free))
 
@@ -330,11 +351,16 @@ def gradient_search_block(
             dataset_id, lens_priors[slot].names, z[slot], at_starts[slot], log_p[slot], merit[slot], best[slot],
             floored[slot][0], floored[slot][1], grad[slot], samples[slot], sample_log_p[slot] - log_q[slot],
             sample_merit[slot], int(evaluations[slot]), options.mode_tolerance, exchangeable_sets(lens_priors[slot])))
+    # each lens's share: of the compiled calls by its evaluations, of the host's work (Laplace, proposals, PSIS) evenly
+    host_s = time.perf_counter() - start - device_s[0]
+    share = evaluations[:n_lenses] / evaluations.sum()
+    results = [replace(r, likelihood_seconds=float(device_s[0] * w), sampler_seconds=host_s / n_lenses)
+               for r, w in zip(results, share)]
     if with_fit:
         results = _attach_fits(stacked, model, results, np.stack([p.median() for p in lens_priors]), imagings)
     wall = time.perf_counter() - start
-    return BlockSearch(results, [int(e) for e in evaluations[:n_lenses]], int(evaluations.sum()), 5, [wall] * n_lenses,
-                       likelihood_s, 0.0, [])
+    return BlockSearch(results, [int(e) for e in evaluations[:n_lenses]], int(evaluations.sum()),
+                       6 if options.screen else 5, [wall] * n_lenses, device_s[0], 0.0, [])
 
 
 def exchangeable_sets(prior: PriorTransform) -> list[np.ndarray]:

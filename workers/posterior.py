@@ -8,7 +8,8 @@ Per lens (LensSearch), in parameter_names order, arcsec for centres and θE:
   exploration phase;
 - likelihood_evaluations: the likelihood calls the sampler made (checkpointed calls included);
 - likelihood_seconds: the lens's share of the block's likelihood calls (by its share of their points);
-  sampler_seconds: its sampler process's own work (bounds, network training, drawing points, checkpoints);
+  sampler_seconds: its sampler process's own work (bounds, network training, drawing points, checkpoints); for a
+  gradient search, its share of the compiled calls by its evaluations and of the host's work evenly;
 - parameter_median, parameter_sigma: weighted quantiles, sigma = (q84 − q16)/2;
 - parameter_max_likelihood, max_log_likelihood: the evaluated point with the largest figure of merit, and `fit`,
   its FitResult with the reconstruction and the model image (on the lens's own used pixels), when asked for;

@@ -65,6 +65,7 @@ def test_figure_of_merit_gradients_match_finite_differences(positive_only):
     ({"search": {"type": "gradient", "n_live": 100}}, "search.n_live: is not an option of a gradient search"),
     ({"search": {"starts": 4}}, "search.starts: is not an option of a nautilus search"),
     ({"search": {"type": "gradient", "starts": 0}}, "search.starts: must be an integer >= 1"),
+    ({"search": {"type": "gradient", "screen": 4}}, "search.screen: must be 0 or at least starts (8), got 4"),
     ({"search": {"type": "gradient", "steps": 10**6}}, "search.steps: must be an integer >= 1 and <= 100000"),
     ({"search": {"type": "gradient", "optimizer": "sgd"}}, "search.optimizer: must be one of 'lbfgs', 'adam'"),
     ({"search": {"type": "gradient", "learning_rate": 0}}, "search.learning_rate: must be > 0"),
@@ -78,13 +79,13 @@ def test_gradient_search_option_mistakes_name_the_key(raw, message):
 
 
 def test_gradient_options_parse_round_trip_and_a_stage_may_switch_type():
-    raw = {"lens": {"shear": {}}, "search": {"type": "gradient", "starts": 16, "steps": 50, "optimizer": "adam",
-                                             "learning_rate": 0.1, "posterior_samples": 500, "mode_tolerance": 3.0,
-                                             "seed": 4},
+    raw = {"lens": {"shear": {}}, "search": {"type": "gradient", "screen": 0, "starts": 16, "steps": 50,
+                                             "optimizer": "adam", "learning_rate": 0.1, "posterior_samples": 500,
+                                             "mode_tolerance": 3.0, "seed": 4},
            "stages": [{"name": "again", "search": {"type": "nautilus", "n_live": 50}}]}
     config = parse_config(raw, "fit.toml")
-    assert config.search == SearchOptions(type="gradient", starts=16, steps=50, optimizer="adam", learning_rate=0.1,
-                                          posterior_samples=500, mode_tolerance=3.0, seed=4)
+    assert config.search == SearchOptions(type="gradient", screen=0, starts=16, steps=50, optimizer="adam",
+                                          learning_rate=0.1, posterior_samples=500, mode_tolerance=3.0, seed=4)
     assert "n_live" not in config.search.to_dict() and parse_config(config.to_dict()).search == config.search
     assert config.stages[0].search == SearchOptions(n_live=50, seed=4)  # the shared keys carried over
 
@@ -220,6 +221,7 @@ def test_a_gradient_block_through_block_fitter_writes_a_complete_store(tmp_path)
     assert (read("search_multimodal") >= 0).all() and (read("search_starts_at_best") >= 1).all()
     assert (read("search_pareto_k") < 0.7).all() and (read("search_converged") == 1).all()
     assert (read("search_likelihood_evaluations") > 400).all()
+    assert (read("search_likelihood_seconds") > 0).all() and (read("search_sampler_seconds") > 0).all()
     # the stored fit is the max-likelihood point's, evaluated as evaluate mode does
     np.testing.assert_array_equal(read("parameters")[:, 0], read("parameter_max_likelihood"))
     np.testing.assert_allclose(read("figure_of_merit"), read("evaluation_figure_of_merit")[:, 0])
