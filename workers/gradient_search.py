@@ -14,13 +14,13 @@ term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one c
    samplers.lens_seed: `starts` draws, then screen − starts from a stream of their own, so the screen changes
    the later phases' draws only through the start it finds) and their log p evaluated; the `starts` highest
    (screen 0: the `starts` draws) are each optimised for `steps` iterations of optax L-BFGS (zoom line search)
-   or Adam (cosine-decayed `learning_rate`) on −log p(z | d); the best start is the one with the largest log p. The screen costs `screen` evaluations
-   (no gradients) and starts the optimiser where the data already favour.
+   or Adam (cosine-decayed `learning_rate`) on −log p(z | d); the best start is the one with the largest log p.
+   The screen costs `screen` evaluations (no gradients) and starts the optimiser where the data already favour.
 2. Laplace: H = −∇² log p at the best start, by central differences of the exact gradient (two passes: the
    second with steps of HESSIAN_STEP × the first pass's σ). H is made positive definite by flooring its
    eigenvalues.
-3. posterior: two rounds of `posterior_samples`/2 draws from a multivariate Student t (ν = STUDENT_NU), the first with
-   centre ẑ and scale H⁻¹, the second at the first round's weighted mean and covariance (adaptive importance
+3. posterior: two rounds of `posterior_samples`/2 draws from a multivariate Student t (ν = STUDENT_NU), the first
+   with centre ẑ and scale H⁻¹, the second at the first round's weighted mean and covariance (adaptive importance
    sampling: it repairs a Laplace approximation that is off-centre or too narrow); every draw is weighted
    against the even mixture of the two proposals by Pareto-smoothed importance sampling (PSIS, Vehtari et al.).
    The stored samples are those draws in parameter space with their weights; `search_pareto_k` is PSIS's k̂
@@ -298,13 +298,14 @@ def gradient_search_block(
         return out
 
     # 1. the screen, then multi-start optimisation from its best draws
-    z0 = np.stack([r.uniform(size=(options.starts, d)) for r in rngs])
+    def draws(generators, n):  # (L, n, d) prior draws in z
+        return special.logit(np.clip(np.stack([r.uniform(size=(n, d)) for r in generators]), 1e-6, 1 - 1e-6))
+
+    z0 = draws(rngs, options.starts)
     if options.screen:  # the starts' own draws and screen − starts more, from a stream of their own
         more = [np.random.default_rng([lens_seed(options.seed, i), 1]) for i in dataset_ids]
         more += [np.random.default_rng(1)] * (n_slots - n_lenses)
-        z0 = np.concatenate([z0, np.stack([r.uniform(size=(options.screen - options.starts, d)) for r in more])], 1)
-    z0 = special.logit(np.clip(z0, 1e-6, 1 - 1e-6))
-    if options.screen:
+        z0 = np.concatenate([z0, draws(more, options.screen - options.starts)], axis=1)
         screened = on_device(_densities, stacked, z0, cubes, model, free, eval_chunk)[0]
         order = np.argsort(-np.where(np.isfinite(screened), screened, -np.inf), axis=1, kind="stable")
         z0 = np.take_along_axis(z0, order[:, :options.starts, None], axis=1)
