@@ -19,12 +19,13 @@ When the stream is a terminal, a rich progress bar shows done, failed, invalid, 
 `rate` is datasets per second (three significant figures), `eta` is `?` until this run commits a dataset.
 
 In search mode the searches inside in-flight blocks show too (a SearchCounts from scheduler.tally, which polls
-the actors): searches running, converged so far, likelihood evaluations so far and their rate, and an ETA from
+the actors): searches running, converged so far, stopped so far (at n_like_max, not converged), likelihood
+evaluations so far and their rate, and an ETA from
 the evaluations still to do (what a finished search took, times the searches left), which is known before the
 first block commits:
 
-    lensfleet progress done=0/8 failed=0 invalid=0 in_flight=2 searching=4 converged=1 evaluations=61200
-        eval_rate=212/s rate=0/s eta=12m30s                                                  (one line)
+    lensfleet progress done=0/8 failed=0 invalid=0 in_flight=2 searching=4 converged=1 stopped=0
+        evaluations=61200 eval_rate=212/s rate=0/s eta=12m30s                                (one line)
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ LINE_PREFIX = "lensfleet progress"
 
 
 class SearchCounts(NamedTuple):
-    """The searches of a run's in-flight blocks now: running, converged (in-flight blocks and committed ones), the
-    likelihood evaluations this run made and their recent rate (per second), and the seconds left by the
-    evaluations still to do (None until a search has finished)."""
+    """The searches of a run's in-flight blocks now: running; converged and stopped (finished at n_like_max
+    without meeting the stopping criteria), in in-flight blocks and committed ones; the likelihood evaluations
+    this run made and their recent rate (per second), and the seconds left by the evaluations still to do (None
+    until a search has finished)."""
 
     running: int
     converged: int
+    stopped: int
     evaluations: int
     eval_rate: float
     eta_s: float | None
@@ -119,7 +122,7 @@ class Progress:
         c = self.counts
         eta = self.eta_seconds()
         s = self.searches
-        searching = "" if s is None else (f"searching={s.running} converged={s.converged} "
+        searching = "" if s is None else (f"searching={s.running} converged={s.converged} stopped={s.stopped} "
                                           f"evaluations={s.evaluations} eval_rate={s.eval_rate:.3g}/s ")
         return (
             f"{LINE_PREFIX} done={c['done']}/{self.total} failed={c['failed']} invalid={c['invalid']} "
@@ -182,7 +185,7 @@ class Progress:
     def _fields(self) -> dict:
         eta = self.eta_seconds()
         s = self.searches
-        searching = "" if s is None else (f" searching {s.running} converged {s.converged} "
+        searching = "" if s is None else (f" searching {s.running} converged {s.converged} stopped {s.stopped} "
                                           f"{s.eval_rate:.3g} evaluations/s")
         return {**self.counts, "searching": searching, "rate": f"{self.rate():.3g}/s",
                 "eta": "?" if eta is None else format_duration(eta)}

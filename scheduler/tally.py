@@ -37,7 +37,7 @@ class LiveSearches:
         self.clock = clock
         self.live: dict[int, dict] = {}  # block -> its latest progress answer
         self.committed_evaluations = 0
-        self.finished = [0, 0, 0]  # committed blocks' finished searches, their evaluations, converged ones
+        self.finished = [0, 0, 0, 0]  # committed blocks' finished searches, their evaluations, converged, stopped
         self.history: list[tuple[float, int]] = []  # (time, evaluations) of recent polls
 
     def polled(self, state: dict, in_flight: set[int]) -> None:
@@ -53,6 +53,7 @@ class LiveSearches:
             self.finished[0] += state["searches"] - state["running"]
             self.finished[1] += state["finished_evaluations"]
             self.finished[2] += state["converged"]
+            self.finished[3] += state["stopped"]
 
     def counts(self, remaining_datasets: int) -> SearchCounts | None:
         """The SearchCounts now (None before any answer), with `remaining_datasets` not yet committed."""
@@ -73,7 +74,7 @@ class LiveSearches:
             to_do = remaining_datasets * self.searched_stages * per_search - in_flight_evaluations
             eta = max(to_do, 0.0) / rate
         return SearchCounts(sum(s["running"] for s in live), self.finished[2] + sum(s["converged"] for s in live),
-                            evaluations, rate, eta)
+                            self.finished[3] + sum(s["stopped"] for s in live), evaluations, rate, eta)
 
 
 class Tally:

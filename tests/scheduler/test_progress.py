@@ -82,17 +82,20 @@ def test_search_progress_shows_running_searches_their_evaluation_rate_and_an_eta
 
     live.polled(state(0, 4, 4, 0, 1000, 0), in_flight={0, 1})
     live.polled(state(7, 4, 4, 0, 5000, 0), in_flight={0, 1})  # a block no longer in flight: ignored
-    assert live.counts(8) == SearchCounts(4, 0, 1000, 0.0, None)
+    assert live.counts(8) == SearchCounts(4, 0, 0, 1000, 0.0, None)
     clock.now += 10
     live.polled(state(0, 4, 3, 1, 3000, 1200), in_flight={0, 1})
     # 2000 evaluations in 10 s; a finished search took 1200: 8 datasets × 1200 − 3000 in flight = 6600 → 33 s
     counts = live.counts(8)
-    assert counts == SearchCounts(3, 1, 3000, 200.0, 33.0)
+    assert counts == SearchCounts(3, 1, 0, 3000, 200.0, 33.0)
     progress.update(done=0, in_flight=2, searches=counts)
     assert lines(out)[-1] == ("lensfleet progress done=0/8 failed=0 invalid=0 in_flight=2 searching=3 converged=1 "
-                              "evaluations=3000 eval_rate=200/s rate=0/s eta=33s")
+                              "stopped=0 evaluations=3000 eval_rate=200/s rate=0/s eta=33s")
 
     clock.now += 10  # block 0 commits with 4 converged searches of 4400 evaluations in all (and its final fits)
     live.committed(0, 4404, state(0, 4, 0, 4, 4400, 4400))
     rate = (4404 - 1000) / 20  # over the polls of the last RATE_WINDOW_S seconds
-    assert live.counts(4) == SearchCounts(0, 4, 4404, rate, 4 * 1100 / rate)
+    assert live.counts(4) == SearchCounts(0, 4, 0, 4404, rate, 4 * 1100 / rate)
+    clock.now += 10  # every search of block 1 stopped at n_like_max; the block has not committed yet
+    live.polled({**state(1, 4, 0, 0, 2000, 2000), "stopped": 4}, in_flight={1})
+    assert live.counts(4)[:3] == (0, 4, 4)

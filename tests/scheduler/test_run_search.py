@@ -161,7 +161,10 @@ def test_the_progress_line_shows_searches_running_before_the_first_block_commits
     first_commit = next(i for i, f in enumerate(fields) if not f["done"].startswith("0/"))
     live = [f for f in fields[:first_commit] if float(f.get("eval_rate", "0/s").removesuffix("/s")) > 0]
     assert live, lines[:first_commit]  # evaluations per second inside the first block, before it commits
-    assert all(int(f["searching"]) + int(f["converged"]) >= 1 and int(f["evaluations"]) > 0 for f in live)
+    # every line accounts for the block's searches: running, or finished (converged or stopped at n_like_max)
+    assert all(int(f["searching"]) + int(f["converged"]) + int(f["stopped"]) >= 1 and int(f["evaluations"]) > 0
+               for f in live)
     last = fields[-1]
     assert last["done"] == "4/4" and last["converged"] == "0"  # n_like_max stops every search before it converges
+    assert last["stopped"] == "4" and last["searching"] == "0"
     assert int(last["evaluations"]) >= 4 * 500
