@@ -8,7 +8,7 @@ PowerLaw slope in [1.8, 2.2], a Sersic lens light, 1–2 Sersic sources). The fi
 survey's own fit.toml (its dataset, over-sampling, 20-Gaussian MGE lens light and source, positive-only solve):
 
     source_lp   Isothermal + shear + MGE lens light + MGE source, survey-default priors
-    source_pix  rectangular rtu_adapt_density source (--mesh × --mesh), mass and shear searched again with
+    source_pix  rectangular source (--mesh-kind, --mesh × --mesh), mass and shear searched again with
                 priors passed from source_lp, lens light fixed
     mass_total  PowerLaw (slope free) + shear with the pixelized source, priors passed, lens light fixed
 
@@ -37,7 +37,7 @@ BIN = Path(sys.executable).parent
 STAGES = """
 [[stages]]
 name = "source_pix"
-source = {{ type = "rectangular", mesh = "rtu_adapt_density", shape = [{mesh}, {mesh}], regularization = 1.0 }}
+source = {{ type = "rectangular", mesh = "{mesh_kind}", shape = [{mesh}, {mesh}], regularization = 1.0 }}
 fixed = ["lens.light"]{search}
 
 [[stages]]
@@ -61,7 +61,7 @@ def fit_toml(survey_toml: str, args) -> str:
     first = survey_toml.replace('[lens.mass]\ntype = "power_law"', '[lens.mass]\ntype = "isothermal"')
     assert first != survey_toml, "the survey's fit.toml has no PowerLaw [lens.mass]"
     later = f"\nsearch = {{ n_like_max = {args.pix_n_like_max} }}" if args.pix_n_like_max else ""
-    return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + STAGES.format(mesh=args.mesh, search=later)
+    return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later)
 
 
 def read(store_url: str, survey: Path) -> dict:
@@ -124,7 +124,9 @@ def main() -> None:
     parser.add_argument("--lenses", type=int, default=8)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--block-size", type=int, default=4)
-    parser.add_argument("--mesh", type=int, default=16)
+    parser.add_argument("--mesh", type=int, default=20)
+    parser.add_argument("--mesh-kind", default="bilinear_adapt_density",
+                        choices=("uniform", "bilinear_adapt_density", "rtu_adapt_density"))
     parser.add_argument("--n-live", type=int, default=100)
     parser.add_argument("--n-batch", type=int, default=50)
     parser.add_argument("--n-eff", type=int, default=200)
@@ -163,7 +165,7 @@ def main() -> None:
         f"Search (every stage): n_live {args.n_live}, n_batch {args.n_batch}, n_eff {args.n_eff}, f_live "
         f"{args.f_live}, {args.n_networks} network(s) of Nautilus's default layers, {args.network_epochs} epochs, "
         f"n_like_max {args.n_like_max or 'none'} (source_pix and mass_total: {args.pix_n_like_max or 'the same'}), "
-        f"seed {args.seed}; source_pix mesh rtu_adapt_density {args.mesh}×{args.mesh}; block size "
+        f"seed {args.seed}; source_pix mesh {args.mesh_kind} {args.mesh}×{args.mesh}; block size "
         f"{args.block_size}.",
         "",
         table(result, wall),
