@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 import report
 from storage.catalog import read_catalog
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--border-relocator", action="store_true", help="[settings] use_border_relocator = true")
     parser.add_argument("--results", default="-", help="a markdown file to append the results to (- : stdout)")
     args = parser.parse_args()
+    # scipy's OpenBLAS, loaded above before jax_setup could cap it: its threads busy-wait beside other processes
+    threadpool_limits(1, user_api="blas")
     survey = Path(args.survey)
     catalog = read_catalog(str(survey / "catalog.ecsv"))
     entries = catalog.entries[: args.lenses or None]
