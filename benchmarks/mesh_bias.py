@@ -6,9 +6,10 @@ pipeline stage, separated from its search.
 For every lens of a simulated PowerLaw survey (`lensfleet simulate N --mass power_law [--lens-light] ...` in
 --survey) and every source model (`mge`, or `MESH:N` for an N×N rectangular mesh of that kind with Constant
 regularization --regularization), the mass_total stage's model (PowerLaw + shear, the survey's fit.toml for the
-dataset, lens light and settings; --border-relocator turns PyAutoLens's border relocation on) is evaluated at the true parameters, then the figure of merit is maximised
-locally over the mass and shear (Nelder–Mead from the truth, a simplex of 0.01 steps; the lens light and an MGE
-source's centre and ell_comps held at their true values: the first Sersic's). Reported per lens and model: the
+dataset, lens light and settings; --border-relocator turns PyAutoLens's border relocation on) is evaluated at the
+true parameters, then the figure of merit is maximised locally over the mass and shear (Nelder–Mead from the
+truth, a simplex of 0.01 steps; the lens light and an MGE source's centre and ell_comps held at their true values:
+the first Sersic's). Reported per lens and model: the
 gain over the truth (how far below the model's own maximum the truth lies), and the maximum's Einstein radius,
 slope and centre against the truth. A search with this model can at best find that maximum; a posterior whose σ
 is smaller than the offset cannot hold the truth within 3σ, however well it is sampled.
@@ -42,13 +43,13 @@ def source_table(spec: str, regularization: float) -> dict:
     return {"type": "rectangular", "mesh": mesh, "shape": [int(n), int(n)], "regularization": regularization}
 
 
-def maximise(survey: Path, entry, spec: str, regularization: float, max_evaluations: int, border: bool) -> dict:
+def maximise(survey: Path, entry, data, spec: str, regularization: float, max_evaluations: int, border: bool) -> dict:
+    """The figure of merit at the truth, then maximised from it over the mass and shear (module docstring)."""
     raw = tomllib.loads((survey / "fit.toml").read_text())
     raw["source"] = source_table(spec, regularization)
     raw.setdefault("settings", {})["use_border_relocator"] = border
     config = parse_config(raw, str(survey / "fit.toml"))
     model, names = config.model, parameter_names(config.model)
-    data = load_imaging(entry.path, entry.id, pixel_scale=entry.pixel_scale)
     imaging = masked_imaging(data, config.dataset, model)
     params = dict(entry.params)
     if spec != "mge":
@@ -72,7 +73,8 @@ def maximise(survey: Path, entry, spec: str, regularization: float, max_evaluati
     best[free] = result.x
     pick = {name: (float(truth[names.index(name)]), float(best[names.index(name)]))
             for name in ("lens.mass.einstein_radius", "lens.mass.slope", "lens.mass.centre.0", "lens.mass.centre.1")}
-    return {"lens": entry.id, "source": spec + (" border" if border else ""), "gain": -result.fun - at_truth, "evaluations": int(result.nfev),
+    return {"lens": entry.id, "source": spec + (" border" if border else ""), "gain": -result.fun - at_truth,
+            "evaluations": int(result.nfev),
             "seconds": time.perf_counter() - started, **pick}
 
 
@@ -115,8 +117,10 @@ def main() -> None:
     load_before = report.load()
     rows = []
     for entry in entries:
+        data = load_imaging(entry.path, entry.id, pixel_scale=entry.pixel_scale)
         for spec in args.sources.split(","):
-            rows.append(maximise(survey, entry, spec, args.regularization, args.max_evaluations, args.border_relocator))
+            rows.append(maximise(survey, entry, data, spec, args.regularization, args.max_evaluations,
+                                 args.border_relocator))
             print(json.dumps(rows[-1]), flush=True)
     text = "\n".join([report.heading(), "", report.command_line(),
                       f"Load average {load_before:.1f} before, {report.load():.1f} after.", "", table(rows), ""])

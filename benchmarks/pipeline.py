@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import report
+from workers.model.description import MESHES
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -61,7 +62,8 @@ def fit_toml(survey_toml: str, args) -> str:
     first = survey_toml.replace('[lens.mass]\ntype = "power_law"', '[lens.mass]\ntype = "isothermal"')
     assert first != survey_toml, "the survey's fit.toml has no PowerLaw [lens.mass]"
     later = f"\nsearch = {{ n_like_max = {args.pix_n_like_max} }}" if args.pix_n_like_max else ""
-    return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later)
+    stages = STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later)
+    return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + stages
 
 
 def read(store_url: str, survey: Path) -> dict:
@@ -125,8 +127,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--block-size", type=int, default=4)
     parser.add_argument("--mesh", type=int, default=20)
-    parser.add_argument("--mesh-kind", default="bilinear_adapt_density",
-                        choices=("uniform", "bilinear_adapt_density", "rtu_adapt_density"))
+    parser.add_argument("--mesh-kind", default="bilinear_adapt_density", choices=MESHES)
     parser.add_argument("--n-live", type=int, default=100)
     parser.add_argument("--n-batch", type=int, default=50)
     parser.add_argument("--n-eff", type=int, default=200)

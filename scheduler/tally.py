@@ -37,7 +37,8 @@ class LiveSearches:
         self.clock = clock
         self.live: dict[int, dict] = {}  # block -> its latest progress answer
         self.committed_evaluations = 0
-        self.finished = [0, 0, 0, 0]  # committed blocks' finished searches, their evaluations, converged, stopped
+        # committed blocks' finished searches, their evaluations, the converged and the stopped ones
+        self.finished = {"searches": 0, "evaluations": 0, "converged": 0, "stopped": 0}
         self.history: list[tuple[float, int]] = []  # (time, evaluations) of recent polls
 
     def polled(self, state: dict, in_flight: set[int]) -> None:
@@ -50,10 +51,10 @@ class LiveSearches:
         self.live.pop(block, None)
         self.committed_evaluations += evaluations
         if state:
-            self.finished[0] += state["searches"] - state["running"]
-            self.finished[1] += state["finished_evaluations"]
-            self.finished[2] += state["converged"]
-            self.finished[3] += state["stopped"]
+            self.finished["searches"] += state["searches"] - state["running"]
+            self.finished["evaluations"] += state["finished_evaluations"]
+            self.finished["converged"] += state["converged"]
+            self.finished["stopped"] += state["stopped"]
 
     def counts(self, remaining_datasets: int) -> SearchCounts | None:
         """The SearchCounts now (None before any answer), with `remaining_datasets` not yet committed."""
@@ -66,15 +67,16 @@ class LiveSearches:
         self.history = [(t, n) for t, n in self.history if now - t <= RATE_WINDOW_S] + [(now, evaluations)]
         (t0, n0), (t1, n1) = self.history[0], self.history[-1]
         rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-        finished = self.finished[0] + sum(s["searches"] - s["running"] for s in live)
-        finished_evaluations = self.finished[1] + sum(s["finished_evaluations"] for s in live)
+        finished = self.finished["searches"] + sum(s["searches"] - s["running"] for s in live)
+        finished_evaluations = self.finished["evaluations"] + sum(s["finished_evaluations"] for s in live)
         eta = None
         if finished and rate > 0:
             per_search = finished_evaluations / finished
             to_do = remaining_datasets * self.searched_stages * per_search - in_flight_evaluations
             eta = max(to_do, 0.0) / rate
-        return SearchCounts(sum(s["running"] for s in live), self.finished[2] + sum(s["converged"] for s in live),
-                            self.finished[3] + sum(s["stopped"] for s in live), evaluations, rate, eta)
+        return SearchCounts(sum(s["running"] for s in live),
+                            self.finished["converged"] + sum(s["converged"] for s in live),
+                            self.finished["stopped"] + sum(s["stopped"] for s in live), evaluations, rate, eta)
 
 
 class Tally:
