@@ -15,21 +15,26 @@ identity, q zeroed on Z: a static shape for any Z):
 - "block_pivoting" (meshes, hundreds of weakly coupled cells): Kim & Park's block principal pivoting, warm
   started from the unconstrained solve (Z = the negative cells); every infeasible index is exchanged at once,
   with Murty's single exchange as the backup rule after three passes without fewer infeasibilities. Measured:
-  6-13 passes for a 20×20 mesh, against 70-260 for Lawson & Hanson.
+  6-30 passes for a 20×20 mesh, against 70-260 for Lawson & Hanson; with 20 lens-light amplitudes beside the
+  mesh often hundreds (the caller then starts with the crossover below, budget 1).
 
 The search stops at a certified iterate: Q_FF x_F = q_F by construction, x_F > −τ·max|x| and
-g_Z > −τ·max|q| with τ = CERTIFICATE_TOLERANCE (slightly negative free entries are then set to 0). If it does
-not certify within its pass budget the answer is jaxnnls's interior point on the same system (the solver this
-replaces: both give the same solution to ~1e-6 of its largest entry, the interior point leaving its own
-~1e-6 positive residue on cells that are exactly 0 here). Under vmap the search runs every lane until the
-slowest certifies; the fallback runs only if some lane did not certify (a custom batching rule, so a batched
-predicate does not turn it into a select that always pays for the interior point).
+g_Z > −τ·max|q| with τ = CERTIFICATE_TOLERANCE (slightly negative free entries are then set to 0). Where it
+does not certify within its pass budget (block pivoting can crawl on the strongly coupled lens-light amplitudes
+of a lens-light + mesh system), jaxnnls's interior point (the solver this replaces) solves the system and block
+pivoting restarts from the active set it points at, x_i < g_i (the crossover: measured, it certifies at once).
+A lane the crossover does not certify either answers the interior point's own solution (the same to ~1e-6 of
+its largest entry, with its ~1e-6 positive residue on cells that are exactly 0 here). Under vmap the search runs
+every lane until the slowest certifies; the interior point runs only if some lane did not certify (a custom
+batching rule, so a batched predicate does not turn it into a select that always pays for it).
 
-Gradients: the search runs on stop_gradient copies and returns the fixed set only; the solution is one more
-masked solve outside it, so autodiff gives the exact derivative on the (locally constant) active set.
+Gradients: the searches run on stop_gradient copies and return the fixed set only; the solution is one more
+masked solve outside them, so autodiff gives the exact derivative on the (locally constant) active set.
 """
 
 from __future__ import annotations
+
+import functools
 
 from . import jax_setup  # noqa: F401
 import jax
@@ -80,8 +85,9 @@ def _lawson_hanson(q_matrix, q_vector, permanent, budget):
     return ~free, done
 
 
-def _block_pivoting(q_matrix, q_vector, permanent, budget):
-    """(fixed set, certified) by block principal pivoting from the unconstrained solve's signs."""
+def _block_pivoting(q_matrix, q_vector, permanent, budget, fixed=None):
+    """(fixed set, certified) by block principal pivoting from `fixed` (default: the unconstrained solve's
+    signs)."""
     n = q_vector.shape[0]
     tol_g = CERTIFICATE_TOLERANCE * jnp.max(jnp.abs(q_vector))
 
@@ -102,50 +108,54 @@ def _block_pivoting(q_matrix, q_vector, permanent, budget):
         backup = jnp.where(fewer, _BACKUP_PASSES, jnp.where(use_block, backup - 1, backup))
         return fixed, infeasible(fixed), jnp.minimum(best, count), backup, passes + 1
 
-    unconstrained = _masked_solve(q_matrix, q_vector, permanent)
-    fixed = permanent | (unconstrained < 0)
-    start = (fixed, infeasible(fixed), n + 1, _BACKUP_PASSES, 2)
+    passes = 1
+    if fixed is None:
+        fixed = permanent | (_masked_solve(q_matrix, q_vector, permanent) < 0)
+        passes = 2
+    start = (fixed, infeasible(fixed), n + 1, _BACKUP_PASSES, passes)
     fixed, bad, *_ = jax.lax.while_loop(lambda st: st[1].any() & (st[4] < budget), body, start)
     return fixed, ~bad.any()
 
 
 def _interior_point(q_matrix: jax.Array, q_vector: jax.Array) -> jax.Array:
-    """jaxnnls's primal-dual interior point on a system with any leading batch dimensions."""
-    n = q_vector.shape[-1]
-    flat = jax.vmap(lambda m, v: jaxnnls.solve_nnls_primal(m, v, NNLS_TARGET_KAPPA))
-    return flat(q_matrix.reshape(-1, n, n), q_vector.reshape(-1, n)).reshape(q_vector.shape)
+    """jaxnnls's primal-dual interior point on one system."""
+    return jaxnnls.solve_nnls_primal(q_matrix, q_vector, NNLS_TARGET_KAPPA)
 
 
-@jax.custom_vjp
-@jax.custom_batching.custom_vmap
-def _fall_back(x: jax.Array, certified: jax.Array, q_matrix: jax.Array, q_vector: jax.Array) -> jax.Array:
-    """x where certified, else the interior point's solution; the interior point runs only if some lane (of
-    any leading batch dimensions) did not certify."""
-    return jax.lax.cond(
-        jnp.all(certified),
-        lambda: x,
-        lambda: jnp.where(certified[..., None], x, _interior_point(q_matrix, q_vector)),
-    )
+def _crossover(q_matrix, q_vector, permanent, budget):
+    """(fixed set, certified, the interior point's x): jaxnnls's interior point, then block pivoting from
+    the active set it points at, x_i < g_i = (Qx − q)_i (the primal below the dual)."""
+    x = _interior_point(q_matrix, q_vector)
+    fixed, certified = _block_pivoting(q_matrix, q_vector, permanent, budget, permanent | (x < q_matrix @ x - q_vector))
+    return fixed, certified, x
 
 
-@_fall_back.def_vmap
-def _fall_back_batched(axis_size, in_batched, x, certified, q_matrix, q_vector):
-    args = [a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
-            for a, batched in zip((x, certified, q_matrix, q_vector), in_batched)]
-    return _fall_back(*args), True  # one more leading dimension, one cond over all lanes
+@functools.cache
+def _repair(budget: int):
+    """(fixed, certified, x) ↦ the same where certified, else `_crossover`'s; the interior point runs only if
+    some lane (of any leading batch dimensions) did not certify (a custom batching rule, so a batched
+    predicate does not turn the cond into a select that always pays for it)."""
 
+    @jax.custom_batching.custom_vmap
+    def repair(fixed, certified, q_matrix, q_vector, permanent):
+        n = q_vector.shape[-1]
+        lanes = jax.vmap(lambda m, v, p: _crossover(m, v, p, budget))
 
-def _fall_back_forward(x, certified, q_matrix, q_vector):
-    return _fall_back(x, certified, q_matrix, q_vector), None
+        def cross():
+            batch = certified.shape
+            new = lanes(q_matrix.reshape(-1, n, n), q_vector.reshape(-1, n), permanent.reshape(-1, n))
+            new_fixed, new_certified, x = (a.reshape(*batch, *a.shape[1:]) for a in new)
+            keep = certified[..., None]
+            return jnp.where(keep, fixed, new_fixed), certified | new_certified, jnp.where(keep, 0.0, x)
 
+        return jax.lax.cond(jnp.all(certified), lambda: (fixed, certified, jnp.zeros_like(q_vector)), cross)
 
-def _fall_back_backward(_, cotangent):
-    # The certified answer's derivative flows through x (the masked solve); a fallback lane keeps that
-    # active set's derivative, an approximation where the interior point answered.
-    return cotangent, None, None, None
+    @repair.def_vmap
+    def _batched(axis_size, in_batched, *args):
+        args = [a if batched else jnp.broadcast_to(a, (axis_size, *a.shape)) for a, batched in zip(args, in_batched)]
+        return repair(*args), (True, True, True)  # one more leading dimension, one cond over all lanes
 
-
-_fall_back.defvjp(_fall_back_forward, _fall_back_backward)
+    return repair
 
 
 def solve_positive_only(
@@ -153,7 +163,8 @@ def solve_positive_only(
 ) -> jax.Array:
     """argmin_{s ≥ 0, s[fixed_zero] = 0} ½sᵀAs − Dᵀs for symmetric positive-definite A (n, n), D (n,), by
     `method` ("lawson_hanson" or "block_pivoting", see the module docstring) within `budget` masked solves
-    (default 3n for Lawson & Hanson, 50 for block pivoting), else by the interior point."""
+    (default 3n for Lawson & Hanson, 30 for block pivoting), else by the interior point and its crossover
+    (block pivoting, the same budget), else by the interior point alone."""
     if method not in METHODS:
         raise ValueError(f"unknown positive-only method {method!r}; expected one of {METHODS}")
     n = vector.shape[0]
@@ -162,9 +173,12 @@ def solve_positive_only(
     q_matrix = matrix * scale[:, None] * scale[None, :]
     q_vector = vector * scale
     search = _lawson_hanson if method == "lawson_hanson" else _block_pivoting
-    budget = budget or (3 * n if method == "lawson_hanson" else 50)
-    fixed, certified = search(jax.lax.stop_gradient(q_matrix), jax.lax.stop_gradient(q_vector), fixed_zero, budget)
-    fixed = jax.lax.stop_gradient(fixed | fixed_zero)
-    x = jnp.maximum(_masked_solve(q_matrix, q_vector, fixed), 0.0)
-    x = _fall_back(x, certified, q_matrix, q_vector)
+    budget = budget or (3 * n if method == "lawson_hanson" else 30)
+    frozen = jax.lax.stop_gradient(q_matrix), jax.lax.stop_gradient(q_vector)
+    fixed, certified = search(*frozen, fixed_zero, budget)
+    fixed, certified, interior = _repair(budget)(fixed, certified, *frozen, jnp.asarray(fixed_zero))
+    x = jnp.maximum(_masked_solve(q_matrix, q_vector, fixed | fixed_zero), 0.0)
+    # A lane left uncertified answers the interior point's x, with the derivative of the masked solve on its
+    # last fixed set (an approximation there).
+    x = jnp.where(certified, x, x + jax.lax.stop_gradient(interior - x))
     return jnp.where(fixed_zero, 0.0, x * scale)

@@ -1,5 +1,6 @@
 """The positive-only solve is the exact NNLS solution (scipy's Lawson-Hanson on the same problem, an independent
-implementation), certifies it, and falls back to jaxnnls's interior point only where it cannot certify."""
+implementation), certifies it, and where its search cannot certify, crosses over from jaxnnls's interior point
+to the exact answer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import scipy.linalg
 import scipy.optimize
 
+from workers.inversion import positive_only
 from workers.inversion.positive_only import METHODS, NNLS_TARGET_KAPPA, solve_positive_only
 
 
@@ -78,32 +80,42 @@ def test_it_agrees_with_jaxnnls_to_the_interior_points_accuracy():
     assert np.any(x == 0.0) and np.all(interior > 0.0)  # exact zeros where the interior point stays inside
 
 
-def test_a_lane_that_cannot_certify_gets_the_interior_point_and_the_others_keep_their_exact_answer():
-    hard_matrix, hard_vector = _mge_like(1)  # block pivoting needs over a dozen passes here
-    easy_vector = hard_matrix @ np.full(hard_vector.size, 0.5)  # the unconstrained solution is positive
-    matrices = np.stack([hard_matrix, hard_matrix])
-    vectors = np.stack([hard_vector, easy_vector])
-    fixed_zero = np.zeros(hard_vector.size, bool)
+def _hard_and_easy_lanes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two lanes: one block pivoting cannot certify in 1 pass, one whose unconstrained solution is positive."""
+    hard_matrix, hard_vector = _mge_like(1)
+    easy_vector = hard_matrix @ np.full(hard_vector.size, 0.5)
+    return np.stack([hard_matrix, hard_matrix]), np.stack([hard_vector, easy_vector]), np.zeros(hard_vector.size, bool)
+
+
+def test_a_lane_the_search_cannot_certify_gets_the_exact_answer_through_the_interior_points_crossover():
+    matrices, vectors, fixed_zero = _hard_and_easy_lanes()
     batched = jax.jit(jax.vmap(lambda m, v: solve_positive_only(m, v, fixed_zero, "block_pivoting", budget=1)))
     x = np.asarray(batched(matrices, vectors))
-    scale = 1.0 / np.sqrt(np.diag(hard_matrix))
-    interior = np.asarray(jaxnnls.solve_nnls_primal(hard_matrix * scale[:, None] * scale, hard_vector * scale,
-                                                    NNLS_TARGET_KAPPA)) * scale
-    exact = _scipy_nnls(hard_matrix, hard_vector, fixed_zero)
-    # the interior point's own answer (to round-off between its batched and unbatched runs): strictly inside,
-    # where the exact solution has zeros
-    assert np.abs(x[0] - interior).max() <= 1e-10 * np.abs(interior).max()
-    assert np.all(x[0] > 0.0) and np.any(exact == 0.0)
+    exact = _scipy_nnls(matrices[0], vectors[0], fixed_zero)
+    assert np.any(exact == 0.0) and np.all(x[0][exact == 0.0] == 0.0)  # exact zeros, not the interior's residue
+    assert np.abs(x[0] - exact).max() <= 1e-8 * np.abs(exact).max()
     assert np.abs(x[1] - 0.5).max() <= 1e-9  # certified at once: the exact solve, untouched by the fallback
 
 
-def test_the_gradient_is_the_derivative_on_the_active_set():
+def test_a_lane_the_crossover_cannot_certify_either_answers_the_interior_point(monkeypatch):
+    # An interior point stopped far from the solution (x = 0) points the crossover at the wrong active set,
+    # which one pass cannot repair: that lane answers the interior point's x, the certified lane keeps its own.
+    monkeypatch.setattr(positive_only, "_interior_point", lambda q_matrix, q_vector: jnp.zeros_like(q_vector))
+    matrices, vectors, fixed_zero = _hard_and_easy_lanes()
+    batched = jax.jit(jax.vmap(lambda m, v: solve_positive_only(m, v, fixed_zero, "block_pivoting", budget=1)))
+    x = np.asarray(batched(matrices, vectors))
+    assert np.all(x[0] == 0.0)
+    assert np.abs(x[1] - 0.5).max() <= 1e-9
+
+
+@pytest.mark.parametrize("method, budget", [("lawson_hanson", None), ("block_pivoting", 1)])  # 1: the crossover
+def test_the_gradient_is_the_derivative_on_the_active_set(method, budget):
     matrix, vector = _mge_like(3)
     fixed_zero = np.zeros(vector.size, bool)
     weights = np.random.default_rng(0).standard_normal(vector.size)
 
     def objective(scale):
-        return jnp.sum(weights * solve_positive_only(matrix, vector * scale, fixed_zero, "lawson_hanson"))
+        return jnp.sum(weights * solve_positive_only(matrix, vector * scale, fixed_zero, method, budget))
 
     gradient = float(jax.jit(jax.grad(objective))(1.0))
     step = 1e-6
