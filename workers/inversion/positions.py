@@ -1,0 +1,85 @@
+"""The multiple images of a source position, and PyAutoLens's positions likelihood (its `PositionsLH`).
+
+Images: the image-plane points θ with β(θ) = β_s for one lens model and a source-plane position β_s (what
+PyAutoLens's `image_plane_multiple_image_positions` finds with its point solver, found here another way). On a
+grid of spacing h over a square of half-width w about the origin, the points whose |β(θ) − β_s| is the smallest
+of their 3×3 neighbourhood are refined by Newton's method on β(θ) = β_s (the Jacobian by autodiff); kept are
+those that converge (|β − β_s| < IMAGE_TOLERANCE), lie further than h from one another and further than
+`central_radius` from the mass centre (the central image, rarely seen: PyAutoLens drops it too).
+
+Penalty: with the images traced to the source plane under a model, d = their largest pairwise separation.
+Where d > threshold the figure of merit is replaced by base − PENALTY_FACTOR·(d − threshold), base = −½(χ²(0) +
+noise normalisation), the fit of a model image of zeros: every such model ranks below every model that traces the
+images together, and less so the closer it comes. The threshold (PyAutoLens's `positions_likelihood_from(factor,
+minimum_threshold)`): factor × d under the model that found the images, at least minimum_threshold.
+"""
+
+from __future__ import annotations
+
+from . import jax_setup  # noqa: F401
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .mass import ray_trace
+from .parameters import MassParameters
+
+IMAGE_TOLERANCE = 1e-6  # arcsec, in the source plane
+PENALTY_FACTOR = 1e8  # PyAutoLens's log_likelihood_penalty_factor
+_NEWTON_STEPS = 30
+
+
+def image_positions(
+    mass: MassParameters, source: np.ndarray, half_width: float, spacing: float, central_radius: float
+) -> np.ndarray:
+    """The images (n, 2) of source-plane position `source` (y, x) under `mass` (module docstring)."""
+    source = jnp.asarray(source, jnp.float64)
+    axis = np.arange(-half_width, half_width + spacing / 2, spacing)
+    grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)  # (n, n, 2), (y, x)
+    distance = np.asarray(jnp.linalg.norm(ray_trace(jnp.asarray(grid), mass) - source, axis=-1))
+    padded = np.pad(distance, 1, constant_values=np.inf)
+    neighbourhood = np.stack([padded[1 + dy: padded.shape[0] - 1 + dy, 1 + dx: padded.shape[1] - 1 + dx]
+                              for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    starts = grid[distance <= neighbourhood.min(axis=0)]
+
+    def newton(theta):
+        def step(theta, _):
+            jacobian = jax.jacfwd(lambda t: ray_trace(t, mass))(theta)
+            return theta - jnp.linalg.solve(jacobian, ray_trace(theta, mass) - source), None
+        theta, _ = jax.lax.scan(step, theta, None, length=_NEWTON_STEPS)
+        return theta, jnp.linalg.norm(ray_trace(theta, mass) - source)
+
+    refined, residual = (np.asarray(a) for a in jax.jit(jax.vmap(newton))(jnp.asarray(starts)))
+    centre = np.asarray(mass.values["centre"])
+    images: list[np.ndarray] = []
+    for theta, error in zip(refined, residual):
+        if not (error < IMAGE_TOLERANCE and np.abs(theta).max() <= half_width):
+            continue
+        if np.linalg.norm(theta - centre) <= central_radius:
+            continue
+        if all(np.linalg.norm(theta - other) > spacing for other in images):
+            images.append(theta)
+    return np.array(images, dtype=np.float64).reshape(-1, 2)
+
+
+def source_plane_separation(positions: jax.Array, valid: jax.Array, mass: MassParameters) -> jax.Array:
+    """The largest pairwise distance of the `valid` rows of `positions` (P, 2) traced to the source plane."""
+    traced = ray_trace(positions, mass)
+    distances = jnp.linalg.norm(traced[:, None, :] - traced[None, :, :], axis=-1)
+    return jnp.max(jnp.where(valid[:, None] & valid[None, :], distances, 0.0))
+
+
+def positions_threshold(
+    positions: np.ndarray, mass: MassParameters, factor: float, minimum_threshold: float
+) -> float:
+    """factor × the images' source-plane separation under `mass`, at least `minimum_threshold`."""
+    valid = jnp.ones(len(positions), bool)
+    separation = float(source_plane_separation(jnp.asarray(positions), valid, mass))
+    return max(factor * separation, minimum_threshold)
+
+
+def penalised(
+    figure_of_merit: jax.Array, separation: jax.Array, threshold: jax.Array, base: jax.Array
+) -> jax.Array:
+    """The figure of merit, or base − PENALTY_FACTOR·(separation − threshold) where separation > threshold."""
+    return jnp.where(separation > threshold, base - PENALTY_FACTOR * (separation - threshold), figure_of_merit)
