@@ -17,7 +17,8 @@
                    workers/gradient_search.py: screen, starts, steps, optimizer, learning_rate, posterior_samples,
                    mode_tolerance); either with seed, max_samples, eval_chunk (SearchOptions: meanings, defaults)
     stage          optional top-level key: the first stage's name (default "source_lp")
-    [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed (workers/pipeline.py)
+    [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed, positions
+                   (workers/pipeline.py)
 
 Every unknown key, wrong type or value out of range is a ConfigError naming the file, the key and the range, before
 any work starts: every number must be finite, and sizes that set memory are bounded (LIMITS: a block holds B lenses
@@ -37,7 +38,7 @@ from .model.description import MASS_PROFILES, MESHES, MGEBasis, Model, Rectangul
 from .model.settings import Settings
 from .options import (GRADIENT_KEYS, LIMITS, NAUTILUS_KEYS, OPTIMIZERS, SEARCH_TYPES, ConfigError, DatasetOptions,
                       SearchOptions)
-from .pipeline import FIRST_STAGE, STAGE_NAME, Stage
+from .pipeline import FIRST_STAGE, STAGE_NAME, Positions, Stage
 from .priors import Prior, prior_from_dict, prior_to_dict
 
 
@@ -102,6 +103,7 @@ def _stage_dict(stage: Stage) -> dict[str, Any]:
         "search": stage.search.to_dict() if stage.search is not None else False,
         "priors": {name: prior_to_dict(prior) for name, prior in stage.priors.items()},
         "fixed": list(stage.fixed),
+        "positions": asdict(stage.positions) if stage.positions is not None else False,
     }
 
 
@@ -171,7 +173,7 @@ def _lens(reader: _Reader, lens: Any, prefix: str, model: Model, changes: bool =
 
 def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: list[str]) -> Stage:
     """A later stage from its [[stages]] table: what changes from `previous` (workers/pipeline.py)."""
-    reader.keys(table, prefix, {"name", "lens", "source", "search", "priors", "fixed"})
+    reader.keys(table, prefix, {"name", "lens", "source", "search", "priors", "fixed", "positions"})
     name = table.get("name")
     if not isinstance(name, str) or not STAGE_NAME.match(name):
         raise reader.fail(f"{prefix}.name", f"needs a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
@@ -198,7 +200,8 @@ def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: lis
     names, before = parameter_names(model), set(parameter_names(previous.model))
     if not isinstance(fixed, list) or not all(isinstance(f, str) for f in fixed):
         raise reader.fail(f"{prefix}.fixed", f"must be a list of parameter names or paths, got {fixed!r}")
-    stage = Stage(name, model, search, priors, tuple(fixed), group=name)
+    stage = Stage(name, model, search, priors, tuple(fixed), group=name,
+                  positions=_positions(reader, table.get("positions", False), f"{prefix}.positions"))
     for path in fixed:
         held = [n for n in names if n == path or n.startswith(path + ".")]
         if not held or any(n not in before for n in held):
@@ -208,6 +211,18 @@ def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: lis
         raise reader.fail(f"{prefix}.search", "a stage without a search is evaluated at the previous stage's "
                           "maximum likelihood: it can add no parameter and take no priors")
     return stage
+
+
+def _positions(reader: _Reader, table: Any, prefix: str) -> Positions | None:
+    """A stage's positions likelihood: false (none) or { factor, minimum_threshold } (workers/pipeline.py)."""
+    if table is False:
+        return None
+    reader.keys(table, prefix, {"factor", "minimum_threshold"})
+    positions = Positions(**table)
+    for key, value in asdict(positions).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or not math.isfinite(value):
+            raise reader.fail(f"{prefix}.{key}", f"must be a number ≥ 0, got {value!r}")
+    return positions
 
 
 class _Reader:

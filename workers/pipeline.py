@@ -12,6 +12,7 @@ one more stage, in order, saying what changes from the stage before it:
     search = { n_live = 150 }            # changes to the previous stage's [search]; false: no search (below)
     # lens = { mass = { type = "power_law" } }   # a lens table replaces that component (mass, shear, light)
     # priors = { "lens.mass.slope" = { type = "uniform", lower = 1.5, upper = 2.5 } }
+    # positions = { factor = 3.0, minimum_threshold = 0.2 }   # SLaM's positions likelihood (below)
 
 Priors of a stage (`Stage.prior_transform`), per parameter, first match wins:
   1. the stage's own `priors` entry;
@@ -22,6 +23,12 @@ Priors of a stage (`Stage.prior_transform`), per parameter, first match wins:
   4. a new parameter (e.g. lens.mass.slope when the mass becomes a PowerLaw): its survey default.
 A stage with `search = false` is not searched: it is evaluated once at the previous stage's maximum-likelihood
 vector (every parameter must come from there; e.g. a pixelized source at the lens model found with an MGE one).
+
+`positions` (PyAutoLens's positions likelihood, as SLaM's pixelized stages use it): the multiple images of the
+source centre found by the last stage with a light-profile source, under its maximum-likelihood mass
+(inversion.positions.image_positions), must trace together in this stage's source plane: a model that traces them
+further apart than the threshold (factor × their separation under the previous stage's maximum-likelihood mass,
+at least minimum_threshold, arcsec) gets the penalised figure of merit instead of its own.
 """
 
 from __future__ import annotations
@@ -54,10 +61,18 @@ class StagePosterior:
 
 
 @dataclass(frozen=True)
+class Positions:
+    """A stage's positions likelihood: threshold = max(factor × separation, minimum_threshold) (module docstring)."""
+
+    factor: float = 3.0
+    minimum_threshold: float = 0.2
+
+
+@dataclass(frozen=True)
 class Stage:
     """One stage: its name and store group ("" for the first stage, at the root), model, search options (None:
     evaluated at the previous stage's maximum likelihood, or at the catalog's vectors for a first stage),
-    explicit priors and the parameters it holds fixed (module docstring)."""
+    explicit priors, the parameters it holds fixed and its positions likelihood (module docstring)."""
 
     name: str
     model: Model
@@ -65,6 +80,7 @@ class Stage:
     priors: dict[str, Prior] = field(default_factory=dict, hash=False)
     fixed: tuple[str, ...] = ()
     group: str = ""
+    positions: Positions | None = None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

@@ -47,6 +47,7 @@ from .light import mge_images, mge_sigmas
 from .linear_algebra import (
     cholesky, data_vector_and_curvature, log_det, log_det_from_factor, solve_cholesky, solve_with_factor,
 )
+from .positions import penalised, source_plane_separation
 from .positive_only import solve_positive_only
 from .mass import ray_trace
 from .mesh import edge_cells, mapping_entries, overlay, validate_shape
@@ -268,6 +269,11 @@ def fit(
     log_evidence = -0.5 * (
         chi_squared + regularization_term + log_det_curvature - log_det_regularization + noise_normalization
     )
+    # The positions likelihood (positions.py): a model tracing the multiple images apart is penalised.
+    separation = source_plane_separation(imaging.positions, imaging.positions_valid, params.mass)
+    base = -0.5 * (jnp.sum(imaging.weight * imaging.data**2) + noise_normalization)
+    log_likelihood = penalised(log_likelihood, separation, imaging.positions_threshold, base)
+    log_evidence = penalised(log_evidence, separation, imaging.positions_threshold, base)
     if degenerate is not None:
         log_likelihood = jnp.where(degenerate, DEGENERATE_FIGURE_OF_MERIT, log_likelihood)
         log_evidence = jnp.where(degenerate, DEGENERATE_FIGURE_OF_MERIT, log_evidence)

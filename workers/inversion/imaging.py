@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from .border import border_pixels
+from .positions import MAX_IMAGES
 from workers.model.buckets import Bucket
 from workers.model.grids import (
     OverSampling,
@@ -45,7 +46,10 @@ class MaskedImaging:
     (border.border_pixels, used by border relocation), 0 elsewhere and on padding.
     psf: (ky, kx) the PSF divided by its sum, centred; psf_fft: (Fy, Fx//2 + 1) complex128, the rfft2 on the
     circular FFT shape (Bucket.fft) of the PSF with its centre moved to pixel (0, 0) (kernel_fft).
-    mask_radius: () arcsec, the largest σ of MGE bases. Static: bucket.
+    mask_radius: () arcsec, the largest σ of MGE bases.
+    positions: (MAX_IMAGES, 2) multiple-image positions of the positions likelihood (positions.py), the rows
+    positions_valid (MAX_IMAGES,) marks; positions_threshold: () arcsec (none: no valid row, threshold ∞).
+    Static: bucket.
     """
 
     data: jax.Array
@@ -67,6 +71,9 @@ class MaskedImaging:
     psf: jax.Array
     psf_fft: jax.Array
     mask_radius: jax.Array
+    positions: jax.Array
+    positions_valid: jax.Array
+    positions_threshold: jax.Array
     bucket: Bucket = field(metadata={"static": True})
 
 
@@ -170,8 +177,21 @@ def prepare_imaging(
         psf=kernel,
         psf_fft=kernel_fft(kernel, bucket.fft),
         mask_radius=np.float64(mask_radius),
+        positions=np.zeros((MAX_IMAGES, 2)),
+        positions_valid=np.zeros(MAX_IMAGES, bool),
+        positions_threshold=np.float64(np.inf),
         bucket=bucket,
     )
+
+
+def with_positions(imaging: MaskedImaging, images: np.ndarray, threshold: float) -> MaskedImaging:
+    """The dataset with a positions likelihood: `images` (n ≤ MAX_IMAGES, 2) and the threshold (arcsec)."""
+    if len(images) > MAX_IMAGES:
+        raise ImagingError(f"{len(images)} multiple images; the positions likelihood takes at most {MAX_IMAGES}")
+    positions = np.zeros((MAX_IMAGES, 2))
+    positions[: len(images)] = images
+    return replace(imaging, positions=positions, positions_valid=np.arange(MAX_IMAGES) < len(images),
+                   positions_threshold=np.float64(threshold))
 
 
 def _pad(a: np.ndarray, n: int, value) -> np.ndarray:

@@ -25,6 +25,7 @@ from .mass import ray_trace
 from .parameters import MassParameters
 
 IMAGE_TOLERANCE = 1e-6  # arcsec, in the source plane
+MAX_IMAGES = 4  # a quad: the most images a dataset's positions likelihood holds
 PENALTY_FACTOR = 1e8  # PyAutoLens's log_likelihood_penalty_factor
 _NEWTON_STEPS = 30
 
@@ -65,8 +66,9 @@ def image_positions(
 def source_plane_separation(positions: jax.Array, valid: jax.Array, mass: MassParameters) -> jax.Array:
     """The largest pairwise distance of the `valid` rows of `positions` (P, 2) traced to the source plane."""
     traced = ray_trace(positions, mass)
-    distances = jnp.linalg.norm(traced[:, None, :] - traced[None, :, :], axis=-1)
-    return jnp.max(jnp.where(valid[:, None] & valid[None, :], distances, 0.0))
+    squared = jnp.sum((traced[:, None, :] - traced[None, :, :]) ** 2, axis=-1)
+    largest = jnp.max(jnp.where(valid[:, None] & valid[None, :], squared, 0.0))
+    return jnp.sqrt(jnp.maximum(largest, 1e-30))  # finite gradients where it is 0 (one image, or none)
 
 
 def positions_threshold(
