@@ -37,7 +37,7 @@ import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,8 @@ from workers.contract import BucketSpec, DatasetSpec, RunSpec
 from workers.datasets import fit_mask, mask_geometry, masked_imaging
 from workers.faults import BlockHooks
 from workers.inversion.batch import evaluate_block, stack
-from workers.inversion.imaging import MaskedImaging, prepare_imaging
+from workers.inversion.imaging import MaskedImaging, prepare_imaging, with_positions
+from workers.inversion.positions import dataset_positions
 from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
 from workers.pipeline import Stage, StagePosterior
@@ -226,7 +227,7 @@ class BlockFitter:
                   hooks: BlockHooks) -> tuple[int, list]:
         """Every stage of the pipeline for one bucket group of block k; returns (likelihood evaluations, the
         BlockSearches, whose checkpoints go once the block is committed)."""
-        evaluations, searches, alive, previous = 0, [], list(members), None
+        evaluations, searches, alive, previous, light_source = 0, [], list(members), None, None
         for stage in self.config.pipeline:
             prefix = _prefix(stage)
             todo = [m for m in alive if not (self.staged and block.out[prefix + "stage_status"][m.index] == Status.DONE)]
@@ -238,6 +239,8 @@ class BlockFitter:
                     block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage.name}: {shortfall}")
                 else:
                     fits.append(m)
+            if stage.positions is not None and light_source is not None:
+                fits = [self._with_positions(m, stage, light_source, previous, found[m.index], block) for m in fits]
             if fits and stage.search is not None:
                 n, search = self._search(k, rows, stage, fits, found, bucket, block, hooks)
                 evaluations += n
@@ -252,7 +255,19 @@ class BlockFitter:
                                        prefix + "stage_status", fence=self.spec.fence)
             alive = [m for m in alive if block.status[m.index] == Status.DONE]
             previous = stage
+            light_source = stage if not stage.model.pixelized else light_source
         return evaluations, searches
+
+    @staticmethod
+    def _with_positions(m: Member, stage: Stage, light_source: Stage, previous: Stage, found: StagePosterior,
+                        block: BlockRows) -> Member:
+        """The member with `stage`'s positions likelihood: the images of the source centre of the last stage with
+        a light-profile source, the threshold from the previous stage (pipeline.py); unchanged if fewer than two
+        images are found."""
+        images, threshold = dataset_positions(
+            m.imaging, light_source.model, _posterior(light_source, block.out, m.index).max_likelihood,
+            previous.model, found.max_likelihood, stage.positions.factor, stage.positions.minimum_threshold)
+        return replace(m, imaging=with_positions(m.imaging, images, threshold)) if len(images) >= 2 else m
 
     def _search(self, k: int, rows, stage: Stage, members: list[Member], found: dict[int, StagePosterior],
                 bucket: Bucket, block: BlockRows, hooks: BlockHooks):

@@ -7,6 +7,7 @@ import pytest
 from workers.config import ConfigError, load_config, parse_config
 from workers.model.grids import RadialOverSampling
 from workers.model.description import Isothermal, MGEBasis, PowerLaw, RectangularSource, parameter_names
+from workers.pipeline import Positions
 from workers.priors import UniformPrior, default_prior, prior_transform
 
 FULL = """
@@ -113,6 +114,10 @@ def test_defaults_are_pyautolens_defaults():
         ("[source]\ntype = \"mge\"\nmesh = \"uniform\"", "fit.toml: source.mesh: unknown key"),
         ("[settings]\nuse_positive_only_solver = 1", "fit.toml: settings.use_positive_only_solver: must be true or false"),
         ("[dataset\n", "fit.toml: not valid TOML"),
+        ("[search]\n[[stages]]\nname = \"pix\"\npositions = { factor = -1.0 }",
+         "fit.toml: stages[0].positions.factor: must be a number ≥ 0, got -1.0"),
+        ("[search]\n[[stages]]\nname = \"pix\"\npositions = { threshold = 0.2 }",
+         "fit.toml: stages[0].positions.threshold: unknown key"),
     ],
 )
 def test_mistakes_name_the_file_and_key(tmp_path, text, message):
@@ -150,6 +155,7 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     assert [s.name for s in slam.pipeline] == ["source_lp", "source_pix", "mass_total"]
     assert slam.stages[0].model.source == RectangularSource((20, 20), 1.0, "bilinear_adapt_density")
     assert slam.stages[1].model.mass.name == "power_law" and slam.stages[1].fixed == ("lens.light",)
+    assert slam.stages[0].positions == slam.stages[1].positions == Positions(3.0, 0.2)
     assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05
     recipe = parse_config(tomllib.loads(real), "README")  # the real-data recipe
     assert recipe.model.lens_light == MGEBasis(20, 1e-4, bases=2) and recipe.search == SearchOptions()

@@ -2,7 +2,7 @@
 
 Images: the image-plane points θ with β(θ) = β_s for one lens model and a source-plane position β_s (what
 PyAutoLens's `image_plane_multiple_image_positions` finds with its point solver, found here another way). On a
-grid of spacing h over a square of half-width w about the origin, the points whose |β(θ) − β_s| is the smallest
+grid of spacing h over a box (the mask's), the points whose |β(θ) − β_s| is the smallest
 of their 3×3 neighbourhood are refined by Newton's method on β(θ) = β_s (the Jacobian by autodiff); kept are
 those that converge (|β − β_s| < IMAGE_TOLERANCE), lie further than h from one another and further than
 `central_radius` from the mass centre (the central image, rarely seen: PyAutoLens drops it too).
@@ -11,7 +11,7 @@ Penalty: with the images traced to the source plane under a model, d = their lar
 Where d > threshold the figure of merit is replaced by base − PENALTY_FACTOR·(d − threshold), base = −½(χ²(0) +
 noise normalisation), the fit of a model image of zeros: every such model ranks below every model that traces the
 images together, and less so the closer it comes. The threshold (PyAutoLens's `positions_likelihood_from(factor,
-minimum_threshold)`): factor × d under the model that found the images, at least minimum_threshold.
+minimum_threshold)`): factor × d under the previous stage's maximum-likelihood mass, at least minimum_threshold.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from workers.model.description import Model
+
 from .mass import ray_trace
-from .parameters import MassParameters
+from .parameters import MassParameters, unpack
 
 IMAGE_TOLERANCE = 1e-6  # arcsec, in the source plane
 MAX_IMAGES = 4  # a quad: the most images a dataset's positions likelihood holds
@@ -31,12 +33,14 @@ _NEWTON_STEPS = 30
 
 
 def image_positions(
-    mass: MassParameters, source: np.ndarray, half_width: float, spacing: float, central_radius: float
+    mass: MassParameters, source: np.ndarray, lower: np.ndarray, upper: np.ndarray, spacing: float,
+    central_radius: float,
 ) -> np.ndarray:
-    """The images (n, 2) of source-plane position `source` (y, x) under `mass` (module docstring)."""
+    """The images (n, 2) of source-plane position `source` (y, x) under `mass` in the box lower–upper (y, x)
+    (module docstring)."""
     source = jnp.asarray(source, jnp.float64)
-    axis = np.arange(-half_width, half_width + spacing / 2, spacing)
-    grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)  # (n, n, 2), (y, x)
+    axes = [np.arange(lo, hi + spacing / 2, spacing) for lo, hi in zip(lower, upper)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # (ny, nx, 2), (y, x)
     distance = np.asarray(jnp.linalg.norm(ray_trace(jnp.asarray(grid), mass) - source, axis=-1))
     padded = np.pad(distance, 1, constant_values=np.inf)
     neighbourhood = np.stack([padded[1 + dy: padded.shape[0] - 1 + dy, 1 + dx: padded.shape[1] - 1 + dx]
@@ -54,7 +58,7 @@ def image_positions(
     centre = np.asarray(mass.values["centre"])
     images: list[np.ndarray] = []
     for theta, error in zip(refined, residual):
-        if not (error < IMAGE_TOLERANCE and np.abs(theta).max() <= half_width):
+        if not (error < IMAGE_TOLERANCE and np.all(theta >= lower) and np.all(theta <= upper)):
             continue
         if np.linalg.norm(theta - centre) <= central_radius:
             continue
@@ -85,3 +89,23 @@ def penalised(
 ) -> jax.Array:
     """The figure of merit, or base − PENALTY_FACTOR·(separation − threshold) where separation > threshold."""
     return jnp.where(separation > threshold, base - PENALTY_FACTOR * (separation - threshold), figure_of_merit)
+
+
+def dataset_positions(
+    imaging, model: Model, vector: np.ndarray, previous_model: Model, previous_vector: np.ndarray,
+    factor: float, minimum_threshold: float,
+) -> tuple[np.ndarray, float]:
+    """(images, threshold) of one dataset's positions likelihood: the images (at most MAX_IMAGES) of the source
+    centre of `vector` (a light-profile source's model) under its mass, found over the mask's bounding box on a
+    grid of half its pixel spacing (the central image, within two grid steps of the mass centre, dropped), and
+    the threshold from their separation under `previous_vector`'s mass (the stage before's maximum likelihood)."""
+    valid = np.asarray(imaging.valid) > 0
+    centres = np.asarray(imaging.pixel_centres)[valid]
+    spacing = 0.5 * float(np.min(np.diff(np.unique(centres[:, 1]))))
+    params = unpack(model, jnp.asarray(vector))
+    images = image_positions(params.mass, np.asarray(params.source.centre), centres.min(axis=0),
+                             centres.max(axis=0), spacing, central_radius=2 * spacing)
+    far = np.argsort(-np.linalg.norm(images - np.asarray(params.mass.values["centre"]), axis=-1))
+    images = images[np.sort(far[:MAX_IMAGES])]  # more than a quad: the ones furthest from the mass centre
+    previous = unpack(previous_model, jnp.asarray(previous_vector)).mass
+    return images, positions_threshold(images, previous, factor, minimum_threshold)

@@ -24,7 +24,7 @@ def _isothermal(ell_comps=(0.0, 0.0), shear=None, einstein_radius=1.0) -> MassPa
 
 
 def test_an_isothermal_sphere_images_a_source_at_beta_plus_and_minus_its_einstein_radius():
-    images = image_positions(_isothermal(), np.array([0.0, 0.2]), half_width=2.0, spacing=0.05, central_radius=0.1)
+    images = image_positions(_isothermal(), np.array([0.0, 0.2]), lower=(-2.0, -2.0), upper=(2.0, 2.0), spacing=0.05, central_radius=0.1)
     order = np.argsort(images[:, 1])
     np.testing.assert_allclose(images[order], [[0.0, -0.8], [0.0, 1.2]], atol=1e-8)
 
@@ -32,7 +32,7 @@ def test_an_isothermal_sphere_images_a_source_at_beta_plus_and_minus_its_einstei
 def test_an_sie_with_shear_has_four_images_of_a_central_source_and_two_of_an_outer_one():
     mass = _isothermal(ell_comps=(0.1, -0.15), shear=(0.03, 0.02))
     for source, count in (((0.02, 0.03), 4), ((0.3, 0.5), 2)):
-        images = image_positions(mass, np.array(source), half_width=2.5, spacing=0.04, central_radius=0.1)
+        images = image_positions(mass, np.array(source), lower=(-2.5, -2.5), upper=(2.5, 2.5), spacing=0.04, central_radius=0.1)
         assert len(images) == count, (source, images)
         np.testing.assert_allclose(np.asarray(ray_trace(jnp.asarray(images), mass)),
                                    np.broadcast_to(source, images.shape), atol=1e-6)
