@@ -9,8 +9,9 @@ survey's own fit.toml (its dataset, over-sampling, 20-Gaussian MGE lens light an
 
     source_lp   Isothermal + shear + MGE lens light + MGE source, survey-default priors
     source_pix  rectangular source (--mesh-kind, --mesh × --mesh), mass and shear searched again with
-                priors passed from source_lp, lens light fixed
-    mass_total  PowerLaw (slope free) + shear with the pixelized source, priors passed, lens light fixed
+                priors passed from source_lp, lens light fixed, the positions likelihood (factor 3, 0.2″)
+    mass_total  PowerLaw (slope free) + shear with the pixelized source, priors passed, lens light fixed,
+                the positions likelihood
 
 each stage a Nautilus search with the settings below (--n-live etc.), one `lensfleet run` on a fresh local Ray
 cluster (a subprocess; its command is recorded). Reported per lens: the truth, mass_total's posterior median ± σ
@@ -39,12 +40,14 @@ STAGES = """
 [[stages]]
 name = "source_pix"
 source = {{ type = "rectangular", mesh = "{mesh_kind}", shape = [{mesh}, {mesh}], regularization = 1.0 }}
-fixed = ["lens.light"]{search}
+fixed = ["lens.light"]
+positions = {{ factor = 3.0, minimum_threshold = 0.2 }}{search}
 
 [[stages]]
 name = "mass_total"
 lens = {{ mass = {{ type = "power_law" }} }}
-fixed = ["lens.light"]{search}
+fixed = ["lens.light"]
+positions = {{ factor = 3.0, minimum_threshold = 0.2 }}{search}
 """
 
 
