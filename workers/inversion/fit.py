@@ -262,8 +262,8 @@ def fit(
         log_det_regularization = constant_log_det(shape, coefficient)
 
     # χ² = Σ w(d − M̃s)² = dᵀWd − 2sᵀD + sᵀFs, from the curvature F (without H or the floor): no pass over M̃.
-    chi_squared = (jnp.sum(imaging.weight * imaging.data**2) - 2.0 * reconstruction @ data_vector
-                   + reconstruction @ curvature @ reconstruction)
+    data_term = jnp.sum(imaging.weight * imaging.data**2)  # dᵀWd: the χ² of a model image of zeros
+    chi_squared = data_term - 2.0 * reconstruction @ data_vector + reconstruction @ curvature @ reconstruction
     noise_normalization = jnp.sum(imaging.valid * jnp.log(2.0 * jnp.pi * imaging.noise_map**2))
     log_likelihood = -0.5 * (chi_squared + noise_normalization)
     log_evidence = -0.5 * (
@@ -271,7 +271,7 @@ def fit(
     )
     # The positions likelihood (positions.py): a model tracing the multiple images apart is penalised.
     separation = source_plane_separation(imaging.positions, imaging.positions_valid, params.mass)
-    base = -0.5 * (jnp.sum(imaging.weight * imaging.data**2) + noise_normalization)
+    base = -0.5 * (data_term + noise_normalization)
     log_likelihood = penalised(log_likelihood, separation, imaging.positions_threshold, base)
     log_evidence = penalised(log_evidence, separation, imaging.positions_threshold, base)
     if degenerate is not None:
