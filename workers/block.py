@@ -240,7 +240,8 @@ class BlockFitter:
                 else:
                     fits.append(m)
             if stage.positions is not None and light_source is not None:
-                fits = [self._with_positions(m, stage, light_source, previous, found[m.index], block) for m in fits]
+                fits = [p for m in fits if (p := self._with_positions(m, stage, light_source, previous,
+                                                                     found[m.index], block, rows)) is not None]
             if fits and stage.search is not None:
                 n, search = self._search(k, rows, stage, fits, found, bucket, block, hooks)
                 evaluations += n
@@ -260,13 +261,17 @@ class BlockFitter:
 
     @staticmethod
     def _with_positions(m: Member, stage: Stage, light_source: Stage, previous: Stage, found: StagePosterior,
-                        block: BlockRows) -> Member:
+                        block: BlockRows, rows) -> Member | None:
         """The member with `stage`'s positions likelihood: the images of the source centre of the last stage with
         a light-profile source, the threshold from the previous stage (pipeline.py); unchanged if fewer than two
-        images are found."""
-        images, threshold = dataset_positions(
-            m.imaging, light_source.model, _posterior(light_source, block.out, m.index).max_likelihood,
-            previous.model, found.max_likelihood, stage.positions.factor, stage.positions.minimum_threshold)
+        images are found; None, the dataset FAILED with the reason, if finding them raised."""
+        try:
+            images, threshold = dataset_positions(
+                m.imaging, light_source.model, _posterior(light_source, block.out, m.index).max_likelihood,
+                previous.model, found.max_likelihood, stage.positions.factor, stage.positions.minimum_threshold)
+        except Exception as error:  # one lens's failure stays that lens's
+            block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage.name}: positions: {error}")
+            return None
         return replace(m, imaging=with_positions(m.imaging, images, threshold)) if len(images) >= 2 else m
 
     def _search(self, k: int, rows, stage: Stage, members: list[Member], found: dict[int, StagePosterior],
