@@ -27,6 +27,7 @@ from storage.store import ResultStore
 from workers.config import FitConfig
 from workers.contract import RunSpec
 from workers.derived import derived_names
+from workers.model.description import MAX_IMAGES
 
 DRIVER_RUN = ArraySpec("driver_run", dtype="int32", fill=0)  # which driver run (1, 2, ...) committed a dataset
 EVALUATIONS = 1  # parameter vectors stored per dataset: the catalog's (evaluate mode) or the max-likelihood one
@@ -58,7 +59,8 @@ def open_store(
 def _create(url: str, config: FitConfig, catalog: Catalog, plan: Plan, storage_options: dict | None) -> ResultStore:
     model, search = config.model, config.search
     stages = tuple(StageShape(st.group, len(st.parameter_names), st.model.n_linear, st.model.pixelized,
-                              st.search.max_samples if st.search else None, len(derived_names(st.parameter_names)))
+                              st.search.max_samples if st.search else None, len(derived_names(st.parameter_names)),
+                              MAX_IMAGES if st.positions is not None else 0)
                    for st in config.stages)
     specs = [
         *result_specs(plan.max_image_shape, len(plan.parameter_names), EVALUATIONS, model.n_linear, model.pixelized,

@@ -118,7 +118,9 @@ class _Reads:
 
 def stage_summaries(store: ResultStore, read: _Reads) -> list[dict]:
     """Per pipeline stage (the store's `stages` attribute): lenses that finished it (stage_status DONE) or
-    failed in it, and for a searched stage its search summary over the lenses that finished it."""
+    failed in it, for a searched stage its search summary over the lenses that finished it, and for a stage with
+    a positions likelihood the lenses that finished it with the penalty and those with fewer than two images
+    (without it)."""
     out = []
     for stage in store.attrs["stages"]:
         p = f"{stage['group']}/" if stage["group"] else ""
@@ -127,6 +129,10 @@ def stage_summaries(store: ResultStore, read: _Reads) -> list[dict]:
                    "failed": int((stage_status == Status.FAILED).sum())}
         if stage.get("searched"):
             summary["search"] = search_summary(read, stage_status, p)
+        if p + "positions_threshold" in store.data_names:  # a stage with a positions likelihood
+            done = stage_status == Status.DONE
+            applied = np.isfinite(read(p + "positions_threshold"))
+            summary["positions"] = {"applied": int((done & applied).sum()), "too_few_images": int((done & ~applied).sum())}
         out.append(summary)
     return out
 
@@ -273,6 +279,9 @@ def format_summary(summary: dict) -> str:
         if stage["name"] is not None:
             lines.append(f"stage      {stage['name']}: {stage['done']} done, {stage['failed']} failed"
                          + ("" if stage.get("search") else " (evaluated at the stage before's maximum likelihood)"))
+            if stage.get("positions"):
+                lines.append(f"           positions likelihood on {stage['positions']['applied']}, off on "
+                             f"{stage['positions']['too_few_images']} (fewer than two images found)")
         search = stage.get("search")
         if search and search["searched"]:
             e, s, z = search["likelihood_evaluations"], search["effective_samples"], search["log_evidence_error"]

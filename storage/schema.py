@@ -42,6 +42,9 @@ writes the same arrays (its search's too, when it is searched) in a Zarr group n
 with its group and parameter names. With later stages, every stage also has a `stage_status` per dataset: a block
 commits each stage as it finishes (that stage's data, then its stage_status), so a block redone after a crash
 resumes at the first stage it had not finished; the dataset's `status` is written last, once every stage is.
+A stage with a positions likelihood (`positions = {...}`) also stores what it used: `positions` (image, yx) the
+multiple images in arcsec (NaN rows beyond those found) and `positions_threshold` (arcsec; NaN where fewer than
+two images were found and the stage ran without the penalty).
 
 Root attributes: schema_version, lensfleet_version, config, catalog_hash, block_size, n_datasets, store_id (a
 random id of this store's creation, part of every checksum), arrays (every array's name), created, plus what the
@@ -181,13 +184,20 @@ def search_specs(max_samples: int, n_parameters: int, n_derived: int = 0) -> lis
     ] + derived
 
 
+def positions_specs(max_images: int) -> list[ArraySpec]:
+    """A stage's positions likelihood: the multiple images (y, x arcsec; NaN rows beyond those found) and the
+    threshold (arcsec; NaN: fewer than two images were found, so no penalty applied)."""
+    return [ArraySpec("positions", (max_images, 2), dims=("image", "yx")), ArraySpec("positions_threshold")]
+
+
 STAGE_STATUS = ArraySpec("stage_status", dtype="int8", fill=int(Status.PENDING))
 
 
 @dataclass(frozen=True)
 class StageShape:
     """The store shape of one later pipeline stage: its group, parameters, largest reconstruction, whether its
-    source is pixelized, and its posterior's sample axis (None: evaluated, not searched)."""
+    source is pixelized, its posterior's sample axis (None: evaluated, not searched), its derived quantities and
+    its positions likelihood's most images (0: it has none)."""
 
     group: str
     n_parameters: int
@@ -195,12 +205,14 @@ class StageShape:
     pixelized: bool
     max_samples: int | None
     n_derived: int = 0
+    max_images: int = 0
 
 
 def stage_specs(stage: StageShape, max_image_shape: tuple[int, int]) -> list[ArraySpec]:
     """A later pipeline stage's results in the Zarr group `stage.group` (array names `GROUP/NAME`): the terms, the
     one evaluated vector, reconstruction and images of its maximum-likelihood fit, its search's arrays when it
-    is searched, and its `stage_status` per dataset (written after the stage's data)."""
+    is searched, its positions likelihood's when it has one, and its `stage_status` per dataset (written after
+    the stage's data)."""
     specs = [
         *term_specs(),
         *evaluation_specs(1, stage.n_parameters),
@@ -208,6 +220,7 @@ def stage_specs(stage: StageShape, max_image_shape: tuple[int, int]) -> list[Arr
         *image_specs(max_image_shape),
         *(search_specs(stage.max_samples, stage.n_parameters, stage.n_derived) if stage.max_samples is not None
           else ()),
+        *(positions_specs(stage.max_images) if stage.max_images else ()),
         STAGE_STATUS,
     ]
     return [replace(spec, name=f"{stage.group}/{spec.name}") for spec in specs]

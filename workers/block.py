@@ -263,8 +263,9 @@ class BlockFitter:
     def _with_positions(m: Member, stage: Stage, light_source: Stage, previous: Stage, found: StagePosterior,
                         block: BlockRows, rows) -> Member | None:
         """The member with `stage`'s positions likelihood: the images of the source centre of the last stage with
-        a light-profile source, the threshold from the previous stage (pipeline.py); unchanged if fewer than two
-        images are found; None, the dataset FAILED with the reason, if finding them raised."""
+        a light-profile source, the threshold from the previous stage (pipeline.py), both written to the stage's
+        rows; unchanged (threshold NaN in the store) if fewer than two images are found; None, the dataset FAILED
+        with the reason, if finding them raised."""
         try:
             images, threshold = dataset_positions(
                 m.imaging, light_source.model, _posterior(light_source, block.out, m.index).max_likelihood,
@@ -272,6 +273,11 @@ class BlockFitter:
         except Exception as error:  # one lens's failure stays that lens's
             block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage.name}: positions: {error}")
             return None
+        p = _prefix(stage)
+        if p + "positions" in block.out:  # absent from a store created before it
+            block.out[p + "positions"][m.index] = np.nan
+            block.out[p + "positions"][m.index, : len(images)] = images
+            block.out[p + "positions_threshold"][m.index] = threshold if len(images) >= 2 else np.nan
         return replace(m, imaging=with_positions(m.imaging, images, threshold)) if len(images) >= 2 else m
 
     def _search(self, k: int, rows, stage: Stage, members: list[Member], found: dict[int, StagePosterior],

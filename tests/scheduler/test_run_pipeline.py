@@ -181,6 +181,14 @@ def test_the_positions_likelihood_keeps_the_pixelized_stage_at_the_first_stages_
     first = store.read_array("parameter_median")[:, names[0].index("lens.mass.einstein_radius")]
     pix = store.read_array("source_pix/parameter_median")[:, names[1].index("lens.mass.einstein_radius")]
     np.testing.assert_allclose(pix, first, rtol=0.1)
+    # each stage stores the images and threshold it used: every lens here is multiply imaged (2 to 4 images, NaN
+    # rows after them), its threshold at least the minimum 0.2″
+    for group in ("source_pix", "mass_total"):
+        positions = store.read_array(f"{group}/positions")
+        found = np.isfinite(positions[..., 0]).sum(axis=1)
+        assert ((found >= 2) & (found <= 4)).all(), found
+        assert np.isfinite(positions[..., 1]).sum(axis=1).tolist() == found.tolist()
+        assert (store.read_array(f"{group}/positions_threshold") >= 0.2).all()
 
 
 def test_status_reports_each_stage(clean):
@@ -191,6 +199,8 @@ def test_status_reports_each_stage(clean):
         ("source_lp", LENSES, LENSES), ("source_pix", LENSES, LENSES), ("mass_total", LENSES, LENSES)]
     text = format_summary(summary)
     assert "stage      source_pix: 4 done, 0 failed" in text and "stage      mass_total" in text
+    assert [s.get("positions") for s in summary["stages"]] == [None] + [{"applied": LENSES, "too_few_images": 0}] * 2
+    assert "positions likelihood on 4, off on 0 (fewer than two images found)" in text
 
 
 def test_a_worker_killed_in_stage_two_resumes_there_and_the_store_equals_an_unkilled_run(base, clean, tmp_path):

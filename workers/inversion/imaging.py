@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 from .border import border_pixels
-from .positions import MAX_IMAGES
 from workers.model.buckets import Bucket
+from workers.model.description import MAX_IMAGES
 from workers.model.grids import (
     OverSampling,
     RadialOverSampling,

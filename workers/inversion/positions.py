@@ -21,15 +21,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workers.model.description import Model
+from workers.model.description import MAX_IMAGES, Model
 
 from .mass import ray_trace
 from .parameters import MassParameters, unpack
 
 IMAGE_TOLERANCE = 1e-6  # arcsec, in the source plane
-MAX_IMAGES = 4  # a quad: the most images a dataset's positions likelihood holds
 PENALTY_FACTOR = 1e8  # PyAutoLens's log_likelihood_penalty_factor
 _NEWTON_STEPS = 30
+_START_PAD = 16  # starts are padded to a multiple of this, so one compiled refinement serves most lenses
 
 
 def image_positions(
@@ -46,15 +46,8 @@ def image_positions(
     neighbourhood = np.stack([padded[1 + dy: padded.shape[0] - 1 + dy, 1 + dx: padded.shape[1] - 1 + dx]
                               for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
     starts = grid[distance <= neighbourhood.min(axis=0)]
-
-    def newton(theta):
-        def step(theta, _):
-            jacobian = jax.jacfwd(lambda t: ray_trace(t, mass))(theta)
-            return theta - jnp.linalg.solve(jacobian, ray_trace(theta, mass) - source), None
-        theta, _ = jax.lax.scan(step, theta, None, length=_NEWTON_STEPS)
-        return theta, jnp.linalg.norm(ray_trace(theta, mass) - source)
-
-    refined, residual = (np.asarray(a) for a in jax.jit(jax.vmap(newton))(jnp.asarray(starts)))
+    padded_starts = np.concatenate([starts, np.repeat(starts[:1], -len(starts) % _START_PAD, axis=0)])
+    refined, residual = (np.asarray(a)[: len(starts)] for a in _refine(jnp.asarray(padded_starts), mass, source))
     centre = np.asarray(mass.values["centre"])
     images: list[np.ndarray] = []
     for theta, error in zip(refined, residual):
@@ -65,6 +58,20 @@ def image_positions(
         if all(np.linalg.norm(theta - other) > spacing for other in images):
             images.append(theta)
     return np.array(images, dtype=np.float64).reshape(-1, 2)
+
+
+@jax.jit
+def _refine(starts: jax.Array, mass: MassParameters, source: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Newton's method on β(θ) = source from each start (S, 2): the points and their |β − source|."""
+
+    def newton(theta):
+        def step(theta, _):
+            jacobian = jax.jacfwd(lambda t: ray_trace(t, mass))(theta)
+            return theta - jnp.linalg.solve(jacobian, ray_trace(theta, mass) - source), None
+        theta, _ = jax.lax.scan(step, theta, None, length=_NEWTON_STEPS)
+        return theta, jnp.linalg.norm(ray_trace(theta, mass) - source)
+
+    return jax.vmap(newton)(starts)
 
 
 def source_plane_separation(positions: jax.Array, valid: jax.Array, mass: MassParameters) -> jax.Array:

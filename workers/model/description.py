@@ -50,6 +50,10 @@ MassProfile = Isothermal | PowerLaw
 # (rank-CDF adaptive) and RectangularRTUAdaptDensity (kernel-CDF adaptive). The adaptive ones are square.
 MESHES = ("uniform", "bilinear_adapt_density", "rtu_adapt_density")
 
+# The most multiple images a dataset's positions likelihood holds (a quad): the engine's padding of them and the
+# store's `image` axis of a stage's `positions`.
+MAX_IMAGES = 4
+
 
 @dataclass(frozen=True)
 class MGEBasis:
