@@ -45,9 +45,10 @@ matched to the best start's (the assignment of least squared distance): mirror i
 `search_starts_at_best` counts the starts that reached it. `converged`: the best start's Newton decrement
 ½ gᵀH⁻¹g is below 0.1 and H needed no flooring.
 
-The positive-only solve works: jaxnnls differentiates its interior-point solution through the relaxed KKT
-conditions (NNLS_TARGET_KAPPA); tests/workers/test_gradient_search.py checks its gradient against finite
-differences. Gradients are 0 where the figure of merit is degenerate (fit.DEGENERATE_FIGURE_OF_MERIT).
+The positive-only solve works: its answer is one masked solve on the active set the search certified
+(inversion/positive_only.py), so the gradient is the exact derivative on that (locally constant) set;
+tests/workers/test_gradient_search.py checks it against finite differences. Gradients are 0 where the figure of
+merit is degenerate (fit.DEGENERATE_FIGURE_OF_MERIT).
 
 Determinism: a lens's draws come from its own seed, and XLA computes each lens's lane with the same code, so a
 block re-run (after a kill: there is nothing to resume, a block's searches take one pass) gives the same result.
@@ -191,11 +192,12 @@ def _optimise(imagings, z0, cubes, model, free, optimizer, steps, learning_rate,
 
 @partial(jax.jit, static_argnames=("model", "free", "chunked"))
 def _gradients(imagings, points, cubes, model, free, chunked):
-    """log p, F and ∇ log p at points (L, V, d)."""
+    """log p, F and ∇ log p at points (L, V, d); chunked (as on a CPU), one point at a time: a batched LAPACK call
+    (the solves' transposes) can deadlock XLA's CPU thread pool (inversion/sizing.py)."""
 
     def lens(imaging, z, cube):
         value_and_grad = jax.value_and_grad(lambda v: _log_posterior(v, imaging, cube, model, free), has_aux=True)
-        (log_p, merit), grad = jax.vmap(value_and_grad)(z)
+        (log_p, merit), grad = jax.lax.map(value_and_grad, z) if chunked else jax.vmap(value_and_grad)(z)
         return log_p, merit, jnp.nan_to_num(grad)
 
     return _per_lens(lens, chunked)(imagings, points, cubes)

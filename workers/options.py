@@ -102,7 +102,8 @@ class SearchOptions:
         multiplicity / max_samples). 2000.
     eval_chunk: evaluations vectorised together per compiled call (0: the whole lenses × n_batch block at
         once, right for a GPU; c > 0 runs the lenses one after another, c vectors per call, and skips idle
-        ones: right for a CPU, where 1 is fastest). Absent: measured on the device (search.block_plan:
+        ones: right for a CPU, where 1 is fastest, and where c > 1 batches LAPACK calls that can deadlock
+        jaxlib 0.10's CPU thread pool: sizing.py). Absent: chosen for the device (search.block_plan:
         sizing.plan_batch).
     """
 

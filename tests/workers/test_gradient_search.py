@@ -6,6 +6,7 @@ cover the truth on simulated lenses."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,10 +24,12 @@ from reference_cases import REFERENCE, case_model, load_reference_lens  # noqa: 
 from test_search import MODEL, _simulated_lenses  # noqa: E402
 
 from workers.config import ConfigError, SearchOptions, parse_config  # noqa: E402
-from workers.gradient_search import aligned, cube_arrays, exchangeable_sets, gradient_search_block, physical  # noqa: E402
-from workers.inversion.batch import evaluate  # noqa: E402
+from workers.gradient_search import (  # noqa: E402
+    _gradients, aligned, cube_arrays, exchangeable_sets, gradient_search_block, physical,
+)
+from workers.inversion.batch import evaluate, stack  # noqa: E402
 from workers.inversion.fit import fit  # noqa: E402
-from workers.model.description import MGEBasis, parameter_names  # noqa: E402
+from workers.model.description import MGEBasis, RectangularSource, parameter_names  # noqa: E402
 from workers.model.settings import Settings  # noqa: E402
 from workers.posterior import LensSearch  # noqa: E402
 from workers.priors import (  # noqa: E402
@@ -47,8 +50,8 @@ def test_the_logit_space_transform_is_the_prior_transform():
 
 @pytest.mark.parametrize("positive_only", [False, True], ids=["cholesky", "positive-only"])
 def test_figure_of_merit_gradients_match_finite_differences(positive_only):
-    """The gradient the search follows is the figure of merit's: the positive-only solve (jaxnnls, relaxed KKT
-    differentiation) included."""
+    """The gradient the search follows is the figure of merit's: the positive-only solve (one masked solve on
+    its certified active set) included."""
     imagings, truths, _ = _simulated_lenses(1, seed=3)
     model = replace(MODEL, settings=Settings(use_positive_only_solver=positive_only))
     x = jnp.asarray(truths[0] + 0.01)
@@ -227,3 +230,26 @@ def test_a_gradient_block_through_block_fitter_writes_a_complete_store(tmp_path)
     np.testing.assert_allclose(read("figure_of_merit"), read("evaluation_figure_of_merit")[:, 0])
     for name in ("parameter_median", "parameter_sigma", "log_evidence", "search_log_evidence", "model_image"):
         assert np.isfinite(read(name)).any(axis=tuple(range(1, read(name).ndim))).all(), name
+
+
+def _lapack_batches(program: str) -> list[tuple[str, int]]:
+    """(target, matrices per call) of every LAPACK custom call in a compiled program's HLO text: the product of
+    its first operand's dimensions before the matrix's two."""
+    calls = re.findall(r'custom_call_target="(lapack_\w+)", operand_layout_constraints=\{[fc]\d+\[([\d,]*)\]', program)
+    return [(target, int(np.prod([int(n) for n in dims.split(",")[:-2]]))) for target, dims in calls]
+
+
+def test_chunked_gradients_hand_lapack_one_matrix_at_a_time():
+    """On a CPU (chunked) the gradient program's Cholesky and triangular solves take one matrix per call: jaxlib
+    0.10 splits a batch of them over XLA's CPU thread pool and blocks a pool thread until the parts are done, so
+    two such calls side by side deadlock a 2-thread pool, as a mesh model's Laplace step did here (its gradient's
+    solves run side by side). Unchunked (an accelerator's vmap) they are batched."""
+    imagings, _, _ = _simulated_lenses(1, seed=3)
+    model = replace(MODEL, source=RectangularSource((8, 8), 1.0))
+    prior = prior_transform(model)
+    stacked, cubes = stack(imagings), jax.tree.map(lambda a: np.asarray(a)[None], cube_arrays(prior))
+    points = np.zeros((1, 5, len(prior.free)))
+    batches = {chunked: _lapack_batches(_gradients.lower(stacked, points, cubes, model, prior.free, chunked)
+                                        .compile().as_text()) for chunked in (True, False)}
+    assert batches[True] and all(n == 1 for _, n in batches[True]), batches[True]
+    assert any(n == 5 for _, n in batches[False]), batches[False]

@@ -10,7 +10,10 @@ the plan cannot depend on the machine's load at the moment it was measured.
   device's free memory (memory_stats on an accelerator, MemAvailable on a CPU).
 - the eval chunk (batch.evaluate's `chunk`), by device: 1 on a CPU (XLA runs one evaluation's operations one
   after another, so vectorising buys nothing and batched gathers cost more per lane: measured, `lensfleet
-  bench`), and on an accelerator all of the batch at once if it fits, else the largest power of two that does.
+  bench`; and jaxlib 0.10's batched LAPACK kernels, Cholesky and triangular solves over a batch, split the
+  batch over XLA's CPU thread pool and block a pool thread until the parts finish: two such calls at once on a
+  2-thread pool deadlock, measured here, so a CPU never batches them), and on an accelerator all of the batch
+  at once if it fits, else the largest power of two that does.
   `measure=True` (bench) also times every candidate c = 1, 2, 4, 8, 16 that fits on (up to TIMING_VECTORS of)
   the caller's vectors, the candidates taking turns so that a changing load falls on all alike: the evidence
   for the rule on a new device, reported, never used.
