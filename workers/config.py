@@ -137,6 +137,7 @@ def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     name = raw.get("stage", FIRST_STAGE)
     if not isinstance(name, str) or not STAGE_NAME.match(name):
         raise reader.fail("stage", f"must be a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
+    _check_gradients(reader, search, model, "search")
     stages: list[Stage] = []
     previous = Stage(name, model, search, priors)
     tables = raw.get("stages", [])
@@ -147,6 +148,17 @@ def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
         stages.append(previous)
     return FitConfig(dataset=dataset, model=model, origin=where, priors=priors, search=search, stage=name,
                      stages=tuple(stages))
+
+
+def _check_gradients(reader: _Reader, search: SearchOptions | None, model: Model, prefix: str) -> None:
+    """A gradient search needs the figure of merit's gradient, which the rank-CDF mesh does not have: it places
+    each traced sub-pixel by its rank among the traced pixel centres, so the figure of merit is piecewise constant
+    in the lens model (gradient 0 without over-sampling; with it, its smooth part only)."""
+    if search is not None and search.type == "gradient" and getattr(model.source, "mesh", None) == "bilinear_adapt_density":
+        raise reader.fail(f"{prefix}.type", "a gradient search cannot follow the gradient of a "
+                          "'bilinear_adapt_density' mesh (it places the traced points by rank: the figure of merit "
+                          "is piecewise constant in the lens model); use mesh 'rtu_adapt_density' or 'uniform', or "
+                          "a nautilus search")
 
 
 def _lens(reader: _Reader, lens: Any, prefix: str, model: Model, changes: bool = False) -> Model:
@@ -195,6 +207,7 @@ def _stage(reader: _Reader, table: Any, prefix: str, previous: Stage, taken: lis
         search = _search(reader, {**carried, **search_table})
     else:
         raise reader.fail(f"{prefix}.search", f"must be a table of [search] keys or false, got {search_table!r}")
+    _check_gradients(reader, search, model, f"{prefix}.search")
     priors = _priors(reader, table.get("priors", {}), model)
     fixed = table.get("fixed", [])
     names, before = parameter_names(model), set(parameter_names(previous.model))

@@ -74,6 +74,12 @@ def test_figure_of_merit_gradients_match_finite_differences(positive_only):
     ({"search": {"type": "gradient", "learning_rate": 0}}, "search.learning_rate: must be > 0"),
     ({"search": {"type": "gradient", "posterior_samples": 5}}, "search.posterior_samples: must be an integer >= 10"),
     ({"search": {"type": "gradient", "mode_tolerance": -1.0}}, "search.mode_tolerance: must be > 0"),
+    ({"source": {"type": "rectangular", "mesh": "bilinear_adapt_density", "shape": [10, 10]},
+      "search": {"type": "gradient"}}, "search.type: a gradient search cannot follow the gradient of a "
+                                      "'bilinear_adapt_density' mesh"),
+    ({"search": {"n_live": 50}, "stages": [{"name": "pix", "source": {"type": "rectangular", "mesh":
+      "bilinear_adapt_density", "shape": [10, 10]}, "search": {"type": "gradient"}}]},
+     "stages[0].search.type: a gradient search cannot follow"),
 ])
 def test_gradient_search_option_mistakes_name_the_key(raw, message):
     with pytest.raises(ConfigError) as error:
