@@ -10,6 +10,7 @@ survey's own fit.toml (its dataset, over-sampling, 20-Gaussian MGE lens light an
     source_lp   Isothermal + shear + MGE lens light + MGE source, survey-default priors
     source_pix  rectangular source (--mesh-kind, --mesh × --mesh), mass and shear searched again with
                 priors passed from source_lp, lens light fixed, the positions likelihood (factor 3, 0.2″)
+    light_lp    (--light-lp) the lens light searched again with the pixelized source, mass and shear held
     mass_total  PowerLaw (slope free) + shear with the pixelized source, priors passed, lens light fixed,
                 the positions likelihood
 
@@ -42,7 +43,7 @@ name = "source_pix"
 source = {{ type = "rectangular", mesh = "{mesh_kind}", shape = [{mesh}, {mesh}], regularization = 1.0 }}
 fixed = ["lens.light"]
 positions = {{ factor = 3.0, minimum_threshold = 0.2 }}{search}
-
+{light_lp}
 [[stages]]
 name = "mass_total"
 lens = {{ mass = {{ type = "power_law" }} }}
@@ -65,7 +66,8 @@ def fit_toml(survey_toml: str, args) -> str:
     first = survey_toml.replace('[lens.mass]\ntype = "power_law"', '[lens.mass]\ntype = "isothermal"')
     assert first != survey_toml, "the survey's fit.toml has no PowerLaw [lens.mass]"
     later = f"\nsearch = {{ n_like_max = {args.pix_n_like_max} }}" if args.pix_n_like_max else ""
-    stages = STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later)
+    light_lp = f'\n[[stages]]\nname = "light_lp"\nfixed = ["lens.mass", "lens.shear"]{later}\n' if args.light_lp else ""
+    stages = STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later, light_lp=light_lp)
     return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + stages
 
 
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=4)
     parser.add_argument("--mesh", type=int, default=20)
     parser.add_argument("--mesh-kind", default="bilinear_adapt_density", choices=MESHES)
+    parser.add_argument("--light-lp", action="store_true",
+                        help="SLaM's light_lp stage between source_pix and mass_total (the lens light again, mass held)")
     parser.add_argument("--n-live", type=int, default=100)
     parser.add_argument("--n-batch", type=int, default=50)
     parser.add_argument("--n-eff", type=int, default=200)
@@ -169,8 +173,8 @@ def main() -> None:
         f"Search (every stage): n_live {args.n_live}, n_batch {args.n_batch}, n_eff {args.n_eff}, f_live "
         f"{args.f_live}, {args.n_networks} network(s) of Nautilus's default layers, {args.network_epochs} epochs, "
         f"n_like_max {args.n_like_max or 'none'} (source_pix and mass_total: {args.pix_n_like_max or 'the same'}), "
-        f"seed {args.seed}; source_pix mesh {args.mesh_kind} {args.mesh}×{args.mesh}; block size "
-        f"{args.block_size}.",
+        f"seed {args.seed}; source_pix mesh {args.mesh_kind} {args.mesh}×{args.mesh}; "
+        f"{'with' if args.light_lp else 'without'} light_lp; block size {args.block_size}.",
         "",
         table(result, wall),
         "",
