@@ -293,7 +293,8 @@ class BlockFitter:
         if options.type == "gradient":
             from workers.gradient_search import gradient_search_block
 
-            search = gradient_search_block(*lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size)
+            search = gradient_search_block(*lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size,
+                                           progress=self.live)
         else:
             search = search_block(
                 *lenses, bucket=bucket, with_fit=False, slots=self.spec.block_size,

@@ -79,6 +79,7 @@ from .model.description import Model
 from .posterior import LensSearch, weighted_quantiles
 from .priors import FixedPrior, GaussianPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior
 from .samplers import lens_seed
+from .coordinator import SearchProgress
 from .search import BlockSearch, _attach_fits, block_plan
 
 __all__ = ["gradient_search_block", "cube_arrays", "physical"]
@@ -270,10 +271,12 @@ def gradient_search_block(
     bucket: Bucket | None = None,
     with_fit: bool = True,
     slots: int | None = None,
+    progress: SearchProgress | None = None,
 ) -> BlockSearch:
     """Search every lens of a block by the gradient search (module docstring), each with its own priors; as
     search.search_block (`bucket`, `with_fit`, `slots`: compile for this many lenses, the extra ones idle copies
-    of the first lens), with BlockSearch's accounting (block_calls: compiled calls; likelihood_s: their time)."""
+    of the first lens, `progress`: counts updated after every compiled call), with BlockSearch's accounting
+    (block_calls: compiled calls; likelihood_s: their time)."""
     if not (len(imagings) == len(dataset_ids) == len(priors)) or not imagings:
         raise ValueError("give one dataset id and one prior transform per imaging, and at least one")
     free = priors[0].free
@@ -292,11 +295,16 @@ def gradient_search_block(
     rngs += [np.random.default_rng(0)] * (n_slots - n_lenses)
     start = time.perf_counter()
     device_s = [0.0]  # seconds in the compiled calls (the figure of merit and its gradients)
+    progress = SearchProgress() if progress is None else progress
+    progress.searches += n_lenses
 
-    def on_device(fn, *args):
+    def on_device(fn, *args, per_lens: int = 0):
+        """fn's arrays; the progress counts its evaluations (per_lens each, or the optimiser's own counts)."""
         began = time.perf_counter()
         out = jax.tree.map(np.asarray, fn(*args))
         device_s[0] += time.perf_counter() - began
+        progress.likelihood_s += time.perf_counter() - began
+        progress.evaluations += n_lenses * per_lens or int(out[-1][:n_lenses].sum())
         return out
 
     # 1. the screen, then multi-start optimisation from its best draws
@@ -308,7 +316,7 @@ def gradient_search_block(
         more = [np.random.default_rng([lens_seed(options.seed, i), 1]) for i in dataset_ids]
         more += [np.random.default_rng(1)] * (n_slots - n_lenses)
         z0 = np.concatenate([z0, draws(more, options.screen - options.starts)], axis=1)
-        screened = on_device(_densities, stacked, z0, cubes, model, free, eval_chunk)[0]
+        screened = on_device(_densities, stacked, z0, cubes, model, free, eval_chunk, per_lens=options.screen)[0]
         order = np.argsort(-np.where(np.isfinite(screened), screened, -np.inf), axis=1, kind="stable")
         z0 = np.take_along_axis(z0, order[:, :options.starts, None], axis=1)
     z, log_p, merit, calls = on_device(_optimise, stacked, z0, cubes, model, free, options.optimizer, options.steps,
@@ -319,11 +327,12 @@ def gradient_search_block(
 
     # 2. Laplace: two passes of finite differences, the second with steps of a fifth of the first's sigma (the
     # first pass's H where the second's is not positive definite and the first's is)
-    h1, _ = on_device(_hessian, stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked)
+    h1, _ = on_device(_hessian, stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked,
+                      per_lens=2 * d + 1)
     sigma = np.stack([np.sqrt(np.diag(np.linalg.inv(_floored(m)[0]))) for m in h1])
     h2, grad = on_device(_hessian, stacked, centre, np.clip(HESSIAN_STEP * sigma, 1e-6, 0.5), cubes, model, free,
-                         chunked)
-    evaluations += 2 * (2 * d) + 1
+                         chunked, per_lens=2 * d + 1)
+    evaluations += 2 * (2 * d + 1)  # two passes, each the centre and ± a step on every axis
     floored = []
     for m1, m2 in zip(h1, h2):
         second = _floored(m2)
@@ -335,11 +344,11 @@ def gradient_search_block(
     half = options.posterior_samples // 2
     first = [_student(r, half, c, cov) for r, c, cov in zip(rngs, centre, laplace)]
     points = np.stack([p for p, _ in first])
-    log_p1, merit1 = on_device(_densities, stacked, points, cubes, model, free, eval_chunk)
+    log_p1, merit1 = on_device(_densities, stacked, points, cubes, model, free, eval_chunk, per_lens=half)
     second = [_student(r, half, *_moments(p, lp - q.logpdf(p), cov))
               for r, (p, q), lp, cov in zip(rngs, first, log_p1, laplace)]
     points2 = np.stack([p for p, _ in second])
-    log_p2, merit2 = on_device(_densities, stacked, points2, cubes, model, free, eval_chunk)
+    log_p2, merit2 = on_device(_densities, stacked, points2, cubes, model, free, eval_chunk, per_lens=half)
     points = np.concatenate([points, points2], axis=1)
     sample_log_p, sample_merit = np.concatenate([log_p1, log_p2], axis=1), np.concatenate([merit1, merit2], axis=1)
     log_q = np.stack([np.logaddexp(q1.logpdf(p), q2.logpdf(p)) - np.log(2)
@@ -359,6 +368,9 @@ def gradient_search_block(
     share = evaluations[:n_lenses] / evaluations.sum()
     results = [replace(r, likelihood_seconds=float(device_s[0] * w), sampler_seconds=host_s / n_lenses)
                for r, w in zip(results, share)]
+    progress.converged += sum(r.converged for r in results)
+    progress.stopped += sum(not r.converged for r in results)
+    progress.finished_evaluations += int(evaluations[:n_lenses].sum())
     if with_fit:
         results = _attach_fits(stacked, model, results, np.stack([p.median() for p in lens_priors]), imagings)
     wall = time.perf_counter() - start

@@ -24,6 +24,7 @@ from reference_cases import REFERENCE, case_model, load_reference_lens  # noqa: 
 from test_search import MODEL, _simulated_lenses  # noqa: E402
 
 from workers.config import ConfigError, SearchOptions, parse_config  # noqa: E402
+from workers.coordinator import SearchProgress  # noqa: E402
 from workers.gradient_search import (  # noqa: E402
     _gradients, aligned, cube_arrays, exchangeable_sets, gradient_search_block, physical,
 )
@@ -121,7 +122,14 @@ def test_starts_at_mirror_images_of_exchangeable_mge_sets_are_one_mode():
 
 def test_a_lens_result_does_not_depend_on_its_block_mates():
     imagings, _, prior = _simulated_lenses(3, seed=5)
-    ab = gradient_search_block(imagings[:2], ["a", "b"], MODEL, [prior] * 2, SMALL, with_fit=False)
+    progress = SearchProgress()
+    ab = gradient_search_block(imagings[:2], ["a", "b"], MODEL, [prior] * 2, SMALL, with_fit=False,
+                               progress=progress)
+    # the live progress counted every evaluation, each lens's share as its result has it, and both finished
+    seen = progress.snapshot()
+    assert seen["evaluations"] == seen["finished_evaluations"] == sum(ab.likelihood_evaluations) > 2 * SMALL.screen
+    assert (seen["searches"], seen["running"], seen["converged"] + seen["stopped"]) == (2, 0, 2)
+    assert seen["likelihood_s"] > 0
     ac = gradient_search_block([imagings[0], imagings[2]], ["a", "c"], MODEL, [prior] * 2, SMALL, with_fit=False)
     again = gradient_search_block(imagings[:2], ["a", "b"], MODEL, [prior] * 2, SMALL, with_fit=False)
     for x, y in ((ab.results[0], ac.results[0]), (ab.results[0], again.results[0]), (ab.results[1], again.results[1])):
