@@ -277,7 +277,7 @@ class BlockFitter:
         if p + "positions" in block.out:  # absent from a store created before it
             block.out[p + "positions"][m.index] = np.nan
             block.out[p + "positions"][m.index, : len(images)] = images
-            block.out[p + "positions_threshold"][m.index] = threshold if len(images) >= 2 else np.nan
+            block.out[p + "positions_threshold"][m.index] = threshold
         return replace(m, imaging=with_positions(m.imaging, images, threshold)) if len(images) >= 2 else m
 
     def _search(self, k: int, rows, stage: Stage, members: list[Member], found: dict[int, StagePosterior],

@@ -105,7 +105,8 @@ def dataset_positions(
     """(images, threshold) of one dataset's positions likelihood: the images (at most MAX_IMAGES) of the source
     centre of `vector` (a light-profile source's model) under its mass, found over the mask's bounding box on a
     grid of half its pixel spacing (the central image, within two grid steps of the mass centre, dropped), and
-    the threshold from their separation under `previous_vector`'s mass (the stage before's maximum likelihood)."""
+    the threshold from their separation under `previous_vector`'s mass (the stage before's maximum likelihood);
+    NaN where fewer than two images are found (no positions likelihood)."""
     valid = np.asarray(imaging.valid) > 0
     centres = np.asarray(imaging.pixel_centres)[valid]
     spacing = 0.5 * float(np.min(np.diff(np.unique(centres[:, 1]))))
@@ -114,5 +115,7 @@ def dataset_positions(
                              centres.max(axis=0), spacing, central_radius=2 * spacing)
     far = np.argsort(-np.linalg.norm(images - np.asarray(params.mass.values["centre"]), axis=-1))
     images = images[np.sort(far[:MAX_IMAGES])]  # more than a quad: the ones furthest from the mass centre
+    if len(images) < 2:
+        return images, float("nan")
     previous = unpack(previous_model, jnp.asarray(previous_vector)).mass
     return images, positions_threshold(images, previous, factor, minimum_threshold)

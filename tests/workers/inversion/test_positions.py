@@ -8,8 +8,10 @@ import numpy as np
 
 from workers.inversion.mass import ray_trace
 from workers.inversion.parameters import MassParameters
+from reference_cases import case_model, load_reference_lens
 from workers.inversion.positions import (
     PENALTY_FACTOR,
+    dataset_positions,
     image_positions,
     penalised,
     positions_threshold,
@@ -54,3 +56,14 @@ def test_the_threshold_and_the_penalty():
     expected = -500.0 - PENALTY_FACTOR * (separation - 0.2)
     value = penalised(jnp.asarray(10.0), jnp.asarray(separation), jnp.asarray(0.2), jnp.asarray(-500.0))
     assert float(value) == expected
+
+
+def test_a_dataset_whose_source_has_fewer_than_two_images_gets_no_threshold_and_no_error():
+    lens, model = load_reference_lens("A0"), case_model("mge")
+    vector = lens.vectors("mge", with_source=True)[0]
+    images, threshold = dataset_positions(lens.imaging, model, vector, model, vector, 3.0, 0.2)
+    assert len(images) >= 2 and threshold >= 0.2
+    outside = vector.copy()
+    outside[-4:-2] = 8.0  # the source centre far beyond the caustics: its one image lies outside the mask's box
+    images, threshold = dataset_positions(lens.imaging, model, outside, model, vector, 3.0, 0.2)
+    assert images.shape == (0, 2) and np.isnan(threshold)
