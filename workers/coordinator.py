@@ -1,5 +1,6 @@
-"""The coordinator of a block's searches: the thread that alone touches JAX, serving the likelihood requests of
-the block's sampler processes (workers/samplers.py) with calls of the compiled block function.
+"""The coordinator of a block's searches: the thread that serves the likelihood requests of the block's sampler
+processes (workers/samplers.py) with calls of the compiled block function (on a CPU their pieces run on
+batch.py's thread pool; nothing else of the block touches JAX).
 
     progress = SearchProgress()                      # live counts, readable from another thread
     evaluate = BlockEvaluator(stacked, model, L, V, filler, eval_chunk, progress, compute)

@@ -6,18 +6,25 @@ block are padded to one Bucket (imaging.pad_to_bucket) and stacked; the compiled
 
 `chunk` is how many evaluations are vectorised together. 0: the whole batch in one vmapped call, which is
 what a GPU wants (memory permitting; sizing.plan_batch). c > 0: the batch is cut into pieces of c
-evaluations (the last one padded), each a call of the same compiled vmap over c, dispatched one after
-another without waiting; lenses whose `active` flag is off are not evaluated at all. Measured on a 2-core
-CPU (benchmarks/RESULTS.md): XLA runs one evaluation's operations one after another there, so vmapping buys
-no parallelism, batched gathers and scatters cost more per lane, and a loop inside one program (lax.map)
-compiles to slower code than the same evaluation alone (the ray tracing twice as slow); c = 1 is fastest,
-and a batch then costs no more per evaluation than a single call. sizing.plan_batch chooses by device (and
-`lensfleet bench` times the candidates).
+evaluations (the last one padded), each a call of the same compiled vmap over c; lenses whose `active` flag
+is off are not evaluated at all. Measured on a 2-core CPU (benchmarks/RESULTS.md): XLA runs one evaluation's
+operations one after another on one thread there, so vmapping buys no parallelism, batched gathers and
+scatters cost more per lane, and a loop inside one program (lax.map) compiles to slower code than the same
+evaluation alone (the ray tracing twice as slow); c = 1 is fastest. The parallelism is in the pieces: with
+c = 1 on a CPU they run on a pool of as many threads as the process has CPUs (one pool per process, shared
+by every block in flight), each piece a call of its own, so a batch keeps every core busy (one thread
+dispatching without waiting runs the calls one after another). Pieces of one evaluation hand LAPACK one
+matrix each, which is what makes concurrent calls safe on jaxlib 0.10 (sizing). Each piece's numbers are
+the same whichever thread runs it. sizing.plan_batch chooses the chunk by device (and `lensfleet bench`
+times the candidates).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+
 from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
@@ -44,6 +51,40 @@ def _vmapped_block(imagings: MaskedImaging, vectors: jax.Array, model: Model, wi
     return jax.vmap(jax.vmap(per_vector, in_axes=(None, 0)), in_axes=(0, 0))(imagings, vectors)
 
 
+_POOL: list[ThreadPoolExecutor] = []  # the process's pool for pieces of one evaluation on a CPU, made on first use
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """The thread pool pieces of one evaluation run on: as many threads as the CPUs this process may run on
+    (the actor's, once runtime.pin_cpus has run: XLA sizes its own pool the same way); None on an accelerator
+    or with one CPU, where the pieces are dispatched one after another."""
+    if not _POOL:
+        cpus = len(os.sched_getaffinity(0))
+        _POOL.append(ThreadPoolExecutor(cpus, "lensfleet-eval") if jax.devices()[0].platform == "cpu" and cpus > 1
+                     else None)
+    return _POOL[0]
+
+
+def _run(pieces: list[tuple[MaskedImaging, np.ndarray]], model: Model, with_arrays: bool, convolution: str,
+         chunk: int) -> list[FitResult]:
+    """_vmapped on each (imaging, vectors) piece, in order: on the pool when pieces are single evaluations on a
+    CPU (module docstring; the first on this thread, so that a new shape compiles once), else dispatched one
+    after another without waiting."""
+    call = lambda piece: _vmapped(*piece, model, with_arrays, convolution)  # noqa: E731
+    pool = _pool() if chunk == 1 and len(pieces) > 1 else None
+    if pool is None:
+        return [call(piece) for piece in pieces]
+    first = jax.block_until_ready(call(pieces[0]))
+    return [first, *pool.map(lambda piece: jax.block_until_ready(call(piece)), pieces[1:])]
+
+
+def _cut(vectors: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """vectors (V, n) in pieces of `chunk` rows, the last padded with copies of the last row."""
+    size = len(vectors)
+    padded = np.concatenate([vectors, np.repeat(vectors[-1:], -size % chunk, axis=0)])
+    return [padded[i : i + chunk] for i in range(0, size, chunk)]
+
+
 def evaluate(
     imaging: MaskedImaging,
     vectors: jax.Array,
@@ -58,10 +99,8 @@ def evaluate(
     size = vectors.shape[0]
     if chunk <= 0 or chunk >= size:
         return _vmapped(imaging, vectors, model, with_arrays, convolution)
-    vectors = np.asarray(vectors)  # cut on the host: a device slice per piece would cost more than it
-    padded = np.concatenate([vectors, np.repeat(vectors[-1:], -size % chunk, axis=0)])
-    pieces = [_vmapped(imaging, padded[i : i + chunk], model, with_arrays, convolution)
-              for i in range(0, size, chunk)]
+    # cut on the host: a device slice per piece would cost more than it
+    pieces = _run([(imaging, v) for v in _cut(np.asarray(vectors), chunk)], model, with_arrays, convolution, chunk)
     return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:size], *pieces)
 
 
@@ -91,7 +130,12 @@ def evaluate_block(
         return _vmapped_block(imagings, vectors, model, with_arrays, convolution)
     active = np.ones(n_lenses, bool) if active is None else np.asarray(active, bool)
     lens = lambda i: jax.device_put(jax.tree.map(lambda a: a[i], imagings))  # noqa: E731
-    fits = {i: evaluate(lens(i), vectors[i], model, with_arrays, convolution, chunk) for i in np.flatnonzero(active)}
+    size = vectors.shape[1]
+    cuts = {i: _cut(np.asarray(vectors[i]), chunk) for i in np.flatnonzero(active)}
+    pieces = [(lens(i), v) for i, vs in cuts.items() for v in vs]  # every lens's pieces in one go: all cores busy
+    results = iter(_run(pieces, model, with_arrays, convolution, chunk))
+    fits = {i: jax.tree.map(lambda *parts: jnp.concatenate(parts)[:size], *[next(results) for _ in vs])
+            for i, vs in cuts.items()}
     if len(fits) < n_lenses:  # the skipped lenses' results: one evaluation's shapes, filled
         shapes = next(iter(fits.values()), None) or jax.eval_shape(
             partial(_vmapped, model=model, with_arrays=with_arrays, convolution=convolution), lens(0), vectors[0])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import jax
 import numpy as np
+import pytest
 
 from reference_cases import case_model, load_reference_lens
 from workers.inversion.batch import common_bucket, evaluate, evaluate_block, stack
@@ -85,6 +89,22 @@ def test_a_chunked_block_evaluates_active_lenses_alone_and_skips_the_others():
         assert _close(getattr(block, term)[1], getattr(alone, term)), term
         assert np.all(np.asarray(getattr(block, term)[0]) == DEGENERATE_FIGURE_OF_MERIT), term
     assert np.all(np.asarray(block.model_image[0]) == 0.0)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the pool needs two CPUs")
+def test_single_evaluations_of_a_block_run_on_every_cpu_with_each_lens_alone_s_bits():
+    lenses = [load_reference_lens("A0"), load_reference_lens("B0"), load_reference_lens("A0")]
+    model = case_model("mge_pos")
+    vectors = np.stack([_vectors(lens, 4, seed=i) for i, lens in enumerate(lenses)])
+    block = evaluate_block(stack([lens.imaging for lens in lenses]), vectors, model, chunk=1,
+                           active=np.array([True, False, True]))
+    assert sum(t.name.startswith("lensfleet-eval") for t in threading.enumerate()) >= 2  # the pool ran them
+    padded = common_bucket([lens.imaging.bucket for lens in lenses])
+    for i in (0, 2):
+        lens = jax.device_put(pad_to_bucket(lenses[i].imaging, padded))
+        alone = [evaluate(lens, v[None], model) for v in vectors[i]]
+        for term in TERMS:
+            assert np.array_equal(getattr(block, term)[i], [getattr(a, term)[0] for a in alone]), (i, term)
 
 
 def test_a_block_cut_into_calls_of_fewer_lenses_gives_the_same_numbers():
