@@ -281,7 +281,7 @@ def markdown(run: dict) -> str:
         ratio = lambda a, b: f"{a / b:.1f}" if a and b else "—"  # noqa: E731
         old = entry.get("before", [])
         lines.append(
-            f"| {name} | {_fmt(_median(lf, 'pixels'), 'd') if lf else '—'} "
+            f"| {name} | {_fmt(_median(lf, 'pixels'), ',.0f')} "
             f"| {_fmt(_median(old, 'single_ms'))} / {_fmt(_median(old, 'batch_ms_per_eval'))} "
             f"| {_fmt(single)} | {_fmt(batch)} ({chunk}) "
             f"| {_fmt(al_single)} | {_fmt(al_vmap)} | {ratio(al_vmap, batch)} | {ratio(al_single, single)} "
@@ -302,7 +302,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds over the cases")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per child process, seconds")
     parser.add_argument("--json", help="write every record here")
+    parser.add_argument("--table", help="print the markdown table of a --json file written earlier, and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads(Path(args.table).read_text())))
+        return
     if args.spec:
         print("@@RESULT " + json.dumps(run_lensfleet(json.loads(Path(args.spec).read_text()))), flush=True)
         return

@@ -8,7 +8,8 @@ priors' support, so an optimiser cannot leave a bounded prior. The posterior den
 
 F the figure of merit Nautilus samples (the inversion's log evidence) and σ the logistic function (the second
 term is the prior pushed into z: u uniform ⇔ z logistic). Every phase is one compiled call over the block
-(lenses × points; vmap over lenses, or with eval_chunk > 0, as on a CPU, the lenses one after another):
+(lenses × points; vmap over lenses, or with eval_chunk > 0, as on a CPU, a call per lens, the lenses on
+batch.cpu_pool's threads side by side, idle slots of the block not evaluated):
 
 1. starts: `screen` points per lens drawn from the priors (u uniform, with the lens's own seed,
    samplers.lens_seed: `starts` draws, then screen − starts from a stream of their own, so the screen changes
@@ -71,7 +72,7 @@ from blackjax.diagnostics import psis_weights
 from scipy import optimize, special, stats
 
 from .config import SearchOptions
-from .inversion.batch import stack
+from .inversion.batch import cpu_pool, stack
 from .inversion.fit import DEGENERATE_FIGURE_OF_MERIT, check_model_fits, fit
 from .inversion.imaging import MaskedImaging
 from .model.buckets import Bucket
@@ -298,10 +299,21 @@ def gradient_search_block(
     progress = SearchProgress() if progress is None else progress
     progress.searches += n_lenses
 
-    def on_device(fn, *args, per_lens: int = 0):
-        """fn's arrays; the progress counts its evaluations (per_lens each, or the optimiser's own counts)."""
+    def on_device(fn, *args, lensed: int = 3, per_lens: int = 0):
+        """fn's arrays for the block, its first `lensed` arguments carrying the lens axis: one call over the block,
+        or when chunked (a CPU) a call per lens, on batch.cpu_pool's threads (lens 0 first, on this thread, so
+        that a shape compiles once), idle slots copying lens 0's result. The progress counts its evaluations
+        (per_lens each, or the optimiser's own counts)."""
         began = time.perf_counter()
-        out = jax.tree.map(np.asarray, fn(*args))
+        if chunked:
+            def one(i):
+                return jax.tree.map(np.asarray, fn(*[jax.tree.map(lambda a: a[i : i + 1], x) for x in args[:lensed]],
+                                                   *args[lensed:]))
+            pool = cpu_pool()
+            parts = [one(0), *(pool.map(one, range(1, n_lenses)) if pool else map(one, range(1, n_lenses)))]
+            out = jax.tree.map(lambda *p: np.concatenate(p), *parts, *[parts[0]] * (n_slots - n_lenses))
+        else:
+            out = jax.tree.map(np.asarray, fn(*args))
         device_s[0] += time.perf_counter() - began
         progress.likelihood_s += time.perf_counter() - began
         progress.evaluations += n_lenses * per_lens or int(out[-1][:n_lenses].sum())
@@ -328,10 +340,10 @@ def gradient_search_block(
     # 2. Laplace: two passes of finite differences, the second with steps of a fifth of the first's sigma (the
     # first pass's H where the second's is not positive definite and the first's is)
     h1, _ = on_device(_hessian, stacked, centre, np.full((n_slots, d), 1e-4), cubes, model, free, chunked,
-                      per_lens=2 * d + 1)
+                      lensed=4, per_lens=2 * d + 1)
     sigma = np.stack([np.sqrt(np.diag(np.linalg.inv(_floored(m)[0]))) for m in h1])
     h2, grad = on_device(_hessian, stacked, centre, np.clip(HESSIAN_STEP * sigma, 1e-6, 0.5), cubes, model, free,
-                         chunked, per_lens=2 * d + 1)
+                         chunked, lensed=4, per_lens=2 * d + 1)
     evaluations += 2 * (2 * d + 1)  # two passes, each the centre and ± a step on every axis
     floored = []
     for m1, m2 in zip(h1, h2):

@@ -54,8 +54,8 @@ def _vmapped_block(imagings: MaskedImaging, vectors: jax.Array, model: Model, wi
 _POOL: list[ThreadPoolExecutor] = []  # the process's pool for pieces of one evaluation on a CPU, made on first use
 
 
-def _pool() -> ThreadPoolExecutor | None:
-    """The thread pool pieces of one evaluation run on: as many threads as the CPUs this process may run on
+def cpu_pool() -> ThreadPoolExecutor | None:
+    """The thread pool single evaluations (and the gradient search's per-lens calls) run on: as many threads as the CPUs this process may run on
     (the actor's, once runtime.pin_cpus has run: XLA sizes its own pool the same way); None on an accelerator
     or with one CPU, where the pieces are dispatched one after another."""
     if not _POOL:
@@ -71,7 +71,7 @@ def _run(pieces: list[tuple[MaskedImaging, np.ndarray]], model: Model, with_arra
     CPU (module docstring; the first on this thread, so that a new shape compiles once), else dispatched one
     after another without waiting."""
     call = lambda piece: _vmapped(*piece, model, with_arrays, convolution)  # noqa: E731
-    pool = _pool() if chunk == 1 and len(pieces) > 1 else None
+    pool = cpu_pool() if chunk == 1 and len(pieces) > 1 else None
     if pool is None:
         return [call(piece) for piece in pieces]
     first = jax.block_until_ready(call(pieces[0]))
