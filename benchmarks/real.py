@@ -6,7 +6,7 @@ a real lens cost?
 
 One `lensfleet run` (a fresh local Ray cluster, a subprocess; its command is recorded) over a catalog of the five
 cutouts with the fit.toml block of the README's "Real cutouts" section, verbatim (`--search gradient`: with
-`type = "gradient"` instead, its default settings). Reported per lens: the
+`type = "gradient"` and `lensing_screen = true` instead, as the README says). Reported per lens: the
 intermediate-axis Einstein radius (posterior median ± σ) against SLACS's bSIE (Bolton et al. 2008) and
 TinyLensGpu's θE (reference.csv), the axis ratio against qSIE, the reduced χ² of the maximum-likelihood fit
 (χ² / used pixels), the likelihood evaluations, and the search's wall split (likelihood and sampler seconds); and
@@ -42,7 +42,8 @@ def recipe(search: str) -> str:
     """The fit.toml block of the README's "Real cutouts: a survey recipe" section, with search `search`."""
     section = (ROOT / "README.md").read_text().split("## Real cutouts", 1)[1].split("\n## ", 1)[0]
     text = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
-    chosen = text.replace('type = "nautilus"', f'type = "{search}"')
+    gradient = 'type = "gradient"\nlensing_screen = true  # the README: a real lens galaxy outshines its arcs'
+    chosen = text.replace('type = "nautilus"', gradient if search == "gradient" else 'type = "nautilus"')
     assert 'type = "nautilus"' in text and (search == "nautilus") == (chosen == text), "the recipe's [search]"
     return chosen
 

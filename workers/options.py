@@ -40,7 +40,7 @@ SEARCH_TYPES = ("nautilus", "gradient")
 # the keys only one type of search reads
 NAUTILUS_KEYS = ("n_live", "n_batch", "n_eff", "f_live", "n_like_max", "n_networks", "network_layers",
                  "network_epochs", "discard_exploration", "checkpoint")
-GRADIENT_KEYS = ("screen", "starts", "steps", "optimizer", "learning_rate", "posterior_samples",
+GRADIENT_KEYS = ("screen", "lensing_screen", "starts", "steps", "optimizer", "learning_rate", "posterior_samples",
                  "mode_tolerance")
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -86,6 +86,9 @@ class SearchOptions:
     Gradient:
     screen: prior draws per lens whose log posterior is evaluated (one compiled call) to choose the starts: the
         `starts` highest. 0: the starts are prior draws themselves. 512 (≈ 15% of a search's evaluations).
+    lensing_screen: with a lens light in the model, a second screen of `screen` draws with the lens-light
+        coordinates held at the first screen's best (gradient_search), for real lenses whose galaxy outshines
+        the arcs. False.
     starts: optimisation starts per lens. 8.
     steps: optimiser iterations per start. 100.
     optimizer: "lbfgs" (optax L-BFGS with a zoom line search) or "adam" (cosine-decayed learning_rate). "lbfgs".
@@ -122,6 +125,7 @@ class SearchOptions:
     checkpoint: bool = True
     eval_chunk: int | None = None
     screen: int = 512
+    lensing_screen: bool = False
     starts: int = 8
     steps: int = 100
     optimizer: str = "lbfgs"
