@@ -14,8 +14,9 @@
     [search]       optional, turns evaluate mode into search mode: type = "nautilus" (default: n_live, n_batch,
                    n_eff, f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration,
                    checkpoint) or "gradient" (multi-start optimisation + importance-sampled Laplace posterior,
-                   workers/gradient_search.py: screen, lensing_screen, starts, steps, optimizer, learning_rate, posterior_samples,
-                   mode_tolerance); either with seed, max_samples, eval_chunk (SearchOptions: meanings, defaults)
+                   workers/gradient_search.py: screen, lensing_screen, starts, steps, optimizer, learning_rate,
+                   posterior_samples, mode_tolerance); either with seed, max_samples, eval_chunk (SearchOptions:
+                   meanings, defaults)
     stage          optional top-level key: the first stage's name (default "source_lp")
     [[stages]]     optional, later pipeline stages: name, lens, source, search, priors, fixed, positions
                    (workers/pipeline.py)

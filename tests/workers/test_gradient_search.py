@@ -89,13 +89,13 @@ def test_gradient_search_option_mistakes_name_the_key(raw, message):
 
 
 def test_gradient_options_parse_round_trip_and_a_stage_may_switch_type():
-    raw = {"lens": {"shear": {}}, "search": {"type": "gradient", "screen": 0, "lensing_screen": True, "starts": 16, "steps": 50,
-                                             "optimizer": "adam", "learning_rate": 0.1, "posterior_samples": 500,
+    raw = {"lens": {"shear": {}}, "search": {"type": "gradient", "screen": 0, "lensing_screen": True, "starts": 16,
+                                             "steps": 50, "optimizer": "adam", "learning_rate": 0.1, "posterior_samples": 500,
                                              "mode_tolerance": 3.0, "seed": 4},
            "stages": [{"name": "again", "search": {"type": "nautilus", "n_live": 50}}]}
     config = parse_config(raw, "fit.toml")
-    assert config.search == SearchOptions(type="gradient", screen=0, lensing_screen=True, starts=16, steps=50, optimizer="adam",
-                                          learning_rate=0.1, posterior_samples=500, mode_tolerance=3.0, seed=4)
+    assert config.search == SearchOptions(type="gradient", screen=0, lensing_screen=True, starts=16, steps=50,
+                                          optimizer="adam", learning_rate=0.1, posterior_samples=500, mode_tolerance=3.0, seed=4)
     assert "n_live" not in config.search.to_dict() and parse_config(config.to_dict()).search == config.search
     assert config.stages[0].search == SearchOptions(n_live=50, seed=4)  # the shared keys carried over
 
@@ -125,12 +125,13 @@ def test_the_lensing_screen_holds_the_lens_light_at_the_first_screen_s_best():
     with_light = replace(MODEL, lens_light=MGEBasis(4, 0.05))
     light_prior = prior_transform(with_light)
     options = replace(SMALL, screen=64, steps=5, posterior_samples=20)
-    runs = {flag: gradient_search_block(imagings, ["a"], with_light, [light_prior], replace(options, lensing_screen=flag),
-                                        with_fit=False) for flag in (False, True)}
+    runs = {flag: gradient_search_block(imagings, ["a"], with_light, [light_prior],
+                                        replace(options, lensing_screen=flag), with_fit=False) for flag in (False, True)}
     assert (runs[False].block_calls, runs[True].block_calls) == (6, 7)  # one screen more
     assert all(isinstance(r.results[0], LensSearch) for r in runs.values())
     # a model without a lens light has nothing to hold: one screen either way
-    plain = gradient_search_block(imagings, ["a"], MODEL, [prior], replace(options, lensing_screen=True), with_fit=False)
+    plain = gradient_search_block(imagings, ["a"], MODEL, [prior], replace(options, lensing_screen=True),
+                                  with_fit=False)
     assert plain.block_calls == 6
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import cache, partial
 
 from . import jax_setup  # noqa: F401
 import jax
@@ -51,18 +51,13 @@ def _vmapped_block(imagings: MaskedImaging, vectors: jax.Array, model: Model, wi
     return jax.vmap(jax.vmap(per_vector, in_axes=(None, 0)), in_axes=(0, 0))(imagings, vectors)
 
 
-_POOL: list[ThreadPoolExecutor] = []  # the process's pool for pieces of one evaluation on a CPU, made on first use
-
-
+@cache
 def cpu_pool() -> ThreadPoolExecutor | None:
-    """The thread pool single evaluations (and the gradient search's per-lens calls) run on: as many threads as the CPUs this process may run on
-    (the actor's, once runtime.pin_cpus has run: XLA sizes its own pool the same way); None on an accelerator
-    or with one CPU, where the pieces are dispatched one after another."""
-    if not _POOL:
-        cpus = len(os.sched_getaffinity(0))
-        _POOL.append(ThreadPoolExecutor(cpus, "lensfleet-eval") if jax.devices()[0].platform == "cpu" and cpus > 1
-                     else None)
-    return _POOL[0]
+    """The process's thread pool for single evaluations (and the gradient search's per-lens calls), made on
+    first use: as many threads as the CPUs this process may run on (the actor's, once runtime.pin_cpus has run:
+    XLA sizes its own pool the same way); None on an accelerator or with one CPU (calls one after another)."""
+    cpus = len(os.sched_getaffinity(0))
+    return ThreadPoolExecutor(cpus, "lensfleet-eval") if jax.devices()[0].platform == "cpu" and cpus > 1 else None
 
 
 def _run(pieces: list[tuple[MaskedImaging, np.ndarray]], model: Model, with_arrays: bool, convolution: str,
