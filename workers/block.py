@@ -49,7 +49,8 @@ from workers.contract import BucketSpec, DatasetSpec, RunSpec
 from workers.datasets import fit_mask, mask_geometry, masked_imaging
 from workers.faults import BlockHooks
 from workers.inversion.batch import evaluate_block, stack
-from workers.inversion.imaging import MaskedImaging, prepare_imaging, with_positions
+from workers.inversion.adapt import adapt_image
+from workers.inversion.imaging import MaskedImaging, prepare_imaging, with_adapt_image, with_positions
 from workers.inversion.positions import dataset_positions
 from workers.model.buckets import Bucket, common_bucket
 from workers.model.description import Model, parameter_names
@@ -242,6 +243,9 @@ class BlockFitter:
             if stage.positions is not None and light_source is not None:
                 fits = [p for m in fits if (p := self._with_positions(m, stage, light_source, previous,
                                                                      found[m.index], block, rows)) is not None]
+            if stage.model.pixelized and stage.model.source.adapts_to_image:
+                fits = [a for m in fits if (a := self._with_adapt_image(m, stage, previous, found[m.index], block,
+                                                                        rows)) is not None]
             if fits and stage.search is not None:
                 n, search = self._search(k, rows, stage, fits, found, bucket, block, hooks)
                 evaluations += n
@@ -279,6 +283,18 @@ class BlockFitter:
             block.out[p + "positions"][m.index, : len(images)] = images
             block.out[p + "positions_threshold"][m.index] = threshold
         return replace(m, imaging=with_positions(m.imaging, images, threshold)) if len(images) >= 2 else m
+
+    @staticmethod
+    def _with_adapt_image(m: Member, stage: Stage, previous: Stage, found: StagePosterior, block: BlockRows,
+                          rows) -> Member | None:
+        """The member with the adapt image of the previous stage's maximum likelihood (inversion/adapt.py), which
+        `stage`'s *_adapt_image mesh follows; None, the dataset FAILED with the reason, if computing it raised."""
+        try:
+            image = adapt_image(m.imaging, found.max_likelihood, previous.model)
+        except Exception as error:  # one lens's failure stays that lens's
+            block.fail(m.index, Status.FAILED, f"dataset {rows[m.index].id}: stage {stage.name}: adapt image: {error}")
+            return None
+        return replace(m, imaging=with_adapt_image(m.imaging, image))
 
     def _search(self, k: int, rows, stage: Stage, members: list[Member], found: dict[int, StagePosterior],
                 bucket: Bucket, block: BlockRows, hooks: BlockHooks):

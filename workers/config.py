@@ -6,8 +6,9 @@
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
     [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization,
-                   mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density"; the
-                   adaptive ones square)
+                   mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density",
+                   "bilinear_adapt_image", "rtu_adapt_image"; the adaptive ones square; the *_adapt_image ones
+                   in a later stage only, with weight_power (1.0) and weight_floor (0.0))
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
     [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
                    lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
@@ -92,8 +93,11 @@ def _lens_dict(m: Model) -> dict[str, Any]:
 def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
     """fit.toml's [source] table of a source."""
     if isinstance(source, RectangularSource):
-        return {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization,
-                "mesh": source.mesh}
+        table = {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization,
+                 "mesh": source.mesh}
+        if source.adapts_to_image:
+            table.update(weight_power=source.weight_power, weight_floor=source.weight_floor)
+        return table
     return {"type": "mge", **asdict(source)}
 
 
@@ -139,6 +143,9 @@ def parse_config(raw: dict[str, Any], where: str = "<config>") -> FitConfig:
     if not isinstance(name, str) or not STAGE_NAME.match(name):
         raise reader.fail("stage", f"must be a name of a-z, 0-9 and _ (starting with a letter), got {name!r}")
     _check_gradients(reader, search, model, "search")
+    if getattr(model.source, "adapts_to_image", False):
+        raise reader.fail("source.mesh", f"the {model.source.mesh!r} mesh follows the adapt image of the stage "
+                          "before it; the first stage has none (use it in a [[stages]] table)")
     stages: list[Stage] = []
     previous = Stage(name, model, search, priors)
     tables = raw.get("stages", [])
@@ -155,11 +162,11 @@ def _check_gradients(reader: _Reader, search: SearchOptions | None, model: Model
     """A gradient search needs the figure of merit's gradient, which the rank-CDF mesh does not have: it places
     each traced sub-pixel by its rank among the traced pixel centres, so the figure of merit is piecewise constant
     in the lens model (gradient 0 without over-sampling; with it, its smooth part only)."""
-    if search is not None and search.type == "gradient" and getattr(model.source, "mesh", None) == "bilinear_adapt_density":
-        raise reader.fail(f"{prefix}.type", "a gradient search cannot follow the gradient of a "
-                          "'bilinear_adapt_density' mesh (it places the traced points by rank: the figure of merit "
-                          "is piecewise constant in the lens model); use mesh 'rtu_adapt_density' or 'uniform', or "
-                          "a nautilus search")
+    mesh = getattr(model.source, "mesh", "")
+    if search is not None and search.type == "gradient" and mesh.startswith("bilinear_"):
+        raise reader.fail(f"{prefix}.type", f"a gradient search cannot follow the gradient of a {mesh!r} mesh (it "
+                          "places the traced points by rank: the figure of merit is piecewise constant in the lens "
+                          "model); use an 'rtu_' mesh or 'uniform', or a nautilus search")
 
 
 def _lens(reader: _Reader, lens: Any, prefix: str, model: Model, changes: bool = False) -> Model:
@@ -334,7 +341,7 @@ def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | R
     if kind == "mge":
         return _mge(reader, table, prefix)
     if kind == "rectangular":
-        reader.keys(table, prefix, {"type", "shape", "regularization", "mesh"})
+        reader.keys(table, prefix, {"type", "shape", "regularization", "mesh", "weight_power", "weight_floor"})
         shape = table.get("shape", [20, 20])
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape)):
             raise reader.fail(f"{prefix}.shape", f"must be [ny, nx] integers, got {shape!r}")
@@ -348,8 +355,13 @@ def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | R
             raise reader.fail(f"{prefix}.mesh", f"must be one of {', '.join(MESHES)}, got {mesh!r}")
         if mesh != "uniform" and shape[0] != shape[1]:
             raise reader.fail(f"{prefix}.shape", f"the {mesh} mesh is square (ny = nx), got {shape}")
+        if not mesh.endswith("_adapt_image") and {"weight_power", "weight_floor"} & set(table):
+            raise reader.fail(f"{prefix}.mesh", f"weight_power and weight_floor belong to the *_adapt_image meshes, "
+                              f"not {mesh!r}")
         return RectangularSource(
-            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0), mesh=mesh
+            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0), mesh=mesh,
+            weight_power=reader.number(table, prefix, "weight_power", 1.0),
+            weight_floor=reader.number(table, prefix, "weight_floor", 0.0, open_low=False),
         )
     raise reader.fail(f"{prefix}.type", f"must be \"mge\" or \"rectangular\", got {kind!r}")
 

@@ -78,6 +78,22 @@ def test_a_pipeline_second_stage_takes_an_adaptive_mesh_too():
     assert parse_config(config.to_dict()).stages == config.stages
 
 
+@pytest.mark.parametrize("mesh", ["bilinear_adapt_image", "rtu_adapt_image"])
+def test_an_adapt_image_mesh_is_a_later_stages_with_its_weights(mesh):
+    raw = {"lens": {"mass": {"type": "power_law"}}, "search": {},
+           "stages": [{"name": "source_pix", "source": {"type": "rectangular", "mesh": mesh, "shape": [16, 16],
+                                                        "weight_power": 2.0, "weight_floor": 0.05}}]}
+    config = parse_config(raw)
+    [stage] = config.stages
+    assert stage.model.source == RectangularSource((16, 16), 1.0, mesh, 2.0, 0.05)
+    assert stage.model.source.adapts_to_image
+    assert parse_config(config.to_dict()).stages == config.stages
+    defaults = parse_config({**raw, "stages": [{"name": "source_pix", "source": {"type": "rectangular", "mesh": mesh}}]})
+    assert (defaults.stages[0].model.source.weight_power, defaults.stages[0].model.source.weight_floor) == (1.0, 0.0)
+    with pytest.raises(ConfigError, match=f"source.mesh: the '{mesh}' mesh follows the adapt image of the stage before"):
+        parse_config({"source": {"type": "rectangular", "mesh": mesh}})
+
+
 def test_the_slope_prior_is_pyautolens_default_and_overridable():
     assert default_prior("lens.mass.slope") == UniformPrior(1.5, 3.0)  # autogalaxy/config/priors/mass/total
     config = parse_config({"lens": {"mass": {"type": "power_law"}},
@@ -108,7 +124,10 @@ def test_defaults_are_pyautolens_defaults():
         ("[lens.mass]\ntype = \"nfw\"", "fit.toml: lens.mass.type: must be one of ['isothermal', 'power_law']"),
         ("[lens.mass]\ntype = \"power_law\"\nslope = 2.0", "fit.toml: lens.mass.slope: unknown key"),
         ("[source]\ntype = \"rectangular\"\nmesh = \"delaunay\"",
-         "fit.toml: source.mesh: must be one of uniform, bilinear_adapt_density, rtu_adapt_density, got 'delaunay'"),
+         "fit.toml: source.mesh: must be one of uniform, bilinear_adapt_density, rtu_adapt_density, "
+         "bilinear_adapt_image, rtu_adapt_image, got 'delaunay'"),
+        ("[source]\ntype = \"rectangular\"\nweight_power = 2.0",
+         "fit.toml: source.mesh: weight_power and weight_floor belong to the *_adapt_image meshes, not 'uniform'"),
         ("[source]\ntype = \"rectangular\"\nmesh = \"rtu_adapt_density\"\nshape = [20, 24]",
          "fit.toml: source.shape: the rtu_adapt_density mesh is square (ny = nx), got [20, 24]"),
         ("[source]\ntype = \"mge\"\nmesh = \"uniform\"", "fit.toml: source.mesh: unknown key"),

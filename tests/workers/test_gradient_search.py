@@ -81,6 +81,9 @@ def test_figure_of_merit_gradients_match_finite_differences(positive_only):
     ({"search": {"n_live": 50}, "stages": [{"name": "pix", "source": {"type": "rectangular", "mesh":
       "bilinear_adapt_density", "shape": [10, 10]}, "search": {"type": "gradient"}}]},
      "stages[0].search.type: a gradient search cannot follow"),
+    ({"search": {"n_live": 50}, "stages": [{"name": "pix", "source": {"type": "rectangular", "mesh":
+      "bilinear_adapt_image", "shape": [10, 10]}, "search": {"type": "gradient"}}]},
+     "stages[0].search.type: a gradient search cannot follow the gradient of a 'bilinear_adapt_image' mesh"),
 ])
 def test_gradient_search_option_mistakes_name_the_key(raw, message):
     with pytest.raises(ConfigError) as error:

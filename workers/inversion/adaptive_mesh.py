@@ -25,6 +25,13 @@ guard cells no point reaches, while the bottom row n−1 (U_y = 0) carries flux;
 at 0 all the same. Cell centres (for pictures) are
 those nodes mapped back to the source plane by the inverse transform (PyAutoArray's inverse interpolation:
 sorted p against k/(M+1), or the knots against their normalised F), times σ, plus μ.
+
+The *_adapt_image meshes (RectangularBilinearAdaptImage, RectangularRTUAdaptImage) weight the traced centres by
+the mesh weight map w_m (mesh_weights: the adapt image clipped at 1e-12, raised to weight_power, floored at
+weight_floor, normalised to sum 1 over the real pixels); μ, σ and the span stay unweighted:
+    rank:   F(u) = interp(u; sorted p, W_k), W_k the cumulative w in sorted order, a run of tied p taking the
+            run's last W (right-continuous), 0 below, 1 above; the inverse interpolates the nodes on (W_k, p);
+    kernel: F₀(u) = Σ_m w_m·Φ((u − p_m)/h), the rest as above.
 """
 
 from __future__ import annotations
@@ -84,23 +91,43 @@ def _centres_grid(nodes: jax.Array) -> jax.Array:
     return jnp.stack([yy.ravel(), xx.ravel()], axis=-1)
 
 
+def mesh_weights(adapt_image: jax.Array, valid: jax.Array, power: float, floor: float) -> jax.Array:
+    """(P,) PyAutoArray's mesh weight map of an adapt image: max(clip(a, 1e-12)^power, floor), normalised to
+    sum 1 over the real pixels, 0 on padding."""
+    w = jnp.clip(adapt_image, 1e-12, None) ** power
+    w = jnp.where(valid > 0, jnp.where(w < floor, floor, w), 0.0)
+    return w / jnp.sum(w)
+
+
 def rank_mapping(
-    points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int]
+    points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int],
+    weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """RectangularBilinearAdaptDensity: (cells (Q, 4), bilinear weights (Q, 4), cell centres (n², 2)) of the
-    traced sub-pixels `points` (Q, 2) on the mesh adapted to the traced centres (P, 2) flagged by `valid`."""
+    """RectangularBilinearAdaptDensity, or with `weights` (mesh_weights) RectangularBilinearAdaptImage: (cells
+    (Q, 4), bilinear weights (Q, 4), cell centres (n², 2)) of the traced sub-pixels `points` (Q, 2) on the mesh
+    adapted to the traced centres (P, 2) flagged by `valid`."""
     n = shape[0]
     mu, sigma, count = _scaling(centres, valid)
     scaled = (centres - mu) / sigma
     top = jnp.max(jnp.where(valid[:, None] > 0, scaled, -jnp.inf), axis=0)
-    ordered = jnp.sort(jnp.where(valid[:, None] > 0, scaled, top), axis=0)  # padding sorts last, at the top
+    keyed = jnp.where(valid[:, None] > 0, scaled, top)  # padding sorts last, at the top
     m = count.astype(jnp.int32)
-    ranks = jnp.arange(1, ordered.shape[0] + 1, dtype=jnp.float64) / (count + 1.0)
+    if weights is None:
+        ordered = jnp.sort(keyed, axis=0)
+        ranks = jnp.arange(1, ordered.shape[0] + 1, dtype=jnp.float64) / (count + 1.0)
+        ranks = jnp.stack([ranks, ranks], axis=1)
+    else:  # padding weighs 0, so a tie with the top point keeps its cumulative weight
+        order = jnp.argsort(keyed, axis=0)
+        ordered = jnp.take_along_axis(keyed, order, axis=0)
+        cumulative = jnp.cumsum(weights[order], axis=0)
+        last = [jnp.searchsorted(ordered[:, d], ordered[:, d], side="right") - 1 for d in range(2)]
+        ranks = jnp.stack([cumulative[last[d], d] for d in range(2)], axis=1)
     u = (points - mu) / sigma
-    f = jnp.stack([_interp(u[:, d], ordered[:, d], ranks, m, 0.0, 1.0) for d in range(2)], axis=1)
+    f = jnp.stack([_interp(u[:, d], ordered[:, d], ranks[:, d], m, 0.0, 1.0) for d in range(2)], axis=1)
     nodes = _node_positions(n)
     back = jnp.stack(
-        [_interp(nodes[:, d], ranks, ordered[:, d], m, ordered[0, d], ordered[m - 1, d]) for d in range(2)], axis=1
+        [_interp(nodes[:, d], ranks[:, d], ordered[:, d], m, ordered[0, d], ordered[m - 1, d]) for d in range(2)],
+        axis=1,
     )
     cells, weights = _node_weights(f, n)
     return cells, weights, _centres_grid(back * sigma + mu)
@@ -134,9 +161,11 @@ def chebyshev_kernel_cdf(
 
 
 def kernel_mapping(
-    points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int]
+    points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int],
+    weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """RectangularRTUAdaptDensity: as rank_mapping, with the kernel CDF (default bandwidth and knots)."""
+    """RectangularRTUAdaptDensity, or with `weights` RectangularRTUAdaptImage: as rank_mapping, with the kernel
+    CDF (default bandwidth and knots)."""
     n = shape[0]
     mu, sigma, count = _scaling(centres, valid)
     scaled = (centres - mu) / sigma
@@ -147,7 +176,8 @@ def kernel_mapping(
     h = KERNEL_BANDWIDTH * span / n
     knots = low + jnp.linspace(0.0, 1.0, KERNEL_KNOTS)[:, None] * span
     u = (points - mu) / sigma
-    raw, (f_low, f_high) = chebyshev_kernel_cdf(jnp.concatenate([knots, u]), scaled, valid / count, low, span, h, n)
+    weights = valid / count if weights is None else weights
+    raw, (f_low, f_high) = chebyshev_kernel_cdf(jnp.concatenate([knots, u]), scaled, weights, low, span, h, n)
     f_all = (raw - f_low) / (f_high - f_low)
     f_knots, f = f_all[:KERNEL_KNOTS], jnp.clip(f_all[KERNEL_KNOTS:], 0.0, 1.0)
     nodes = _node_positions(n)

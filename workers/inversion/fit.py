@@ -14,7 +14,7 @@ Pixelized source (a rectangular mesh of mesh.MESH_MAPPINGS + Constant): the pixe
 and the used-pixel centres are traced, both optionally relocated onto the border ellipse of the traced border
 centres (use_border_relocator, border.py, as PyAutoArray relocates a grid and its over-sampled grid), the mesh
 is laid over them (the uniform mesh over the sub-pixels' bounding box; the adaptive meshes follow the centres'
-density) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix; every PSF convolution
+density, or with an *_adapt_image mesh the centres weighted by the dataset's adapt image) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix; every PSF convolution
 takes the route "fft" or "direct" that convolution.convolution_route picks, unless `convolution` names one).
 Mapping-matrix columns have no blurring region. Blurred columns are kept as rows, M̃ᵀ (n, P).
 Solves (_solve): Cholesky, one factorization of A with the mesh block ordered first, whose leading block is
@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .adaptive_mesh import mesh_weights
 from .border import fit_ellipse, relocate
 from .convolution import convolve_columns, convolve_mapping_matrix
 from .imaging import ImagingError, MaskedImaging
@@ -162,8 +163,10 @@ def _mapper_columns(
     degenerate = overlay(traced, imaging.pix_weight, source.shape).degenerate
     traced = jnp.where(degenerate, imaging.pix_points, traced)
     centres = jnp.where(degenerate, imaging.pixel_centres, centres)
+    adapt_weights = (mesh_weights(imaging.adapt_image, imaging.valid, source.weight_power, source.weight_floor)
+                     if source.adapts_to_image else None)
     cells, weights, cell_centres = mapping_entries(
-        source.mesh, traced, imaging.pix_weight, centres, imaging.valid, source.shape
+        source.mesh, traced, imaging.pix_weight, centres, imaging.valid, source.shape, adapt_weights
     )
     blurred = convolve_mapping_matrix(imaging, cells, weights, source.pixels, precision, route)
     return blurred.astype(jnp.float64), cell_centres, degenerate

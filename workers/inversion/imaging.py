@@ -74,6 +74,7 @@ class MaskedImaging:
     positions: jax.Array
     positions_valid: jax.Array
     positions_threshold: jax.Array
+    adapt_image: jax.Array
     bucket: Bucket = field(metadata={"static": True})
 
 
@@ -180,6 +181,7 @@ def prepare_imaging(
         positions=np.zeros((MAX_IMAGES, 2)),
         positions_valid=np.zeros(MAX_IMAGES, bool),
         positions_threshold=np.float64(np.inf),
+        adapt_image=np.zeros(bucket.pixels),
         bucket=bucket,
     )
 
@@ -192,6 +194,11 @@ def with_positions(imaging: MaskedImaging, images: np.ndarray, threshold: float)
     positions[: len(images)] = images
     return replace(imaging, positions=positions, positions_valid=np.arange(MAX_IMAGES) < len(images),
                    positions_threshold=np.float64(threshold))
+
+
+def with_adapt_image(imaging: MaskedImaging, image: np.ndarray) -> MaskedImaging:
+    """The dataset with the adapt image (P,) an *_adapt_image mesh follows, 0 on padding."""
+    return replace(imaging, adapt_image=np.where(np.asarray(imaging.valid) > 0, np.asarray(image, np.float64), 0.0))
 
 
 def _pad(a: np.ndarray, n: int, value) -> np.ndarray:
@@ -235,6 +242,7 @@ def pad_to_bucket(imaging: MaskedImaging, bucket: Bucket) -> MaskedImaging:
         blurring_valid=_pad(np.asarray(imaging.blurring_valid), bucket.blurring, 0.0),
         pixel_centres=_pad(np.asarray(imaging.pixel_centres), bucket.pixels, "first"),
         border=_pad(np.asarray(imaging.border), bucket.pixels, 0.0),
+        adapt_image=_pad(np.asarray(imaging.adapt_image), bucket.pixels, 0.0),
         psf=kernel,
         psf_fft=kernel_fft(kernel, bucket.fft),
         bucket=bucket,

@@ -136,21 +136,26 @@ def uniform_mapping(
 
 # Each mesh by its RectangularSource.mesh name, as
 #   (traced sub-pixels (Q, 2), sub_weight (Q,), traced used-pixel centres (P, 2), valid (P,), shape)
-#   -> (cells (Q, 4) int32, weights (Q, 4) summing to 1, cell centres (K, 2)).
+#   -> (cells (Q, 4) int32, weights (Q, 4) summing to 1, cell centres (K, 2));
+# the *_adapt_image meshes also take the mesh weight map (P,) (adaptive_mesh.mesh_weights).
 MESH_MAPPINGS: dict[str, Callable[..., tuple[jax.Array, jax.Array, jax.Array]]] = {
     "uniform": uniform_mapping,
     "bilinear_adapt_density": rank_mapping,
     "rtu_adapt_density": kernel_mapping,
+    "bilinear_adapt_image": rank_mapping,
+    "rtu_adapt_image": kernel_mapping,
 }
 
 
 def mapping_entries(
-    mesh: str, points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int]
+    mesh: str, points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int],
+    mesh_weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The sparse mapping matrix of mesh `mesh` (MESH_MAPPINGS): (cells (Q, 4), weights (Q, 4), cell centres
-    (K, 2)) with weight = interpolation weight × 1/s² (0 on padded sub-pixels). M[p, k] = Σ over the sub-pixels q
-    of p and their entries e with cells[q, e] = k of weights[q, e]."""
-    cells, weights, cell_centres = MESH_MAPPINGS[mesh](points, sub_weight, centres, valid, shape)
+    """The sparse mapping matrix of mesh `mesh` (MESH_MAPPINGS; `mesh_weights` for an *_adapt_image mesh):
+    (cells (Q, 4), weights (Q, 4), cell centres (K, 2)) with weight = interpolation weight × 1/s² (0 on padded
+    sub-pixels). M[p, k] = Σ over the sub-pixels q of p and their entries e with cells[q, e] = k of weights[q, e]."""
+    extra = () if mesh_weights is None else (mesh_weights,)
+    cells, weights, cell_centres = MESH_MAPPINGS[mesh](points, sub_weight, centres, valid, shape, *extra)
     return cells, weights * sub_weight[:, None], cell_centres
 
 

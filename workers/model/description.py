@@ -48,7 +48,7 @@ MassProfile = Isothermal | PowerLaw
 
 # PyAutoArray's rectangular meshes by their fit.toml names: RectangularUniform, RectangularBilinearAdaptDensity
 # (rank-CDF adaptive) and RectangularRTUAdaptDensity (kernel-CDF adaptive). The adaptive ones are square.
-MESHES = ("uniform", "bilinear_adapt_density", "rtu_adapt_density")
+MESHES = ("uniform", "bilinear_adapt_density", "rtu_adapt_density", "bilinear_adapt_image", "rtu_adapt_image")
 
 # The most multiple images a dataset's positions likelihood holds (a quad): the engine's padding of them and the
 # store's `image` axis of a stage's `positions`.
@@ -75,11 +75,20 @@ class MGEBasis:
 @dataclass(frozen=True)
 class RectangularSource:
     """A rectangular mesh of shape (ny, nx), one of MESHES (`mesh`), with Constant regularization coefficient
-    `regularization`. PyAutoArray indexes its adaptive meshes by ny alone, so those must be square."""
+    `regularization`. PyAutoArray indexes its adaptive meshes by ny alone, so those must be square. The
+    *_adapt_image meshes (PyAutoArray's RectangularBilinearAdaptImage / RectangularRTUAdaptImage) weight each
+    traced pixel by max(adapt^weight_power, weight_floor), the adapt image from the stage before (adapt.py)."""
 
     shape: tuple[int, int] = (20, 20)
     regularization: float = 1.0
     mesh: str = "uniform"
+    weight_power: float = 1.0
+    weight_floor: float = 0.0
+
+    @property
+    def adapts_to_image(self) -> bool:
+        """Whether the mesh follows an adapt image (and so needs a stage before it)."""
+        return self.mesh.endswith("_adapt_image")
 
     def __post_init__(self):
         if min(self.shape) < 3:
