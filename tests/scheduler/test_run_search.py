@@ -1,5 +1,6 @@
 """Search mode of `lensfleet run`: a [search] section fits every lens (posterior, evidence, summaries and the
-max-likelihood fit in the store), a later [[stages]] entry adds the pixelized-source stage in its own store group,
+max-likelihood fit in the store), a later [[stages]] entry adds the pixelized-source stage in its own store group
+(an adapt-image mesh, following the first stage's source signal-to-noise),
 and an actor killed in the middle of a search leaves a store that completes, on resume from the searches'
 checkpoints, equal to a clean run's."""
 
@@ -39,7 +40,7 @@ max_samples = 300
 
 [[stages]]
 name = "source_pix"
-source = { type = "rectangular", shape = [8, 8], regularization = 1.0 }
+source = { type = "rectangular", mesh = "rtu_adapt_image", shape = [8, 8], regularization = 1.0 }
 search = false
 """
 SHAPES = [(30, 30)] * 4
@@ -115,6 +116,30 @@ def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):
     assert (store.read_array("source_pix/reconstruction_size") == 64).all()
     assert np.isfinite(store.read_array("source_pix/figure_of_merit")).all()
     assert np.isfinite(store.read_array("source_pix/mesh_centres")[:, :64]).all()
+
+
+def test_the_pixelized_stage_follows_the_adapt_image_of_the_first(base, clean):
+    import jax.numpy as jnp
+
+    from storage.catalog import read_catalog
+    from storage.datasets import load_imaging
+    from workers.config import load_config
+    from workers.datasets import masked_imaging
+    from workers.inversion.adapt import adapt_image
+    from workers.inversion.fit import fit
+    from workers.inversion.imaging import with_adapt_image
+
+    config = load_config(base / "fit.toml")
+    first, pix = config.pipeline
+    store = ResultStore.open_existing(clean)
+    for i, entry in enumerate(read_catalog(str(base / "catalog.ecsv")).entries):
+        imaging = masked_imaging(load_imaging(entry.path, entry.id), config.dataset, pix.model)
+        image = adapt_image(imaging, store.read_array("parameter_max_likelihood")[i], first.model)
+        vector = jnp.asarray(store.read_array("source_pix/parameters")[i, 0])
+        expected = float(fit(with_adapt_image(imaging, image), vector, pix.model).figure_of_merit)
+        np.testing.assert_allclose(store.read_array("source_pix/figure_of_merit")[i], expected, rtol=1e-9, atol=0)
+        # the image matters: with none (every weight equal) the mesh is the density mesh, another figure of merit
+        assert abs(float(fit(imaging, vector, pix.model).figure_of_merit) - expected) > 1e-3
 
 
 def test_status_reports_the_searches_and_show_draws_a_corner_plot(clean, tmp_path):
