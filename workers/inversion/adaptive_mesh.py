@@ -93,10 +93,11 @@ def _centres_grid(nodes: jax.Array) -> jax.Array:
 
 def mesh_weights(adapt_image: jax.Array, valid: jax.Array, power: float, floor: float) -> jax.Array:
     """(P,) PyAutoArray's mesh weight map of an adapt image: max(clip(a, 1e-12)^power, floor), normalised to
-    sum 1 over the real pixels, 0 on padding."""
+    sum 1 over the real pixels, 0 on padding (equal weights if every one underflows to 0)."""
     w = jnp.clip(adapt_image, 1e-12, None) ** power
     w = jnp.where(valid > 0, jnp.where(w < floor, floor, w), 0.0)
-    return w / jnp.sum(w)
+    total = jnp.sum(w)
+    return jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), valid / jnp.sum(valid))
 
 
 def rank_mapping(

@@ -98,3 +98,15 @@ def test_a_stage_takes_the_source_signal_to_noise_of_the_fit_before():
     # the lens light is what it removes: at the centre the data's own signal-to-noise is far above the source's
     centre = np.argmin(np.hypot(*np.asarray(imaging.pixel_centres).T))
     assert (np.asarray(imaging.data) / np.asarray(imaging.noise_map))[centre] > 5 * image[centre]
+
+
+def test_mesh_weights_are_pyautoarrays_and_never_nan():
+    from workers.inversion.adaptive_mesh import mesh_weights
+
+    valid = jnp.array([1.0, 1.0, 1.0, 0.0])  # the last entry padding
+    image = jnp.array([1.0, 2.0, 3.0, 9.0])
+    np.testing.assert_allclose(mesh_weights(image, valid, 1.0, 0.0), [1 / 6, 2 / 6, 3 / 6, 0.0])
+    np.testing.assert_allclose(mesh_weights(image, valid, 2.0, 5.0), [5 / 19, 5 / 19, 9 / 19, 0.0])  # floored
+    # an image of zeros (a stage's imaging before its adapt image is set) raised to a high power underflows:
+    # equal weights, the density mesh, rather than 0/0
+    np.testing.assert_allclose(mesh_weights(jnp.zeros(4), valid, 30.0, 0.0), [1 / 3, 1 / 3, 1 / 3, 0.0])
