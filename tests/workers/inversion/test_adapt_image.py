@@ -32,19 +32,18 @@ def _lens(name):
     return _LENSES[name]
 
 
-def _model(name: str, case: str) -> Model:
+def _model(name: str, case: str, mixed: bool = False) -> Model:
     spec = DATA["datasets"][name]["cases"][case]["mesh"]
     source = RectangularSource(tuple(DATA["mesh_shape"]), DATA["regularization_coefficient"], MESHES[spec["class"]],
                                spec["weight_power"], spec["weight_floor"])
     return Model(source=source, shear=True, mass=Isothermal(),
-                 settings=Settings(use_positive_only_solver=True, use_edge_zeroed_pixels=True,
-                                   use_border_relocator=False))
+                 settings=Settings(use_mixed_precision=mixed, use_positive_only_solver=True,
+                                   use_edge_zeroed_pixels=True, use_border_relocator=False))
 
 
-@pytest.mark.parametrize("name, case, mass", CASES)
-def test_every_term_equals_pyautolens(name, case, mass):
+def _fit(name: str, case: str, mass: str, mixed: bool = False):
     record = DATA["datasets"][name]["cases"][case][mass]
-    model = _model(name, case)
+    model = _model(name, case, mixed)
     m = dict(zip(("c0", "c1", "e0", "e1", "r", "slope", "g1", "g2"), record["mass_params"]))
     vector = vector_from_params(model, {"lens": {
         "mass": {"centre": [m["c0"], m["c1"]], "ell_comps": [m["e0"], m["e1"]], "einstein_radius": m["r"]},
@@ -52,12 +51,24 @@ def test_every_term_equals_pyautolens(name, case, mass):
     imaging = _lens(name).imaging
     image = np.asarray(DATA["datasets"][name]["adapt_image"])
     assert image.shape == (int(np.asarray(imaging.valid).sum()),)
-    result = fit(with_adapt_image(imaging, np.pad(image, (0, imaging.bucket.pixels - len(image)))), jnp.asarray(vector),
-                 model, with_arrays=True)
+    return fit(with_adapt_image(imaging, np.pad(image, (0, imaging.bucket.pixels - len(image)))), jnp.asarray(vector),
+               model, with_arrays=True)
+
+
+@pytest.mark.parametrize("name, case, mass", CASES)
+def test_every_term_equals_pyautolens(name, case, mass):
+    record = DATA["datasets"][name]["cases"][case][mass]
+    result = _fit(name, case, mass)
     for term in TERMS:
         assert abs(float(getattr(result, term)) - record[term]) < 1e-4, (term, float(getattr(result, term)), record[term])
     expected = np.asarray(record["reconstruction"])
     assert np.abs(np.asarray(result.reconstruction) - expected).max() < 1e-4 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("name, case, mass", [c for c in CASES if c[2] == "true"])
+def test_mixed_precision_stays_within_1e_3_of_pyautolens_fp64(name, case, mass):
+    record = DATA["datasets"][name]["cases"][case][mass]
+    assert abs(float(_fit(name, case, mass, mixed=True).figure_of_merit) - record["figure_of_merit"]) < 1e-3
 
 
 def test_the_adapt_image_weights_the_mesh():
