@@ -58,6 +58,8 @@ import json
 import os
 import time
 
+from pyautolens_datasets import masked_dataset
+
 ADAPT_MINIMUM_PERCENT = 0.01
 MASS_MODELS = ("true", "einstein_radius_plus2pc")
 TERMS = ("figure_of_merit", "log_evidence", "log_likelihood", "chi_squared", "noise_normalization",
@@ -171,17 +173,7 @@ def main():
 
     for name in args.datasets.split(","):
         folder = os.path.join(datasets_dir, name)
-        truth = json.load(open(os.path.join(folder, "truth.json")))
-        dataset = al.Imaging.from_fits(
-            data_path=os.path.join(folder, "image.fits"), noise_map_path=os.path.join(folder, "noise_map.fits"),
-            psf_path=os.path.join(folder, "psf.fits"), pixel_scales=truth["pixel_scale"],
-        )
-        mask = al.Mask2D.circular(shape_native=dataset.shape_native, pixel_scales=truth["pixel_scale"],
-                                  radius=truth["mask_radius"])
-        dataset = dataset.apply_mask(mask=mask).apply_over_sampling(
-            over_sample_size_lp=meta["over_sample_size_lp"],
-            over_sample_size_pixelization=meta["over_sample_size_pixelization"],
-        )
+        dataset, truth = masked_dataset(folder, meta["over_sample_size_lp"], meta["over_sample_size_pixelization"])
 
         # Adapt image: S/N on the mask (slim order), floored at ADAPT_MINIMUM_PERCENT × max.
         sn = np.asarray(dataset.data.array) / np.asarray(dataset.noise_map.array)

@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 
+from pyautolens_datasets import masked_dataset
+
 SETS = [[0.03, 0.10], [-0.10, 0.12]]  # ell_comps of set 0 (near C0's Sersic lens light) and set 1
 
 
@@ -30,17 +32,7 @@ def main():
 
     meta = json.load(open(os.path.join(args.reference2, "reference2.json")))
     folder = os.path.join(args.reference2, "datasets", "C0")
-    truth = json.load(open(os.path.join(folder, "truth.json")))
-    dataset = al.Imaging.from_fits(
-        data_path=os.path.join(folder, "image.fits"), noise_map_path=os.path.join(folder, "noise_map.fits"),
-        psf_path=os.path.join(folder, "psf.fits"), pixel_scales=truth["pixel_scale"],
-    )
-    mask = al.Mask2D.circular(shape_native=dataset.shape_native, pixel_scales=truth["pixel_scale"],
-                              radius=truth["mask_radius"])
-    dataset = dataset.apply_mask(mask=mask).apply_over_sampling(
-        over_sample_size_lp=meta["over_sample_size_lp"],
-        over_sample_size_pixelization=meta["over_sample_size_pixelization"],
-    )
+    dataset, truth = masked_dataset(folder, meta["over_sample_size_lp"], meta["over_sample_size_pixelization"])
     gaussians, sigma_min = meta["mge"]["total_gaussians"], meta["mge"]["sigma_min"]
     sigmas = 10 ** np.linspace(np.log10(sigma_min), np.log10(truth["mask_radius"]), gaussians)
 
