@@ -88,9 +88,10 @@ def test_an_adapt_image_mesh_is_a_later_stages_with_its_weights(mesh):
     assert stage.model.source == RectangularSource((16, 16), 1.0, mesh, 2.0, 0.05)
     assert stage.model.source.adapts_to_image
     assert parse_config(config.to_dict()).stages == config.stages
-    defaults = parse_config({**raw, "stages": [{"name": "source_pix", "source": {"type": "rectangular", "mesh": mesh}}]})
+    plain = {"name": "source_pix", "source": {"type": "rectangular", "mesh": mesh}}
+    defaults = parse_config({**raw, "stages": [plain]})
     assert (defaults.stages[0].model.source.weight_power, defaults.stages[0].model.source.weight_floor) == (1.0, 0.0)
-    with pytest.raises(ConfigError, match=f"source.mesh: the '{mesh}' mesh follows the adapt image of the stage before"):
+    with pytest.raises(ConfigError, match=f"source.mesh: the '{mesh}' mesh follows the adapt image of the stage"):
         parse_config({"source": {"type": "rectangular", "mesh": mesh}})
 
 

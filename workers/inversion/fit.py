@@ -14,8 +14,9 @@ Pixelized source (a rectangular mesh of mesh.MESH_MAPPINGS + Constant): the pixe
 and the used-pixel centres are traced, both optionally relocated onto the border ellipse of the traced border
 centres (use_border_relocator, border.py, as PyAutoArray relocates a grid and its over-sampled grid), the mesh
 is laid over them (the uniform mesh over the sub-pixels' bounding box; the adaptive meshes follow the centres'
-density, or with an *_adapt_image mesh the centres weighted by the dataset's adapt image) and its sparse mapping matrix is blurred (convolution.convolve_mapping_matrix; every PSF convolution
-takes the route "fft" or "direct" that convolution.convolution_route picks, unless `convolution` names one).
+density, an *_adapt_image mesh the centres weighted by the dataset's adapt image) and its sparse mapping matrix
+is blurred (convolution.convolve_mapping_matrix; every PSF convolution takes the route "fft" or "direct" that
+convolution.convolution_route picks, unless `convolution` names one).
 Mapping-matrix columns have no blurring region. Blurred columns are kept as rows, M̃ᵀ (n, P).
 Solves (_solve): Cholesky, one factorization of A with the mesh block ordered first, whose leading block is
 the factor of A_mesh (ln det); or positive-only (positive_only.py: Lawson & Hanson for MGE-only systems,

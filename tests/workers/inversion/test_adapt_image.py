@@ -60,7 +60,8 @@ def test_every_term_equals_pyautolens(name, case, mass):
     record = DATA["datasets"][name]["cases"][case][mass]
     result = _fit(name, case, mass)
     for term in TERMS:
-        assert abs(float(getattr(result, term)) - record[term]) < 1e-4, (term, float(getattr(result, term)), record[term])
+        value = float(getattr(result, term))
+        assert abs(value - record[term]) < 1e-4, (term, value, record[term])
     expected = np.asarray(record["reconstruction"])
     assert np.abs(np.asarray(result.reconstruction) - expected).max() < 1e-4 * np.abs(expected).max()
 
