@@ -175,6 +175,19 @@ def clean_store(base: Path) -> Path:
     return store
 
 
+def searched_store(base: Path, block_size: int) -> str:
+    """A clean search-mode run of the survey in `base` (catalog.ecsv, fit.toml; Ray must be initialised) into
+    clean.zarr, each block attempt's search rounds counted in clean-rounds/ (faults' `search_rounds`)."""
+    from scheduler.driver import run
+
+    store, rounds = base / "clean.zarr", base / "clean-rounds"
+    rounds.mkdir()
+    result = run(run_options(base / "catalog.ecsv", store, base, block_size=block_size,
+                             actor_faults={"search_rounds": str(rounds)}))
+    assert result.exit_code == 0, result
+    return str(store)
+
+
 def block_buckets(plan, k: int) -> list[int]:
     """The distinct shape buckets of a plan's block k, in order (-1: datasets without one)."""
     return list(dict.fromkeys(d.bucket for d in plan.datasets[plan.block(k)]))

@@ -16,10 +16,8 @@ import pytest
 from astropy.io import fits
 
 from scheduler.cli import main
+from shared_data import REFERENCE
 
-# ../shared beside the checkout (a git worktree may sit one folder deeper than the main checkout)
-REFERENCE = next(p / "shared" / "reference" for p in Path(__file__).resolve().parents
-                 if (p / "shared" / "reference").is_dir())
 A0 = REFERENCE / "datasets" / "A0"
 MGE_TOML = """
 [dataset]

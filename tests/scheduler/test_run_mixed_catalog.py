@@ -9,7 +9,6 @@ import os
 import shutil
 
 import pytest
-import ray
 
 from mixed_catalog import BROKEN, write_mixed_catalog
 from scheduler.driver import RunOptions, run
@@ -21,13 +20,6 @@ from storage.store import ResultStore
 
 pytestmark = pytest.mark.slow
 ROUNDS = 20
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_twenty_runs_of_a_mixed_catalog_fit_every_good_lens_and_refuse_every_broken_one(tmp_path, cluster):

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 from scheduler.driver import run
-from small_survey import PIXEL_SCALE, assert_same_store, compile_cache, run_options
+from small_survey import PIXEL_SCALE, assert_same_store, compile_cache, run_options, searched_store
 from storage.catalog import CatalogEntry, write_catalog
 from storage.schema import Status
 from storage.store import ResultStore
@@ -129,21 +128,8 @@ def base(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def clean(base, cluster) -> str:
-    store = base / "clean.zarr"
-    rounds = base / "clean-rounds"
-    rounds.mkdir()
-    result = run(run_options(base / "catalog.ecsv", store, base, block_size=BLOCK_SIZE,
-                             compile_cache=compile_cache(base), actor_faults={"search_rounds": str(rounds)}))
-    assert result.exit_code == 0, result
-    return str(store)
+    return searched_store(base, BLOCK_SIZE)
 
 
 def test_every_stage_has_its_group_posterior_and_status(clean):

@@ -4,21 +4,17 @@ raw sum."""
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import numpy as np
 import pytest
 import ray
 
 from scheduler.driver import RunOptions, run
+from shared_data import EUCLID, REAL, SLACS
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.datasets import load_imaging
 from storage.schema import TERMS, Status
 from storage.store import ResultStore
 
-REAL = Path("/work/shared/real")
-EUCLID = REAL / "euclid_q1" / "102018665_NEG570040238507752998"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="the real cutouts are not on this machine")
 
 FIT_TOML = """
@@ -47,7 +43,7 @@ def test_a_run_over_real_cutouts_equals_the_single_lens_fits(tmp_path):
     from workers.inversion.batch import evaluate
     from workers.model.description import vector_from_params
 
-    entries = [CatalogEntry(id="J0029", path=str(REAL / "slacs" / "J0029-0055"), params=PARAMS),
+    entries = [CatalogEntry(id="J0029", path=str(SLACS / "J0029-0055"), params=PARAMS),
                CatalogEntry(id="q1-vis", path=str(EUCLID), params=PARAMS),
                CatalogEntry(id="q1-h", path=str(EUCLID), params=PARAMS, band="NIR_H", mask_centre=(0.2, -0.3),
                             mask_radius=2.0)]

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 from scheduler.driver import run
-from small_survey import FIT_TOML, assert_same_store, compile_cache, make_survey, run_options
+from small_survey import FIT_TOML, assert_same_store, compile_cache, make_survey, run_options, searched_store
 from storage.schema import Status
 from storage.store import ResultStore
 
@@ -50,27 +49,14 @@ BLOCK_SIZE = 2
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("search-run")
-    catalog = make_survey(root, SHAPES, seed=9)
+    make_survey(root, SHAPES, seed=9)
     (root / "fit.toml").write_text(SEARCH_TOML)
     return root
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def clean(base, cluster) -> str:
-    store = base / "clean.zarr"
-    rounds = base / "clean-rounds"
-    rounds.mkdir()
-    result = run(run_options(base / "catalog.ecsv", store, base, block_size=BLOCK_SIZE,
-                             compile_cache=compile_cache(base), actor_faults={"search_rounds": str(rounds)}))
-    assert result.exit_code == 0, result
-    return str(store)
+    return searched_store(base, BLOCK_SIZE)
 
 
 def test_search_mode_writes_posteriors_summaries_and_both_stages(clean):

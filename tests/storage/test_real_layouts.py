@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from shared_data import EUCLID, REAL, SLACS
 from storage.catalog import read_catalog
 from storage.datasets import dataset_fingerprint, load_imaging, read_shapes, validate_imaging
 from storage.errors import CatalogError, DatasetError
 
-REAL = Path("/work/shared/real")
-SLACS = REAL / "slacs"
-EUCLID = REAL / "euclid_q1" / "102018665_NEG570040238507752998"
 EUCLID_FILE = EUCLID / f"{EUCLID.name}.fits"
 EUCLID_BANDS = "DES_G, DES_I, DES_R, DES_Z, NIR_H, NIR_J, NIR_Y, VIS"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="the real cutouts are not on this machine")

@@ -20,7 +20,8 @@ from scipy import special
 sys.path.insert(0, str(Path(__file__).resolve().parent / "inversion"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
 
-from reference_cases import REFERENCE, case_model, load_reference_lens  # noqa: E402
+from reference_cases import case_model, load_reference_lens  # noqa: E402
+from shared_data import REFERENCE  # noqa: E402
 from test_search import MODEL, _simulated_lenses  # noqa: E402
 
 from workers.config import ConfigError, SearchOptions, parse_config  # noqa: E402

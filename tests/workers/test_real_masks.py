@@ -2,12 +2,12 @@
 files' mask, and the bucket planning predicts from headers and the mask equal to the one the loaded data gets."""
 
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scheduler.plan import make_plan
+from shared_data import EUCLID, REAL, SLACS
 from storage.catalog import CatalogEntry, read_catalog, write_catalog
 from storage.datasets import load_imaging, read_shapes
 from workers.config import parse_config
@@ -16,9 +16,6 @@ from workers.inversion.imaging import prepare_imaging
 from workers.model.buckets import bucket_for_shapes, common_bucket
 from workers.model.grids import circular_mask, pixel_centres
 
-REAL = Path("/work/shared/real")
-SLACS = REAL / "slacs"
-EUCLID = REAL / "euclid_q1" / "102018665_NEG570040238507752998"
 SLACS_RADIUS = 7.121  # reference.csv's mask_outer_radius: the circle holds the whole 201 x 201 image
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="the real cutouts are not on this machine")
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
+from shared_data import REFERENCE
 from storage.datasets import load_imaging
 from workers.config import SearchOptions
 from workers.inversion.imaging import prepare_imaging
@@ -25,9 +24,8 @@ from workers.model.settings import Settings
 from workers.priors import UniformPrior, prior_transform
 from workers.search import search_block
 
-SHARED = next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "reference").is_dir())
-A0 = SHARED / "reference" / "datasets" / "A0"
-REFERENCE = json.loads((SHARED / "reference" / "search_A0.json").read_text())
+A0 = REFERENCE / "datasets" / "A0"
+PYAUTOLENS = json.loads((REFERENCE / "search_A0.json").read_text())
 
 MODEL = Model(source=MGEBasis(gaussians=20, sigma_min=0.01), shear=True,
               settings=Settings(use_positive_only_solver=False))
@@ -58,7 +56,7 @@ def a0_search(options: SearchOptions):
     data = load_imaging(str(A0), dataset_id="A0")
     imaging = prepare_imaging(data.image, data.noise_map, data.psf, data.pixel_scale, mask_radius=truth["mask_radius"],
                               over_sample_size_lp=2, over_sample_size_pixelization=2)
-    prior = prior_transform(MODEL, box_priors(truth, REFERENCE["box"]))
+    prior = prior_transform(MODEL, box_priors(truth, PYAUTOLENS["box"]))
     return search_block([imaging], ["A0"], MODEL, [prior], options, with_fit=False)
 
 
@@ -66,10 +64,11 @@ def agreement(block) -> tuple[str, dict, dict]:
     """A report of a block's A0 search against PyAutoLens's, and per parameter the median's offset in PyAutoLens's
     σ and the σ ratio."""
     result = block.results[0]
-    ref = REFERENCE["parameters"]
+    ref = PYAUTOLENS["parameters"]
     lines = [f"A0 search: {result.likelihood_evaluations} evaluations, wall {block.wall_s[0]:.0f} s "
-             f"(likelihood {block.likelihood_s:.0f} s); ln Z {result.log_evidence:.3f} vs {REFERENCE['log_evidence']:.3f}"
-             f"; max ln L {result.max_log_likelihood:.3f} vs {REFERENCE['max_log_likelihood']:.3f}",
+             f"(likelihood {block.likelihood_s:.0f} s); ln Z {result.log_evidence:.3f} "
+             f"vs {PYAUTOLENS['log_evidence']:.3f}; max ln L {result.max_log_likelihood:.3f} "
+             f"vs {PYAUTOLENS['max_log_likelihood']:.3f}",
              f"  exploration evaluations {block.exploration_evaluations[0]}; sampler seconds "
              + ", ".join(f"{k} {v:.1f}" for k, v in block.sampler_seconds[0].items())
              + "; coordinator seconds " + ", ".join(f"{k} {v:.1f}" for k, v in block.coordinator_s.items())]
@@ -92,5 +91,5 @@ def test_a0_posterior_equals_pyautolens(options):
     assert result.converged
     assert {n: o for n, o in offsets.items() if abs(o) > 0.3} == {}
     assert {n: r for n, r in ratios.items() if abs(r - 1) > 0.2} == {}
-    assert abs(result.log_evidence - REFERENCE["log_evidence"]) < 0.5
-    assert result.max_log_likelihood > REFERENCE["max_log_likelihood"] - 1.0
+    assert abs(result.log_evidence - PYAUTOLENS["log_evidence"]) < 0.5
+    assert result.max_log_likelihood > PYAUTOLENS["max_log_likelihood"] - 1.0

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from shared_data import REFERENCE, REFERENCE2
 from storage.datasets import load_imaging
 from workers.inversion.imaging import MaskedImaging, prepare_imaging
 from workers.model.description import Isothermal, MGEBasis, Model, PowerLaw, RectangularSource, vector_from_params
 from workers.model.settings import Settings
 
-# ../shared beside the checkout (a git worktree may sit one folder deeper than the main checkout)
-SHARED = next(p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "reference").is_dir())
-REFERENCE = SHARED / "reference"
 REFERENCE_JSON = json.loads((REFERENCE / "reference.json").read_text())
-REFERENCE2 = SHARED / "reference2"
 REFERENCE2_JSON = json.loads((REFERENCE2 / "reference2.json").read_text())
 DATASETS = ("A0", "B0")
 MASS_MODELS = ("true", "einstein_radius_plus2pc", "einstein_radius_minus2pc", "ell_comps_shift_0p02")
