@@ -109,18 +109,28 @@ def subprocess_options(base: Path, store: Path, address: str, **changes) -> dict
     return {k: v for k, v in vars(options).items()}
 
 
-def test_a_driver_killed_with_sigkill_resumes_redoing_only_uncommitted_blocks(base, clean, cluster, tmp_path):
-    store = tmp_path / "sigkill.zarr"
-    log = tmp_path / "driver.log"
-    driver = driver_process(subprocess_options(base, store, cluster, actor_faults={"delay": 1.0}), log)
+def signalled_after_a_commit(options: dict, store: Path, log: Path, sig: int,
+                             timeout: float = 10) -> tuple[subprocess.Popen, float]:
+    """Run a driver until its first block commits, send it `sig` and wait up to `timeout` s for it to end (then
+    kill it); returns the ended process and when the signal was sent."""
+    driver = driver_process(options, log)
     try:
         wait_for(lambda: (store / "zarr.json").exists() and committed_blocks(str(store)), 120,
                  "a first block to commit", driver)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(10)
+        sent = time.time()
+        driver.send_signal(sig)
+        driver.wait(timeout)
     finally:
         if driver.poll() is None:
             driver.kill()
+    return driver, sent
+
+
+def test_a_driver_killed_with_sigkill_resumes_redoing_only_uncommitted_blocks(base, clean, cluster, tmp_path):
+    store = tmp_path / "sigkill.zarr"
+    log = tmp_path / "driver.log"
+    options = subprocess_options(base, store, cluster, actor_faults={"delay": 1.0})
+    driver, _ = signalled_after_a_commit(options, store, log, signal.SIGKILL)
     assert driver.returncode == -signal.SIGKILL
     # Ray stops the dead driver's actor; wait until its lease (ttl 2 s) has expired and nothing commits any more
     time.sleep(2.5)
@@ -159,15 +169,7 @@ def test_the_same_command_right_after_a_sigkill_takes_over_the_dead_drivers_leas
     store = tmp_path / "sigkill-now.zarr"
     log = tmp_path / "driver.log"
     options = {**subprocess_options(base, store, cluster, actor_faults={"delay": 1.0}), "lease_ttl": 60.0}
-    driver = driver_process(options, log)
-    try:
-        wait_for(lambda: (store / "zarr.json").exists() and committed_blocks(str(store)), 120,
-                 "a first block to commit", driver)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(10)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    driver, _ = signalled_after_a_commit(options, store, log, signal.SIGKILL)
     rerun = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "run", str(shared_survey(base)), "--config",
          str(shared_survey(base).parent / "fit.toml"), "--store", str(store), "--address", cluster,
@@ -185,16 +187,7 @@ def test_sigterm_lets_blocks_in_flight_commit_releases_the_lease_and_the_next_ru
     store = tmp_path / "sigterm.zarr"
     log = tmp_path / "driver.log"
     options = subprocess_options(base, store, cluster, actor_faults={"delay": 1.0}, in_flight_per_actor=1)
-    driver = driver_process(options, log)
-    try:
-        wait_for(lambda: (store / "zarr.json").exists() and committed_blocks(str(store)), 120,
-                 "a first block to commit", driver)
-        stopped_at = time.time()
-        driver.send_signal(signal.SIGTERM)
-        driver.wait(60)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    driver, stopped_at = signalled_after_a_commit(options, store, log, signal.SIGTERM, timeout=60)
     output = log.read_text()
     assert driver.returncode == 128 + signal.SIGTERM, output
     assert time.time() - stopped_at < 15  # the block in flight committed; no grace period was waited out
