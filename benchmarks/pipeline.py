@@ -14,7 +14,9 @@ survey's own fit.toml (its dataset, over-sampling, 20-Gaussian MGE lens light an
     mass_total  PowerLaw (slope free) + shear with the pixelized source, priors passed, lens light fixed,
                 the positions likelihood
     (--adapt-image: light_lp and mass_total with the mesh's *_adapt_image kind, which follows the stage before's
-    source signal-to-noise, as SLaM's stages after source_pix do)
+    source signal-to-noise, as SLaM's stages after source_pix do; --free-regularization: the Constant
+    coefficient searched in source_pix and light_lp, as SLaM's source_pix searches do, and held at the stage
+    before's maximum likelihood in mass_total)
 
 each stage a Nautilus search with the settings below (--n-live etc.), one `lensfleet run` on a fresh local Ray
 cluster (a subprocess; its command is recorded). Reported per lens: the truth, mass_total's posterior median ± σ
@@ -42,14 +44,14 @@ BIN = Path(sys.executable).parent
 STAGES = """
 [[stages]]
 name = "source_pix"
-source = {{ type = "rectangular", mesh = "{mesh_kind}", shape = [{mesh}, {mesh}], regularization = 1.0 }}
+source = {{ type = "rectangular", mesh = "{mesh_kind}", shape = [{mesh}, {mesh}], regularization = {reg} }}
 fixed = ["lens.light"]
 positions = {{ factor = 3.0, minimum_threshold = 0.2 }}{search}
 {light_lp}
 [[stages]]
 name = "mass_total"
 lens = {{ mass = {{ type = "power_law" }} }}{later_source}
-fixed = ["lens.light"]
+fixed = ["lens.light"{fixed_reg}]
 positions = {{ factor = 3.0, minimum_threshold = 0.2 }}{search}
 """
 
@@ -68,15 +70,17 @@ def fit_toml(survey_toml: str, args) -> str:
     first = survey_toml.replace('[lens.mass]\ntype = "power_law"', '[lens.mass]\ntype = "isothermal"')
     assert first != survey_toml, "the survey's fit.toml has no PowerLaw [lens.mass]"
     later = f"\nsearch = {{ n_like_max = {args.pix_n_like_max} }}" if args.pix_n_like_max else ""
+    reg = '"free"' if args.free_regularization else "1.0"
     later_source = ""
     if args.adapt_image:
         kind = args.mesh_kind.replace("_adapt_density", "_adapt_image")
         later_source = (f'\nsource = {{ type = "rectangular", mesh = "{kind}", shape = [{args.mesh}, {args.mesh}], '
-                        'regularization = 1.0 }')
+                        f'regularization = {reg} }}')
     light_lp = (f'\n[[stages]]\nname = "light_lp"{later_source}\nfixed = ["lens.mass", "lens.shear"]{later}\n'
                 if args.light_lp else "")
     stages = STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later, light_lp=light_lp,
-                           later_source=later_source)
+                           later_source=later_source, reg=reg,
+                           fixed_reg=', "source.regularization"' if args.free_regularization else "")
     return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + stages
 
 
@@ -146,6 +150,9 @@ def main() -> None:
                         help="SLaM's light_lp stage between source_pix and mass_total (the lens light again, mass held)")
     parser.add_argument("--adapt-image", action="store_true",
                         help="light_lp and mass_total with the *_adapt_image kind of --mesh-kind (SLaM's adapt images)")
+    parser.add_argument("--free-regularization", action="store_true",
+                        help="the Constant coefficient searched in source_pix and light_lp (SLaM's source_pix "
+                             "searches), held at the stage before's maximum in mass_total")
     parser.add_argument("--n-live", type=int, default=100)
     parser.add_argument("--n-batch", type=int, default=50)
     parser.add_argument("--n-eff", type=int, default=200)
@@ -186,7 +193,8 @@ def main() -> None:
         f"n_like_max {args.n_like_max or 'none'} (source_pix and mass_total: {args.pix_n_like_max or 'the same'}), "
         f"seed {args.seed}; source_pix mesh {args.mesh_kind} {args.mesh}×{args.mesh}; "
         f"{'with' if args.light_lp else 'without'} light_lp; "
-        f"{'adapt-image meshes after source_pix; ' if args.adapt_image else ''}block size {args.block_size}.",
+        f"{'adapt-image meshes after source_pix; ' if args.adapt_image else ''}"
+        f"{'regularization coefficient searched; ' if args.free_regularization else ''}block size {args.block_size}.",
         "",
         table(result, wall),
         "",

@@ -5,13 +5,15 @@
     [lens.mass]    type = a name in MASS_PROFILES ("isothermal", "power_law")
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
-    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization,
+    [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
+                   (the Constant coefficient, or "free": searched as source.regularization.coefficient),
                    mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density",
                    "bilinear_adapt_image", "rtu_adapt_image"; the adaptive ones square; the *_adapt_image ones
                    in a later stage only, with weight_power (1.0) and weight_floor (0.0))
     [settings]     the five Settings keys (PyAutoLens's names and defaults)
-    [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "gaussian" | "truncated_gaussian",
-                   lower, upper, mean, sigma as the type needs } (workers/priors.py: types and survey defaults)
+    [priors]       optional: "flattened.parameter.name" = { type = "uniform" | "log_uniform" | "gaussian" |
+                   "truncated_gaussian", lower, upper, mean, sigma as the type needs } (workers/priors.py: types
+                   and survey defaults)
     [search]       optional, turns evaluate mode into search mode: type = "nautilus" (default: n_live, n_batch,
                    n_eff, f_live, n_like_max, n_networks, network_layers, network_epochs, discard_exploration,
                    checkpoint) or "gradient" (multi-start optimisation + importance-sampled Laplace posterior,
@@ -93,8 +95,8 @@ def _lens_dict(m: Model) -> dict[str, Any]:
 def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
     """fit.toml's [source] table of a source."""
     if isinstance(source, RectangularSource):
-        table = {"type": "rectangular", "shape": list(source.shape), "regularization": source.regularization,
-                 "mesh": source.mesh}
+        table = {"type": "rectangular", "shape": list(source.shape), "mesh": source.mesh,
+                 "regularization": "free" if source.regularization is None else source.regularization}
         if source.adapts_to_image:
             table.update(weight_power=source.weight_power, weight_floor=source.weight_floor)
         return table
@@ -358,8 +360,12 @@ def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | R
         if not mesh.endswith("_adapt_image") and {"weight_power", "weight_floor"} & set(table):
             raise reader.fail(f"{prefix}.mesh", f"weight_power and weight_floor belong to the *_adapt_image meshes, "
                               f"not {mesh!r}")
+        regularization = table.get("regularization", 1.0)
+        if isinstance(regularization, str) and regularization != "free":
+            raise reader.fail(f"{prefix}.regularization", f"must be a number or \"free\", got {regularization!r}")
         return RectangularSource(
-            shape=(shape[0], shape[1]), regularization=reader.number(table, prefix, "regularization", 1.0), mesh=mesh,
+            shape=(shape[0], shape[1]), mesh=mesh,
+            regularization=None if regularization == "free" else reader.number(table, prefix, "regularization", 1.0),
             weight_power=reader.number(table, prefix, "weight_power", 1.0),
             weight_floor=reader.number(table, prefix, "weight_floor", 0.0, open_low=False),
         )

@@ -84,7 +84,7 @@ from .inversion.imaging import MaskedImaging
 from .model.buckets import Bucket
 from .model.description import Model
 from .posterior import LensSearch, weighted_quantiles
-from .priors import FixedPrior, GaussianPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior
+from .priors import FixedPrior, GaussianPrior, LogUniformPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior
 from .samplers import lens_seed
 from .coordinator import SearchProgress
 from .search import BlockSearch, _attach_fits, block_plan
@@ -104,8 +104,8 @@ _U_EPS = 1e-12
 
 def cube_arrays(prior: PriorTransform) -> dict[str, np.ndarray]:
     """The priors as arrays for `physical`: per free dimension kind (0 uniform, 1 gaussian, 2 truncated
-    gaussian), a, b (lower, upper or mean, sigma), the truncation's CDF span (ca, cb) and clip bounds; `base`, the
-    full vector with the fixed parameters' values."""
+    gaussian, 3 log-uniform), a, b (lower, upper; mean, sigma; ln lower, ln upper), the truncation's CDF span
+    (ca, cb) and clip bounds; `base`, the full vector with the fixed parameters' values."""
     free = prior.free
     kind, a, b, ca, cb, lo, hi = (np.zeros(len(free)) for _ in range(7))
     for k, i in enumerate(free):
@@ -118,6 +118,8 @@ def cube_arrays(prior: PriorTransform) -> dict[str, np.ndarray]:
         elif isinstance(p, TruncatedGaussianPrior):
             kind[k], a[k], b[k] = 2, p.mean, p.sigma
             ca[k], cb[k] = special.ndtr((p.lower - p.mean) / p.sigma), special.ndtr((p.upper - p.mean) / p.sigma)
+        elif isinstance(p, LogUniformPrior):
+            kind[k], a[k], b[k] = 3, np.log(p.lower), np.log(p.upper)
         else:
             raise TypeError(f"no transform for prior {p!r}")
     base = np.array([p.value if isinstance(p, FixedPrior) else 0.0 for p in prior.priors])
@@ -130,7 +132,9 @@ def physical(z: jax.Array, cube: dict, free: tuple[int, ...]) -> jax.Array:
     uniform = cube["a"] + u * (cube["b"] - cube["a"])
     gaussian = cube["a"] + cube["b"] * jax.scipy.special.ndtri(u)
     truncated = cube["a"] + cube["b"] * jax.scipy.special.ndtri(cube["ca"] + u * (cube["cb"] - cube["ca"]))
-    x = jnp.where(cube["kind"] == 0, uniform, jnp.where(cube["kind"] == 1, gaussian, truncated))
+    log_uniform = jnp.exp(jnp.where(cube["kind"] == 3, cube["a"] + u * (cube["b"] - cube["a"]), 0.0))
+    x = jnp.select([cube["kind"] == 0, cube["kind"] == 1, cube["kind"] == 2], [uniform, gaussian, truncated],
+                   log_uniform)
     return jnp.asarray(cube["base"]).at[jnp.asarray(free)].set(jnp.clip(x, cube["lo"], cube["hi"]))
 
 

@@ -4,6 +4,7 @@ Pure numpy/scipy (no JAX): fit.toml's parser and the driver use it. A search sam
 transform maps u ∈ (0, 1) to a parameter by the inverse CDF (Φ is the standard normal CDF):
 
     uniform(lower, upper)                        x = lower + u·(upper − lower)
+    log_uniform(lower, upper)                    x = lower·(upper/lower)^u   (0 < lower)
     gaussian(mean, sigma)                        x = mean + sigma·Φ⁻¹(u)
     truncated_gaussian(mean, sigma, lower, upper)
                                                  x = mean + sigma·Φ⁻¹(Φ(a) + u·(Φ(b) − Φ(a))),
@@ -23,6 +24,7 @@ Survey defaults (`default_prior`), PyAutoLens's defaults (autogalaxy/config/prio
     lens.light.ell_comps.0, .1         truncated_gaussian(0, 0.3, -1, 1)       same
     source.centre.0, .1                gaussian(0, 0.3)                        same
     source.ell_comps.0, .1             truncated_gaussian(0, 0.3, -1, 1)       same
+    source.regularization.coefficient  log_uniform(1e-6, 1e6)                  same (reg.Constant)
 
 Units: arcsec for centres and θE; ell_comps, slope and shear are dimensionless. fit.toml's `[priors]` table replaces
 any of them, e.g. `"lens.mass.einstein_radius" = { type = "uniform", lower = 0.5, upper = 3.0 }`.
@@ -51,6 +53,20 @@ class UniformPrior:
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         return self.lower + np.asarray(u) * (self.upper - self.lower)
+
+    def support(self) -> tuple[float, float]:
+        return self.lower, self.upper
+
+
+@dataclass(frozen=True)
+class LogUniformPrior:
+    """Flat in ln x on [lower, upper], 0 < lower."""
+
+    lower: float
+    upper: float
+
+    def ppf(self, u: np.ndarray) -> np.ndarray:
+        return self.lower * (self.upper / self.lower) ** np.asarray(u)
 
     def support(self) -> tuple[float, float]:
         return self.lower, self.upper
@@ -101,10 +117,11 @@ class FixedPrior:
         return self.value, self.value
 
 
-Prior = Union[UniformPrior, GaussianPrior, TruncatedGaussianPrior, FixedPrior]
+Prior = Union[UniformPrior, LogUniformPrior, GaussianPrior, TruncatedGaussianPrior, FixedPrior]
 
 PRIOR_TYPES: dict[str, type] = {
     "uniform": UniformPrior,
+    "log_uniform": LogUniformPrior,
     "gaussian": GaussianPrior,
     "truncated_gaussian": TruncatedGaussianPrior,
     "fixed": FixedPrior,
@@ -121,6 +138,7 @@ _DEFAULTS: dict[str, Prior] = {
     "lens.light.ell_comps": TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0),
     "source.centre": GaussianPrior(0.0, 0.3),
     "source.ell_comps": TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0),
+    "source.regularization.coefficient": LogUniformPrior(1e-6, 1e6),
 }
 
 
@@ -138,6 +156,7 @@ _PASSING: dict[str, tuple[str, float, float, float]] = {  # (kind, value, lower 
     "lens.light.ell_comps": ("absolute", 0.2, -1.0, 1.0),
     "source.centre": ("absolute", 0.05, -np.inf, np.inf),
     "source.ell_comps": ("absolute", 0.2, -1.0, 1.0),
+    "source.regularization.coefficient": ("relative", 0.5, 0.0, np.inf),
 }
 
 
@@ -196,6 +215,8 @@ def prior_from_dict(table: Any) -> Prior:
         raise ValueError(f"sigma must be > 0, got {values['sigma']!r}")
     if "lower" in values and not values["lower"] < values["upper"]:
         raise ValueError(f"lower must be < upper, got lower = {values['lower']!r}, upper = {values['upper']!r}")
+    if cls is LogUniformPrior and not values["lower"] > 0:
+        raise ValueError(f"a log_uniform prior's lower must be > 0, got {values['lower']!r}")
     return cls(**values)
 
 

@@ -8,7 +8,7 @@ from workers.config import ConfigError, load_config, parse_config
 from workers.model.grids import RadialOverSampling
 from workers.model.description import Isothermal, MGEBasis, PowerLaw, RectangularSource, parameter_names
 from workers.pipeline import Positions
-from workers.priors import UniformPrior, default_prior, prior_transform
+from workers.priors import LogUniformPrior, UniformPrior, default_prior, prior_transform
 
 FULL = """
 [dataset]
@@ -103,6 +103,21 @@ def test_the_slope_prior_is_pyautolens_default_and_overridable():
     assert transform.priors[transform.names.index("lens.mass.slope")] == UniformPrior(1.8, 2.2)
     with pytest.raises(ConfigError, match="lens.mass.slope"):
         parse_config({"priors": {"lens.mass.slope": {"type": "uniform", "lower": 1.8, "upper": 2.2}}})
+
+
+def test_a_free_regularization_coefficient_is_a_parameter_with_pyautolens_prior():
+    config = parse_config({"source": {"type": "rectangular", "regularization": "free"}})
+    assert config.model.source.regularization is None
+    assert parameter_names(config.model)[-1] == "source.regularization.coefficient"
+    assert default_prior("source.regularization.coefficient") == LogUniformPrior(1e-6, 1e6)  # reg.Constant's
+    assert parse_config(config.to_dict()) == config
+    for value, message in [("searched", 'must be a number or "free", got \'searched\''),
+                           (0.0, "must be > 0, got 0.0"), (-1.0, "must be > 0, got -1.0")]:
+        with pytest.raises(ConfigError, match=f"source.regularization: {message}"):
+            parse_config({"source": {"type": "rectangular", "regularization": value}})
+    with pytest.raises(ConfigError, match="log_uniform prior's lower must be > 0"):
+        parse_config({"source": {"type": "rectangular", "regularization": "free"}, "priors": {
+            "source.regularization.coefficient": {"type": "log_uniform", "lower": 0.0, "upper": 10.0}}})
 
 
 def test_defaults_are_pyautolens_defaults():

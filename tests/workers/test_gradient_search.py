@@ -35,16 +35,17 @@ from workers.model.description import MGEBasis, RectangularSource, parameter_nam
 from workers.model.settings import Settings  # noqa: E402
 from workers.posterior import LensSearch  # noqa: E402
 from workers.priors import (  # noqa: E402
-    FixedPrior, GaussianPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior, prior_transform,
+    FixedPrior, GaussianPrior, LogUniformPrior, PriorTransform, TruncatedGaussianPrior, UniformPrior, prior_transform,
 )
 
 SMALL = SearchOptions(type="gradient", starts=4, steps=100, posterior_samples=400, seed=2, eval_chunk=8)
 
 
 def test_the_logit_space_transform_is_the_prior_transform():
-    prior = PriorTransform(("a", "b", "c", "d", "e"), (
+    prior = PriorTransform(("a", "b", "c", "d", "e", "f"), (
         UniformPrior(-0.3, 0.5), GaussianPrior(0.2, 0.1), FixedPrior(1.5),
-        TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0), TruncatedGaussianPrior(1.0, 0.5, 0.0, 1.2)))
+        TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0), TruncatedGaussianPrior(1.0, 0.5, 0.0, 1.2),
+        LogUniformPrior(1e-6, 1e6)))
     u = np.random.default_rng(0).uniform(0.001, 0.999, size=(50, prior.n_dim))
     ours = jax.vmap(lambda z: physical(z, cube_arrays(prior), prior.free))(jnp.asarray(special.logit(u)))
     np.testing.assert_allclose(np.asarray(ours), prior(u), rtol=1e-9, atol=1e-12)

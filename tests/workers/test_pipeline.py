@@ -9,7 +9,9 @@ import pytest
 
 from workers.config import parse_config
 from workers.pipeline import StagePosterior
-from workers.priors import FixedPrior, TruncatedGaussianPrior, UniformPrior, default_prior, passed_prior
+from workers.priors import (
+    FixedPrior, LogUniformPrior, TruncatedGaussianPrior, UniformPrior, default_prior, passed_prior,
+)
 
 RAW = {
     "lens": {"mass": {"type": "isothermal"}, "shear": {}, "light": {"type": "mge", "gaussians": 4}},
@@ -36,6 +38,8 @@ def test_passed_priors_follow_pyautofit():
     assert passed_prior("lens.mass.ell_comps.1", 0.1, 0.01) == TruncatedGaussianPrior(0.1, 0.2, -1.0, 1.0)
     assert passed_prior("lens.mass.slope", 2.1, 0.01) == TruncatedGaussianPrior(2.1, 0.2, 1.0, 3.0)
     assert passed_prior("lens.shear.gamma_2", 0.01, 0.001) == TruncatedGaussianPrior(0.01, 0.05, -np.inf, np.inf)
+    assert passed_prior("source.regularization.coefficient", 2.0, 0.1) == TruncatedGaussianPrior(2.0, 1.0, 0.0,
+                                                                                                   np.inf)
 
 
 def test_each_stage_takes_its_priors_from_the_stage_before():
@@ -63,6 +67,30 @@ def test_each_stage_takes_its_priors_from_the_stage_before():
     assert evaluated.search is None and all(isinstance(p, FixedPrior)
                                             for p in evaluated.prior_transform(found).priors)
     np.testing.assert_array_equal(evaluated.start(found), found.max_likelihood)
+
+
+def test_a_searched_regularization_coefficient_is_passed_on_then_held():
+    """SLaM's order: searched from reg.Constant's prior in source_pix, passed on (width 50% of the median) to the
+    next search, held at that search's maximum likelihood where a stage fixes it."""
+    mesh = {"type": "rectangular", "shape": [6, 6], "regularization": "free"}
+    raw = {**RAW, "stages": [
+        {"name": "source_pix", "source": mesh, "fixed": ["lens.light"]},
+        {"name": "light_lp", "fixed": ["lens.mass", "lens.shear"]},
+        {"name": "mass_total", "lens": {"mass": {"type": "power_law"}},
+         "fixed": ["lens.light", "source.regularization"]},
+    ]}
+    first, pix, light, total = parse_config(raw).pipeline
+    name = "source.regularization.coefficient"
+    priors = dict(zip(pix.parameter_names, pix.prior_transform(posterior(first.parameter_names)).priors))
+    assert priors[name] == LogUniformPrior(1e-6, 1e6)
+    found = posterior(pix.parameter_names, scale=4.0)
+    median, sigma, _ = found.value(name)
+    priors = dict(zip(light.parameter_names, light.prior_transform(found).priors))
+    passed = TruncatedGaussianPrior(median, 0.5 * median, 0.0, np.inf)
+    assert priors[name] == passed_prior(name, median, sigma) == passed
+    found = posterior(light.parameter_names, scale=4.0)
+    priors = dict(zip(total.parameter_names, total.prior_transform(found).priors))
+    assert priors[name] == FixedPrior(found.value(name)[2])
 
 
 def test_fixed_parameters_take_no_cube_dimension():

@@ -21,6 +21,7 @@ from workers.inversion.parameters import MassParameters
 from workers.inversion.simulate import SersicProfile, simulate_imaging
 from workers.priors import (
     GaussianPrior,
+    LogUniformPrior,
     TruncatedGaussianPrior,
     UniformPrior,
     default_prior,
@@ -78,6 +79,7 @@ TINY = SearchOptions(n_live=60, n_batch=50, n_eff=100, f_live=0.2, n_like_max=60
     "prior, reference",
     [
         (UniformPrior(-0.3, 0.5), stats.uniform(-0.3, 0.8)),
+        (LogUniformPrior(1e-6, 1e6), stats.loguniform(1e-6, 1e6)),
         (GaussianPrior(0.2, 0.1), stats.norm(0.2, 0.1)),
         (TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0), stats.truncnorm(-1 / 0.3, 1 / 0.3, loc=0.0, scale=0.3)),
         (TruncatedGaussianPrior(1.0, 0.5, 0.0, 1.2), stats.truncnorm(-2.0, 0.4, loc=1.0, scale=0.5)),

@@ -254,7 +254,8 @@ def fit(
     zero = jnp.zeros((), jnp.float64)
     regularization_term, log_det_regularization = zero, zero
     if model.pixelized:
-        shape, coefficient = model.source.shape, model.source.regularization
+        shape = model.source.shape
+        coefficient = model.source.regularization if params.regularization is None else params.regularization
         curvature_reg = curvature.at[n_light:, n_light:].add(constant_regularization_matrix(shape, coefficient))
         if n_light:
             curvature_reg = curvature_reg.at[jnp.arange(n_light), jnp.arange(n_light)].add(floor)

@@ -1,5 +1,6 @@
 """The nonlinear parameters of one model evaluation, as PyTrees (units: arcsec for centres and θE; ell_comps,
-slope and shear dimensionless), unpacked from the flat vector laid out by model.parameter_names.
+slope, shear and the regularization coefficient dimensionless), unpacked from the flat vector laid out by
+model.parameter_names.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
 
-from workers.model.description import Model, parameter_names
+from workers.model.description import REGULARIZATION_COEFFICIENT, Model, parameter_names
 
 
 @jax.tree_util.register_dataclass
@@ -37,11 +38,13 @@ class BasisParameters:
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class LensParameters:
-    """All nonlinear parameters of one model evaluation."""
+    """All nonlinear parameters of one model evaluation; `regularization`, a mesh's Constant coefficient when it
+    is searched (else None: the model's fixed value)."""
 
     mass: MassParameters
     lens_light: BasisParameters | None
     source: BasisParameters | None
+    regularization: jax.Array | None = None
 
 
 def unpack(model: Model, vector: jax.Array) -> LensParameters:
@@ -68,4 +71,4 @@ def unpack(model: Model, vector: jax.Array) -> LensParameters:
     source = (
         basis("source", model.source.bases) if not model.pixelized else None
     )
-    return LensParameters(mass, light, source)
+    return LensParameters(mass, light, source, v.get(REGULARIZATION_COEFFICIENT))

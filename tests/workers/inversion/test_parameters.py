@@ -31,6 +31,16 @@ def test_names_follow_pyautolens_paths_in_vector_order():
     )
 
 
+def test_a_free_regularization_coefficient_is_the_last_parameter_and_unpacks():
+    model = Model(source=RectangularSource(regularization=None), shear=False)
+    assert parameter_names(model)[-1] == "source.regularization.coefficient"
+    params = {"lens": {"mass": PARAMS["lens"]["mass"]}, "source": {"regularization": {"coefficient": 2.5}}}
+    vector = vector_from_params(model, params)
+    assert params_from_vector(model, vector) == params
+    assert float(unpack(model, vector).regularization) == 2.5
+    assert unpack(Model(source=RectangularSource(regularization=2.5), shear=False), vector[:-1]).regularization is None
+
+
 def test_pixelized_source_without_shear_has_only_mass_parameters():
     model = Model(source=RectangularSource(), shear=False)
     assert parameter_names(model) == (

@@ -117,6 +117,30 @@ def test_gradient_of_the_figure_of_merit_matches_finite_differences():
     assert np.all(np.abs(finite_differences - gradient) <= 1e-4 * np.abs(gradient))
 
 
+@pytest.mark.parametrize("case", ["rect", "rect_pos_edge0"])
+def test_a_free_regularization_coefficient_fits_as_the_fixed_one_with_its_gradient(case):
+    """`regularization = "free"`: the coefficient read from the vector gives the fixed coefficient's fit, term by
+    term, and the figure of merit's derivative in it matches a central difference."""
+    lens = _lens("A0")
+    fixed = case_model(case)
+    free = replace(fixed, source=replace(fixed.source, regularization=None))
+    vector = lens.vectors(case, with_source=False)[3]
+    fits = {}
+    for c in (0.3, 3.0):
+        want = _jit_fit(lens.imaging, vector, replace(fixed, source=replace(fixed.source, regularization=c)), True)
+        got = fits[c] = _jit_fit(lens.imaging, np.append(vector, c), free, True)
+        for term in TERMS:
+            value = float(getattr(want, term))
+            assert abs(float(getattr(got, term)) - value) <= 1e-9 * abs(value), term
+        assert _relative(got.reconstruction, want.reconstruction) <= 1e-10
+    assert abs(float(fits[0.3].regularization_term) - float(fits[3.0].regularization_term)) > 1.0
+    merit = jax.jit(lambda c: fit(lens.imaging, jax.numpy.append(vector, c), free).figure_of_merit)
+    step = 1e-5
+    difference = (float(merit(1.3 + step)) - float(merit(1.3 - step))) / (2 * step)
+    gradient = float(jax.grad(merit)(1.3))
+    assert np.isfinite(gradient) and abs(gradient - difference) <= 1e-5 * abs(gradient)
+
+
 # --- Convolution routes and padding -------------------------------------------------------------------------
 
 
