@@ -14,9 +14,10 @@ survey's own fit.toml (its dataset, over-sampling, 20-Gaussian MGE lens light an
     mass_total  PowerLaw (slope free) + shear with the pixelized source, priors passed, lens light fixed,
                 the positions likelihood
     (--adapt-image: light_lp and mass_total with the mesh's *_adapt_image kind, which follows the stage before's
-    source signal-to-noise, as SLaM's stages after source_pix do; --free-regularization: the Constant
+    source signal-to-noise, as SLaM's stages after source_pix do; --regularization free: the Constant
     coefficient searched in source_pix and light_lp, as SLaM's source_pix searches do, and held at the stage
-    before's maximum likelihood in mass_total)
+    before's maximum likelihood in mass_total; --regularization adapt: the same, with reg.Adapt (adaptive
+    brightness) in light_lp and mass_total, which needs --adapt-image)
 
 each stage a Nautilus search with the settings below (--n-live etc.), one `lensfleet run` on a fresh local Ray
 cluster (a subprocess; its command is recorded). Reported per lens: the truth, mass_total's posterior median ± σ
@@ -70,17 +71,21 @@ def fit_toml(survey_toml: str, args) -> str:
     first = survey_toml.replace('[lens.mass]\ntype = "power_law"', '[lens.mass]\ntype = "isothermal"')
     assert first != survey_toml, "the survey's fit.toml has no PowerLaw [lens.mass]"
     later = f"\nsearch = {{ n_like_max = {args.pix_n_like_max} }}" if args.pix_n_like_max else ""
-    reg = '"free"' if args.free_regularization else "1.0"
+    searched = args.regularization != "constant"
+    reg = '"free"' if searched else "1.0"
     later_source = ""
     if args.adapt_image:
         kind = args.mesh_kind.replace("_adapt_density", "_adapt_image")
+        later_reg = '"adapt"' if args.regularization == "adapt" else reg
         later_source = (f'\nsource = {{ type = "rectangular", mesh = "{kind}", shape = [{args.mesh}, {args.mesh}], '
-                        f'regularization = {reg} }}')
+                        f'regularization = {later_reg} }}')
+    elif args.regularization == "adapt":
+        raise SystemExit("--regularization adapt needs --adapt-image (reg.Adapt follows the adapt image)")
     light_lp = (f'\n[[stages]]\nname = "light_lp"{later_source}\nfixed = ["lens.mass", "lens.shear"]{later}\n'
                 if args.light_lp else "")
     stages = STAGES.format(mesh=args.mesh, mesh_kind=args.mesh_kind, search=later, light_lp=light_lp,
                            later_source=later_source, reg=reg,
-                           fixed_reg=', "source.regularization"' if args.free_regularization else "")
+                           fixed_reg=', "source.regularization"' if searched else "")
     return 'stage = "source_lp"\n' + first + "\n" + search_table(args) + stages
 
 
@@ -150,9 +155,10 @@ def main() -> None:
                         help="SLaM's light_lp stage between source_pix and mass_total (the lens light again, mass held)")
     parser.add_argument("--adapt-image", action="store_true",
                         help="light_lp and mass_total with the *_adapt_image kind of --mesh-kind (SLaM's adapt images)")
-    parser.add_argument("--free-regularization", action="store_true",
-                        help="the Constant coefficient searched in source_pix and light_lp (SLaM's source_pix "
-                             "searches), held at the stage before's maximum in mass_total")
+    parser.add_argument("--regularization", choices=("constant", "free", "adapt"), default="constant",
+                        help="constant: 1.0 throughout; free: the Constant coefficient searched in source_pix and "
+                             "light_lp, held at the stage before's maximum in mass_total; adapt: the same with "
+                             "reg.Adapt after source_pix (needs --adapt-image)")
     parser.add_argument("--n-live", type=int, default=100)
     parser.add_argument("--n-batch", type=int, default=50)
     parser.add_argument("--n-eff", type=int, default=200)
@@ -194,7 +200,7 @@ def main() -> None:
         f"seed {args.seed}; source_pix mesh {args.mesh_kind} {args.mesh}×{args.mesh}; "
         f"{'with' if args.light_lp else 'without'} light_lp; "
         f"{'adapt-image meshes after source_pix; ' if args.adapt_image else ''}"
-        f"{'regularization coefficient searched; ' if args.free_regularization else ''}block size {args.block_size}.",
+        f"regularization {args.regularization}; block size {args.block_size}.",
         "",
         table(result, wall),
         "",

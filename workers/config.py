@@ -6,7 +6,8 @@
     [lens.shear]   present = ExternalShear on
     [lens.light]   optional: type = "mge", gaussians, sigma_min
     [source]       type = "mge", gaussians, sigma_min  |  type = "rectangular", shape = [ny, nx], regularization
-                   (the Constant coefficient, or "free": searched as source.regularization.coefficient),
+                   (the Constant coefficient; "free": Constant, searched as source.regularization.coefficient;
+                   "adapt": reg.Adapt, searched as its inner_coefficient, outer_coefficient, signal_scale),
                    mesh = a name in MESHES ("uniform", "bilinear_adapt_density", "rtu_adapt_density",
                    "bilinear_adapt_image", "rtu_adapt_image"; the adaptive ones square; the *_adapt_image ones
                    in a later stage only, with weight_power (1.0) and weight_floor (0.0))
@@ -38,7 +39,9 @@ import tomllib
 from typing import Any
 
 from .model.grids import OverSampling, RadialOverSampling
-from .model.description import MASS_PROFILES, MESHES, MGEBasis, Model, RectangularSource, parameter_names
+from .model.description import (
+    MASS_PROFILES, MESHES, REGULARIZATION_PARAMETERS, MGEBasis, Model, RectangularSource, parameter_names,
+)
 from .model.settings import Settings
 from .options import (GRADIENT_KEYS, LIMITS, NAUTILUS_KEYS, OPTIMIZERS, SEARCH_TYPES, ConfigError, DatasetOptions,
                       SearchOptions)
@@ -96,7 +99,7 @@ def _source_dict(source: MGEBasis | RectangularSource) -> dict[str, Any]:
     """fit.toml's [source] table of a source."""
     if isinstance(source, RectangularSource):
         table = {"type": "rectangular", "shape": list(source.shape), "mesh": source.mesh,
-                 "regularization": "free" if source.regularization is None else source.regularization}
+                 "regularization": source.regularization}
         if source.adapts_to_image:
             table.update(weight_power=source.weight_power, weight_floor=source.weight_floor)
         return table
@@ -361,11 +364,18 @@ def _source(reader: _Reader, table: Any, prefix: str = "source") -> MGEBasis | R
             raise reader.fail(f"{prefix}.mesh", f"weight_power and weight_floor belong to the *_adapt_image meshes, "
                               f"not {mesh!r}")
         regularization = table.get("regularization", 1.0)
-        if isinstance(regularization, str) and regularization != "free":
-            raise reader.fail(f"{prefix}.regularization", f"must be a number or \"free\", got {regularization!r}")
+        if isinstance(regularization, str):
+            if regularization not in REGULARIZATION_PARAMETERS:
+                raise reader.fail(f"{prefix}.regularization", f"must be a number, \"free\" or \"adapt\", got "
+                                  f"{regularization!r}")
+            if regularization == "adapt" and not mesh.endswith("_adapt_image"):
+                raise reader.fail(f"{prefix}.regularization", f"\"adapt\" follows the adapt image: it needs an "
+                                  f"*_adapt_image mesh, not {mesh!r}")
+        else:
+            regularization = reader.number(table, prefix, "regularization", 1.0)
         return RectangularSource(
             shape=(shape[0], shape[1]), mesh=mesh,
-            regularization=None if regularization == "free" else reader.number(table, prefix, "regularization", 1.0),
+            regularization=regularization,
             weight_power=reader.number(table, prefix, "weight_power", 1.0),
             weight_floor=reader.number(table, prefix, "weight_floor", 0.0, open_low=False),
         )

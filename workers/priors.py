@@ -25,6 +25,9 @@ Survey defaults (`default_prior`), PyAutoLens's defaults (autogalaxy/config/prio
     source.centre.0, .1                gaussian(0, 0.3)                        same
     source.ell_comps.0, .1             truncated_gaussian(0, 0.3, -1, 1)       same
     source.regularization.coefficient  log_uniform(1e-6, 1e6)                  same (reg.Constant)
+    source.regularization.inner_coefficient, .outer_coefficient
+                                       log_uniform(1e-6, 1e6)                  same (reg.Adapt)
+    source.regularization.signal_scale uniform(0, 1)                           same (reg.Adapt)
 
 Units: arcsec for centres and θE; ell_comps, slope and shear are dimensionless. fit.toml's `[priors]` table replaces
 any of them, e.g. `"lens.mass.einstein_radius" = { type = "uniform", lower = 0.5, upper = 3.0 }`.
@@ -139,6 +142,9 @@ _DEFAULTS: dict[str, Prior] = {
     "source.centre": GaussianPrior(0.0, 0.3),
     "source.ell_comps": TruncatedGaussianPrior(0.0, 0.3, -1.0, 1.0),
     "source.regularization.coefficient": LogUniformPrior(1e-6, 1e6),
+    "source.regularization.inner_coefficient": LogUniformPrior(1e-6, 1e6),
+    "source.regularization.outer_coefficient": LogUniformPrior(1e-6, 1e6),
+    "source.regularization.signal_scale": UniformPrior(0.0, 1.0),
 }
 
 
@@ -157,6 +163,9 @@ _PASSING: dict[str, tuple[str, float, float, float]] = {  # (kind, value, lower 
     "source.centre": ("absolute", 0.05, -np.inf, np.inf),
     "source.ell_comps": ("absolute", 0.2, -1.0, 1.0),
     "source.regularization.coefficient": ("relative", 0.5, 0.0, np.inf),
+    "source.regularization.inner_coefficient": ("relative", 0.5, 0.0, np.inf),
+    "source.regularization.outer_coefficient": ("relative", 0.5, 0.0, np.inf),
+    "source.regularization.signal_scale": ("relative", 0.2, 0.0, np.inf),
 }
 
 

@@ -107,14 +107,17 @@ def test_the_slope_prior_is_pyautolens_default_and_overridable():
 
 def test_a_free_regularization_coefficient_is_a_parameter_with_pyautolens_prior():
     config = parse_config({"source": {"type": "rectangular", "regularization": "free"}})
-    assert config.model.source.regularization is None
+    assert config.model.source.regularization == "free"
     assert parameter_names(config.model)[-1] == "source.regularization.coefficient"
     assert default_prior("source.regularization.coefficient") == LogUniformPrior(1e-6, 1e6)  # reg.Constant's
     assert parse_config(config.to_dict()) == config
-    for value, message in [("searched", 'must be a number or "free", got \'searched\''),
+    for value, message in [("searched", 'must be a number, "free" or "adapt", got \'searched\''),
                            (0.0, "must be > 0, got 0.0"), (-1.0, "must be > 0, got -1.0")]:
         with pytest.raises(ConfigError, match=f"source.regularization: {message}"):
             parse_config({"source": {"type": "rectangular", "regularization": value}})
+    with pytest.raises(ConfigError, match='source.regularization: "adapt" follows the adapt image: it needs an '
+                       "\\*_adapt_image mesh, not 'bilinear_adapt_density'"):
+        parse_config({"source": {"type": "rectangular", "mesh": "bilinear_adapt_density", "regularization": "adapt"}})
     with pytest.raises(ConfigError, match="log_uniform prior's lower must be > 0"):
         parse_config({"source": {"type": "rectangular", "regularization": "free"}, "priors": {
             "source.regularization.coefficient": {"type": "log_uniform", "lower": 0.0, "upper": 10.0}}})

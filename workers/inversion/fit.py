@@ -34,6 +34,7 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import jax_setup  # noqa: F401
@@ -56,7 +57,10 @@ from .mesh import edge_cells, mapping_entries, overlay, validate_shape
 from workers.model.description import MGEBasis, Model, RectangularSource
 from .parameters import BasisParameters, MassParameters, unpack
 from .precision import ConvolutionPrecision, precision_for
-from .regularization import constant_log_det, constant_regularization_matrix, constant_regularization_term
+from .regularization import (
+    adapt_edge_weights, adapt_pixel_signals, adapt_regularization_matrix, adapt_regularization_term, constant_log_det,
+    constant_regularization_matrix, constant_regularization_term,
+)
 
 DEGENERATE_FIGURE_OF_MERIT = -1e100  # finite, and its square and sums of many stay finite too
 
@@ -152,10 +156,10 @@ def _mapper_columns(
     use_border_relocator: bool,
     precision: ConvolutionPrecision,
     route: str,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(blurred mapping matrix, transposed (K, P), cell centres (K, 2), degenerate ()) of a rectangular mesh
-    over the traced pixelization sub-grid. For a degenerate traced grid (mesh.overlay) the untraced grids are
-    used instead."""
+) -> tuple[jax.Array, jax.Array, jax.Array, tuple[jax.Array, jax.Array]]:
+    """(blurred mapping matrix, transposed (K, P), cell centres (K, 2), degenerate (), the mapping (cells,
+    interpolation weights) (Q, 4) each) of a rectangular mesh over the traced pixelization sub-grid. For a
+    degenerate traced grid (mesh.overlay) the untraced grids are used instead."""
     traced = ray_trace(imaging.pix_points, mass)
     centres = ray_trace(imaging.pixel_centres, mass)
     if use_border_relocator:
@@ -169,8 +173,26 @@ def _mapper_columns(
     cells, weights, cell_centres = mapping_entries(
         source.mesh, traced, imaging.pix_weight, centres, imaging.valid, source.shape, adapt_weights
     )
-    blurred = convolve_mapping_matrix(imaging, cells, weights, source.pixels, precision, route)
-    return blurred.astype(jnp.float64), cell_centres, degenerate
+    blurred = convolve_mapping_matrix(imaging, cells, weights * imaging.pix_weight[:, None], source.pixels,
+                                      precision, route)
+    return blurred.astype(jnp.float64), cell_centres, degenerate, (cells, weights)
+
+
+def _regularization(imaging: MaskedImaging, source: RectangularSource, searched: dict[str, jax.Array] | None,
+                    mapping: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, Callable, jax.Array | None]:
+    """(H (K, K), s ↦ G = sᵀHs, ln det H or None: to be factorised) of the mesh's regularization
+    (regularization.py): Constant with the fixed or searched coefficient, or Adapt with its searched parameters."""
+    if source.regularization != "adapt":
+        c = source.regularization if searched is None else searched["coefficient"]
+        return (constant_regularization_matrix(source.shape, c),
+                lambda s: constant_regularization_term(source.shape, c, s), constant_log_det(source.shape, c))
+    cells, weights = mapping
+    signals = adapt_pixel_signals(cells, weights, imaging.pix_weight > 0, imaging.pix_pixel, imaging.adapt_image,
+                                  source.pixels, searched["signal_scale"])
+    edge_weights = adapt_edge_weights(source.shape, signals, searched["inner_coefficient"],
+                                      searched["outer_coefficient"])
+    return (adapt_regularization_matrix(source.shape, edge_weights),
+            lambda s: adapt_regularization_term(source.shape, edge_weights, s), None)
 
 
 def _solve(
@@ -230,7 +252,7 @@ def fit(
     n_light = model.lens_light.components if model.lens_light is not None else 0
     cell_centres, degenerate = None, None
     if model.pixelized:
-        source_columns, cell_centres, degenerate = _mapper_columns(
+        source_columns, cell_centres, degenerate, mapping = _mapper_columns(
             imaging, params.mass, model.source, settings.use_border_relocator, precision.mapping_matrix, convolution
         )
         blocks.append(source_columns)
@@ -252,19 +274,20 @@ def fit(
     n = curvature.shape[0]
     floor = settings.no_regularization_add_to_curvature_diag_value
     zero = jnp.zeros((), jnp.float64)
-    regularization_term, log_det_regularization = zero, zero
+    regularization_term = log_det_regularization = zero
     if model.pixelized:
-        shape = model.source.shape
-        coefficient = model.source.regularization if params.regularization is None else params.regularization
-        curvature_reg = curvature.at[n_light:, n_light:].add(constant_regularization_matrix(shape, coefficient))
+        regularization_matrix, regularization_of, log_det_regularization = _regularization(
+            imaging, model.source, params.regularization, mapping)
+        curvature_reg = curvature.at[n_light:, n_light:].add(regularization_matrix)
         if n_light:
             curvature_reg = curvature_reg.at[jnp.arange(n_light), jnp.arange(n_light)].add(floor)
     else:
         curvature_reg = curvature + floor * jnp.eye(n)
     reconstruction, log_det_curvature = _solve(curvature_reg, data_vector, model, n_light)
     if model.pixelized:
-        regularization_term = constant_regularization_term(shape, coefficient, reconstruction[n_light:])
-        log_det_regularization = constant_log_det(shape, coefficient)
+        regularization_term = regularization_of(reconstruction[n_light:])
+        if log_det_regularization is None:  # factorised after the solve's Cholesky, not beside it (_in_order)
+            log_det_regularization = log_det(_in_order(regularization_matrix, log_det_curvature)[0])
 
     # χ² = Σ w(d − M̃s)² = dᵀWd − 2sᵀD + sᵀFs, from the curvature F (without H or the floor): no pass over M̃.
     data_term = jnp.sum(imaging.weight * imaging.data**2)  # dᵀWd: the χ² of a model image of zeros

@@ -21,6 +21,7 @@ Every mesh maps a sub-pixel to four cells with weights summing to 1 (MESH_MAPPIN
 M[p, k] = Σ_{q ∈ p} (1/s²)·w_q(k) over the sub-pixels q of used pixel p; it is kept in this sparse form —
 (cell, weight) entries (Q, 4) per sub-pixel, the weight already times 1/s² (mapping_entries) — and
 convolution.py turns it into the blurred matrix M̃ directly.
+(mapping_entries returns the interpolation weights alone; fit.py multiplies them by 1/s².)
 Edge cells: the outer ring of the mesh, 2ny + 2nx − 4 cells (PyAutoArray's `zeroed_pixels`, the same for every
 rectangular mesh).
 
@@ -151,12 +152,11 @@ def mapping_entries(
     mesh: str, points: jax.Array, sub_weight: jax.Array, centres: jax.Array, valid: jax.Array, shape: tuple[int, int],
     mesh_weights: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The sparse mapping matrix of mesh `mesh` (MESH_MAPPINGS; `mesh_weights` for an *_adapt_image mesh):
-    (cells (Q, 4), weights (Q, 4), cell centres (K, 2)) with weight = interpolation weight × 1/s² (0 on padded
-    sub-pixels). M[p, k] = Σ over the sub-pixels q of p and their entries e with cells[q, e] = k of weights[q, e]."""
+    """The sparse mapping of mesh `mesh` (MESH_MAPPINGS; `mesh_weights` for an *_adapt_image mesh): (cells (Q, 4),
+    interpolation weights (Q, 4), cell centres (K, 2)). The mapping matrix is M[p, k] = Σ over the sub-pixels q of
+    p and their entries e with cells[q, e] = k of (1/s²)·weights[q, e] (sub_weight, 0 on padded sub-pixels)."""
     extra = () if mesh_weights is None else (mesh_weights,)
-    cells, weights, cell_centres = MESH_MAPPINGS[mesh](points, sub_weight, centres, valid, shape, *extra)
-    return cells, weights * sub_weight[:, None], cell_centres
+    return MESH_MAPPINGS[mesh](points, sub_weight, centres, valid, shape, *extra)
 
 
 def mapping_matrix(

@@ -11,7 +11,7 @@ from . import jax_setup  # noqa: F401
 import jax
 import jax.numpy as jnp
 
-from workers.model.description import REGULARIZATION_COEFFICIENT, Model, parameter_names
+from workers.model.description import REGULARIZATION_PARAMETERS, Model, parameter_names
 
 
 @jax.tree_util.register_dataclass
@@ -38,13 +38,13 @@ class BasisParameters:
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class LensParameters:
-    """All nonlinear parameters of one model evaluation; `regularization`, a mesh's Constant coefficient when it
-    is searched (else None: the model's fixed value)."""
+    """All nonlinear parameters of one model evaluation; `regularization`, a mesh's searched regularization
+    parameters by name (REGULARIZATION_PARAMETERS), else None."""
 
     mass: MassParameters
     lens_light: BasisParameters | None
     source: BasisParameters | None
-    regularization: jax.Array | None = None
+    regularization: dict[str, jax.Array] | None = None
 
 
 def unpack(model: Model, vector: jax.Array) -> LensParameters:
@@ -71,4 +71,7 @@ def unpack(model: Model, vector: jax.Array) -> LensParameters:
     source = (
         basis("source", model.source.bases) if not model.pixelized else None
     )
-    return LensParameters(mass, light, source, v.get(REGULARIZATION_COEFFICIENT))
+    scheme = model.source.regularization if model.pixelized else None
+    regularization = ({name: v[f"source.regularization.{name}"] for name in REGULARIZATION_PARAMETERS[scheme]}
+                      if isinstance(scheme, str) else None)
+    return LensParameters(mass, light, source, regularization)

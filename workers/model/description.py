@@ -50,8 +50,12 @@ MassProfile = Isothermal | PowerLaw
 # (rank-CDF adaptive) and RectangularRTUAdaptDensity (kernel-CDF adaptive). The adaptive ones are square.
 MESHES = ("uniform", "bilinear_adapt_density", "rtu_adapt_density", "bilinear_adapt_image", "rtu_adapt_image")
 
-# The parameter name of a searched Constant regularization coefficient (RectangularSource.regularization None).
-REGULARIZATION_COEFFICIENT = "source.regularization.coefficient"
+# The searched regularization schemes (RectangularSource.regularization) and their parameters, each named
+# source.regularization.NAME: PyAutoArray's reg.Constant and reg.Adapt.
+REGULARIZATION_PARAMETERS = {
+    "free": ("coefficient",),
+    "adapt": ("inner_coefficient", "outer_coefficient", "signal_scale"),
+}
 
 # The most multiple images a dataset's positions likelihood holds (a quad): the engine's padding of them and the
 # store's `image` axis of a stage's `positions`.
@@ -77,15 +81,16 @@ class MGEBasis:
 
 @dataclass(frozen=True)
 class RectangularSource:
-    """A rectangular mesh of shape (ny, nx), one of MESHES (`mesh`), with Constant regularization coefficient
-    `regularization`, or None: the coefficient is a nonlinear parameter, `source.regularization.coefficient`
-    (REGULARIZATION_COEFFICIENT), searched like the lens's (PyAutoLens's `reg.Constant` as a model). PyAutoArray
-    indexes its adaptive meshes by ny alone, so those must be square. The *_adapt_image meshes (PyAutoArray's
+    """A rectangular mesh of shape (ny, nx), one of MESHES (`mesh`), and its regularization: a number, the
+    Constant coefficient; "free", Constant with its coefficient a nonlinear parameter; "adapt", PyAutoArray's
+    `reg.Adapt` (adaptive brightness, *_adapt_image meshes only) with inner_coefficient, outer_coefficient and
+    signal_scale nonlinear parameters (REGULARIZATION_PARAMETERS: their names). PyAutoArray indexes its adaptive
+    meshes by ny alone, so those must be square. The *_adapt_image meshes (PyAutoArray's
     RectangularBilinearAdaptImage / RectangularRTUAdaptImage) weight each traced pixel by
     max(adapt^weight_power, weight_floor), the adapt image from the stage before (adapt.py)."""
 
     shape: tuple[int, int] = (20, 20)
-    regularization: float | None = 1.0
+    regularization: float | str = 1.0
     mesh: str = "uniform"
     weight_power: float = 1.0
     weight_floor: float = 0.0
@@ -96,7 +101,13 @@ class RectangularSource:
         return self.mesh.endswith("_adapt_image")
 
     def __post_init__(self):
-        if self.regularization is not None and not self.regularization > 0:
+        if isinstance(self.regularization, str):
+            if self.regularization not in REGULARIZATION_PARAMETERS:
+                raise ValueError(f"regularization is a coefficient, \"free\" or \"adapt\", got {self.regularization!r}")
+            if self.regularization == "adapt" and not self.adapts_to_image:
+                raise ValueError(f"adapt regularization follows the adapt image: it needs an *_adapt_image mesh, "
+                                 f"not {self.mesh!r}")
+        elif not self.regularization > 0:
             raise ValueError(f"a regularization coefficient is > 0, got {self.regularization!r}")
         if min(self.shape) < 3:
             raise ValueError(f"a rectangular mesh needs at least 3×3 cells, got {self.shape[0]}×{self.shape[1]}")
@@ -148,8 +159,9 @@ def _entries(model: Model) -> list[tuple[str, int]]:
         entries += [("lens.light.centre", 2), ("lens.light.ell_comps", 2 * model.lens_light.bases)]
     if not model.pixelized:
         entries += [("source.centre", 2), ("source.ell_comps", 2 * model.source.bases)]
-    elif model.source.regularization is None:
-        entries += [(REGULARIZATION_COEFFICIENT, 0)]
+    elif isinstance(model.source.regularization, str):
+        names = REGULARIZATION_PARAMETERS[model.source.regularization]
+        entries += [(f"source.regularization.{name}", 0) for name in names]
     return entries
 
 

@@ -32,13 +32,21 @@ def test_names_follow_pyautolens_paths_in_vector_order():
 
 
 def test_a_free_regularization_coefficient_is_the_last_parameter_and_unpacks():
-    model = Model(source=RectangularSource(regularization=None), shear=False)
+    model = Model(source=RectangularSource(regularization="free"), shear=False)
     assert parameter_names(model)[-1] == "source.regularization.coefficient"
     params = {"lens": {"mass": PARAMS["lens"]["mass"]}, "source": {"regularization": {"coefficient": 2.5}}}
     vector = vector_from_params(model, params)
     assert params_from_vector(model, vector) == params
-    assert float(unpack(model, vector).regularization) == 2.5
+    assert unpack(model, vector).regularization == {"coefficient": 2.5}
     assert unpack(Model(source=RectangularSource(regularization=2.5), shear=False), vector[:-1]).regularization is None
+    adapt = Model(source=RectangularSource(mesh="bilinear_adapt_image", regularization="adapt"), shear=False)
+    assert parameter_names(adapt)[-3:] == tuple(f"source.regularization.{name}" for name in (
+        "inner_coefficient", "outer_coefficient", "signal_scale"))
+    unpacked = unpack(adapt, np.append(vector[:-1], [0.1, 20.0, 0.5])).regularization
+    assert {k: float(v) for k, v in unpacked.items()} == {"inner_coefficient": 0.1, "outer_coefficient": 20.0,
+                                                          "signal_scale": 0.5}
+    with pytest.raises(ValueError, match="adapt regularization follows the adapt image"):
+        RectangularSource(mesh="bilinear_adapt_density", regularization="adapt")
 
 
 def test_pixelized_source_without_shear_has_only_mass_parameters():
