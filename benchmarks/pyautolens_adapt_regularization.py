@@ -375,6 +375,7 @@ def main():
             edges_c = edges_from(np.asarray(fit.inversion.linear_obj_list[0].neighbors))
             check["log_det_regularization_matrix"] = {"pyautoarray": rec["log_det_regularization_matrix_term"]}
             check["log_det_regularization_matrix"].update(log_dets(H_c, np.full(n_pix, 0.5), edges_c))
+            check["log_det_regularization_matrix"]["analytic"] = float(np.sum(np.log(FLOOR + lam)))
             constant[model] = (check, H_c)
             entry["constant_check"][model] = check
             print(f"{name} constant(1.0) {model}: {rec['figure_of_merit']!r} adapt_image.json {ref!r} "

@@ -7,7 +7,7 @@ one more stage, in order, saying what changes from the stage before it:
 
     [[stages]]
     name = "source_pix"                  # its store group (a-z, 0-9, _), unique
-    source = { type = "rectangular", mesh = "bilinear_adapt_density", shape = [20, 20], regularization = 1.0 }
+    source = { type = "rectangular", mesh = "bilinear_adapt_density", shape = [20, 20], regularization = "free" }
     fixed = ["lens.light"]               # held at the previous stage's maximum-likelihood values
     search = { n_live = 150 }            # changes to the previous stage's [search]; false: no search (below)
     # lens = { mass = { type = "power_law" } }   # a lens table replaces that component (mass, shear, light)
