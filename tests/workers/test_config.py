@@ -190,10 +190,13 @@ def test_the_readme_fit_toml_examples_parse_with_the_defaults_they_state(tmp_pat
     [stage] = pipeline.stages
     assert stage.model.source == RectangularSource((20, 20), 1.0) and stage.search is None
     slam = parse_config(tomllib.loads(pipeline_toml), "README")  # the recommended survey pipeline
-    assert [s.name for s in slam.pipeline] == ["source_lp", "source_pix", "mass_total"]
+    assert [s.name for s in slam.pipeline] == ["source_lp", "source_pix", "light_lp", "mass_total"]
     assert slam.stages[0].model.source == RectangularSource((20, 20), 1.0, "bilinear_adapt_density")
-    assert slam.stages[1].model.mass.name == "power_law" and slam.stages[1].fixed == ("lens.light",)
-    assert slam.stages[0].positions == slam.stages[1].positions == Positions(3.0, 0.2)
+    assert slam.stages[1].model.source == slam.stages[2].model.source == RectangularSource(
+        (20, 20), 1.0, "bilinear_adapt_image")
+    assert slam.stages[1].fixed == ("lens.mass", "lens.shear")
+    assert slam.stages[2].model.mass.name == "power_law" and slam.stages[2].fixed == ("lens.light",)
+    assert slam.stages[0].positions == slam.stages[2].positions == Positions(3.0, 0.2)
     assert pipeline.priors["lens.mass.centre.1"].sigma == 0.05
     recipe = parse_config(tomllib.loads(real), "README")  # the real-data recipe
     assert recipe.model.lens_light == MGEBasis(20, 1e-4, bases=2) and recipe.search == SearchOptions()
