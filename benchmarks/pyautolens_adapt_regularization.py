@@ -106,7 +106,7 @@ DECIMAL_DIGITS = 60
 FORMULAS = {
     "pixel_signals": (
         "autoarray/inversion/mappers/abstract.py:474-520 Mapper.pixel_signals_from -> "
-        "mapper_util.py:6-131 adaptive_pixel_signals_from (numpy: numba kernel mapper_numba_util.py:107-170 or "
+        "mapper_util.py:6-131 adaptive_pixel_signals_from (numpy: numba kernel mapper_numba_util.py:108-171 or "
         "_pixel_signal_sums_numpy mapper_util.py:214-267, bit-identical; jax: _pixel_signal_sums_jax 161-211). "
         "For every sub-pixel q (over-sampled grid, slim(q) its image pixel) and every k < pix_size[q] (= 4 for both "
         "adapt-image meshes, interpolator/rectangular.py:705; the 4 bilinear corners tl, tr, bl, br, 595-628, "
@@ -131,10 +131,10 @@ FORMULAS = {
         "(inner*s + outer*(1-s))**4. Constant(c) (constant.py:12-69) is 1e-8 I + c**2 * sum_edges (e_i - e_j)"
         "(e_i - e_j)^T, so Adapt(1, 1, any) = 2 * Constant(1) - 1e-8 I."),
     "log_det_regularization_matrix_term": (
-        "inversion/inversion/abstract.py:1198-1258: log det of regularization_matrix_reduced (abstract.py:353-374), "
+        "inversion/inversion/abstract.py:1198-1258: log det of regularization_matrix_reduced (abstract.py:353-376), "
         "which is the FULL 400 x 400 regularization matrix H (every linear object is regularized, so no subset; "
         "edge zeroing, zeroed_ids_to_keep, is NOT applied to it; edge cells are IN). Via _log_det_symmetric_from "
-        "(abstract.py:1037-1082, log_det_method 'cholesky'): numpy -> inversion_util.log_det_sparse_spd_from "
+        "(abstract.py:1037-1081, log_det_method 'cholesky'): numpy -> inversion_util.log_det_sparse_spd_from "
         "(inversion_util.py:878-, SuperLU, permc_spec MMD_AT_PLUS_A, diag_pivot_thresh 0, sum log diag U; taken "
         "because 400 >= SPARSE_LOG_DET_MIN_PIXELS = 256 and nnz/row <= 32, inversion_util.py:771,782); jax -> "
         "2 * sum(log(diag(cholesky(H)))) (dense). Same matrix and method for Constant."),
@@ -464,8 +464,8 @@ def main():
                         "adapt_1_1_1_figure_of_merit": rec["figure_of_merit"],
                     })
 
-                msg = (f"{name} {case} {model}: numpy {rec['figure_of_merit']!r} logdetH {rec['log_det_regularization_matrix']}"
-                       f" ({t_np:.1f}s)")
+                msg = (f"{name} {case} {model}: numpy {rec['figure_of_merit']!r} "
+                       f"logdetH {rec['log_det_regularization_matrix']} ({t_np:.1f}s)")
                 if use_jax:
                     try:
                         t0 = time.time()
@@ -488,8 +488,9 @@ def main():
             cc = entry["constant_check"][model]
             print(f"{name} {model}: constant fom ok {cc['ok']}; H(1,1,1) - (2 H_c - 1e-8 I) max "
                   f"{cc['adapt_1_1_1_matrix_minus_2x_constant_plus_1e-8_identity_max_abs']:.3e}; logdet diff - 399 ln2 "
-                  f"{cc['log_det_difference_minus_399_ln2']:.3e}, - 400 ln2 {cc['log_det_difference_minus_400_ln2']:.3e}; "
-                  f"decimal60 diff - analytic {cc['log_det_difference_decimal60_from_weights'] - laplacian_log_det_ratio:.3e}"
+                  f"{cc['log_det_difference_minus_399_ln2']:.3e}, "
+                  f"- 400 ln2 {cc['log_det_difference_minus_400_ln2']:.3e}; decimal60 diff - analytic "
+                  f"{cc['log_det_difference_decimal60_from_weights'] - laplacian_log_det_ratio:.3e}"
                   f"; analytic - 399 ln2 {laplacian_log_det_ratio - 399.0 * math.log(2.0):.3e}",
                   flush=True)
         record["datasets"][name] = entry
