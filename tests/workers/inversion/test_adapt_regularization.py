@@ -117,3 +117,11 @@ def test_gradients_in_the_regularization_parameters_match_finite_differences():
         up, down = float(merit(jnp.asarray(vector + shift))), float(merit(jnp.asarray(vector - shift)))
         difference = (up - down) / (2 * step)
         assert np.isfinite(g) and abs(g - difference) <= 1e-4 * abs(g), (i, g, difference)
+
+
+@pytest.mark.parametrize("name, case, mass", [c for c in CASES if c[2] == "true" and c[1] not in ILL_CONDITIONED])
+def test_mixed_precision_stays_within_1e_3_of_pyautolens_fp64(name, case, mass):
+    model, vector = _model_and_vector(name, case, mass)
+    mixed = replace(model, settings=replace(model.settings, use_mixed_precision=True))
+    merit = float(fit(_imaging(name), jnp.asarray(vector), mixed).figure_of_merit)
+    assert abs(merit - DATA["datasets"][name]["cases"][case][mass]["figure_of_merit"]) < 1e-3
