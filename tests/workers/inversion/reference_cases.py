@@ -116,3 +116,13 @@ def reference2_vector(lens: ReferenceLens, model: Model, record: dict) -> np.nda
         first = lens.truth["sources"][0]
         params["source"] = {"centre": first["centre"], "ell_comps": first["ell_comps"]}
     return vector_from_params(model, params)
+
+
+def assert_equals_pyautolens(result, record: dict, terms) -> None:
+    """The issues' tolerances: each of `terms` of a fit (FitResult) within 1e-4 absolute of PyAutoLens's record,
+    the reconstruction within 1e-4 of the record's largest value."""
+    for term in terms:
+        value = float(getattr(result, term))
+        assert abs(value - record[term]) < 1e-4, (term, value, record[term])
+    expected = np.asarray(record["reconstruction"])
+    assert np.abs(np.asarray(result.reconstruction) - expected).max() < 1e-4 * np.abs(expected).max()
