@@ -14,7 +14,7 @@ under that Python, on the same spec: dataset, mask, over-sampling, model, settin
 alternating case by case and round by round so that both see the same load; each side runs in a fresh
 process (cold compile, its own peak memory). The table gives medians over rounds and the ratios.
 
-    .venv/bin/python benchmarks/likelihood.py --pyautolens /work/al312/bin/python --rounds 2 --json out.json
+    .venv/bin/python benchmarks/likelihood.py --pyautolens .venv-pyautolens/bin/python --rounds 2 --json out.json
     .venv/bin/python benchmarks/likelihood.py --only A0-mge           # cases whose name starts with this
     .venv/bin/python benchmarks/likelihood.py --case A0-mge-positive-fp64   # one lensfleet case, JSON out
 

@@ -1,11 +1,12 @@
 """Time PyAutoLens's own JAX likelihood the way a PyAutoLens JAX search calls it, for one case spec.
 
-Runs under a Python that has ``autolens`` installed (``/work/al312/bin/python``), *not* the lensfleet venv:
-it imports autolens / autofit and nothing from lensfleet. benchmarks/likelihood.py writes the spec (the same
-dataset, mask, over-sampling, model, settings and parameter vectors its lensfleet side uses) and runs this
-script beside it, alternating the two, so that both are timed under the same load:
+Runs under a Python that has ``autolens`` installed (``.venv-pyautolens/bin/python``, made by
+``make .venv-pyautolens/.installed``), *not* the lensfleet venv: it imports autolens / autofit and nothing from
+lensfleet. benchmarks/likelihood.py writes the spec (the same dataset, mask, over-sampling, model, settings and
+parameter vectors its lensfleet side uses) and runs this script beside it, alternating the two, so that both are
+timed under the same load:
 
-    /work/al312/bin/python benchmarks/pyautolens_likelihood.py --spec case.json     # one case, JSON lines out
+    .venv-pyautolens/bin/python benchmarks/pyautolens_likelihood.py --spec case.json     # one case, JSON lines out
 
 Call path replicated (PyAutoLens / PyAutoFit 2026.10.26.1):
 

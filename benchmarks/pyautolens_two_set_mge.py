@@ -1,10 +1,10 @@
 """PyAutoLens's own figure of merit for an MGE lens light of two sets (``mge_model_from(gaussian_per_basis=2)``:
 one centre, each set of 20 Gaussians its own ell_comps), which ../shared/reference2 lacks, on its lens C0.
 
-Runs under a Python with ``autolens`` (``/work/al312/bin/python``) and imports nothing from lensfleet; it writes
+Runs under PyAutoLens's Python (``make .venv-pyautolens/.installed``) and imports nothing from lensfleet; it writes
 tests/data/two_set_mge_C0.json, which tests/workers/inversion/test_two_set_mge.py checks lensfleet against:
 
-    /work/al312/bin/python benchmarks/pyautolens_two_set_mge.py --out tests/data/two_set_mge_C0.json
+    .venv-pyautolens/bin/python benchmarks/pyautolens_two_set_mge.py --out tests/data/two_set_mge_C0.json
 
 The model is reference2's `ll_sie_mge` (Isothermal + ExternalShear, MGE source of 20 Gaussians, sigma_min as
 reference2's, over-sampling 2, positive-only solve, fp64 numpy path) with the lens light split into two sets; its

@@ -25,7 +25,9 @@ from workers.model.grids import (
     OverSampling,
     RadialOverSampling,
     blurring_mask,
+    canvas_box,
     circular_mask,
+    grown,
     pixel_centres,
     radial_bin_sub_sizes,
     sub_grid,
@@ -136,12 +138,10 @@ def prepare_imaging(
         mask_radius = float(np.sqrt((centres_native[used] ** 2).sum(-1)).max())
 
     blur = blurring_mask(mask, psf.shape)
-    box = used | blur
-    rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
-    y0, x0 = rows[0], cols[0]
-    canvas = (int(rows[-1] - y0 + 1), int(cols[-1] - x0 + 1))
+    (y0, x0), canvas = canvas_box(mask, psf.shape)
 
     def canvas_index(m: np.ndarray) -> np.ndarray:
+        """Flat canvas index of the True pixels of `m`, a mask on the grown frame."""
         iy, ix = np.nonzero(m)
         return ((iy - y0) * canvas[1] + (ix - x0)).astype(np.int32)
 
@@ -163,14 +163,14 @@ def prepare_imaging(
         noise_map=noise,
         weight=1.0 / noise**2,
         valid=np.ones(bucket.pixels),
-        pixel_index=canvas_index(used),
+        pixel_index=canvas_index(~grown(mask, psf.shape)),
         lp_points=lp.points,
         lp_pixel=lp.pixel.astype(np.int32),
         lp_weight=lp.weight,
         pix_points=pix.points,
         pix_pixel=pix.pixel.astype(np.int32),
         pix_weight=pix.weight,
-        blurring_points=centres_native[blur],
+        blurring_points=pixel_centres(blur.shape, pixel_scale)[blur],
         blurring_index=canvas_index(blur),
         blurring_valid=np.ones(bucket.blurring),
         pixel_centres=centres,

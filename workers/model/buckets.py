@@ -12,7 +12,9 @@ import math
 
 import numpy as np
 
-from .grids import OverSampling, RadialOverSampling, blurring_mask, circular_mask, pixel_centres, radial_bin_sub_sizes
+from .grids import (
+    OverSampling, RadialOverSampling, blurring_mask, canvas_box, circular_mask, pixel_centres, radial_bin_sub_sizes,
+)
 
 
 @dataclass(frozen=True)
@@ -104,15 +106,12 @@ def bucket_for_shapes(
     mask = circular_mask(image_shape, pixel_scale, mask_radius, mask_centre)
     if file_mask is not None:
         mask = mask | file_mask
-    blur = blurring_mask(mask, psf_shape)
-    box = ~mask | blur
-    rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
     centres = pixel_centres(image_shape, pixel_scale)[~mask]
     return Bucket(
-        canvas=(int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)),
+        canvas=canvas_box(mask, psf_shape)[1],
         psf=(int(psf_shape[0]), int(psf_shape[1])),
         pixels=len(centres),
         lp_sub=_sub_pixel_count(over_sample_size_lp, centres),
         pix_sub=_sub_pixel_count(over_sample_size_pixelization, centres),
-        blurring=int(blur.sum()),
+        blurring=int(blurring_mask(mask, psf_shape).sum()),
     )

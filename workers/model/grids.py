@@ -10,8 +10,10 @@ Over-sampling with sub-size s splits a pixel into s×s sub-pixels at offsets
 and a pixel's value is the plain mean of its sub-pixel values. Sub-sizes may differ per pixel
 (radial-bin adaptive over-sampling).
 
-Blurring pixels: masked pixels inside the PSF-sized box centred on at least one used pixel; they are
-evaluated at their centres.
+Blurring pixels: masked pixels inside the PSF-sized box centred on at least one used pixel, past the image
+edge too (PyAutoArray's allow_padding): they live on the image's frame grown by (ky//2, kx//2) on every side,
+whose centres are pixel_centres of the grown shape (the growth is symmetric, so the image's own pixels keep
+theirs). They are evaluated at their centres.
 """
 
 from __future__ import annotations
@@ -107,18 +109,32 @@ def sub_grid(centres: np.ndarray, sub_sizes: np.ndarray, pixel_scale: float) -> 
     return SubGrid(points=points_a[order], pixel=pixel_a[order], weight=weight_a[order])
 
 
+def grown(mask: np.ndarray, psf_shape: tuple[int, int]) -> np.ndarray:
+    """The mask on the frame grown by (ky//2, kx//2) masked pixels on every side."""
+    hy, hx = psf_shape[0] // 2, psf_shape[1] // 2
+    return np.pad(mask, ((hy, hy), (hx, hx)), constant_values=True)
+
+
 def blurring_mask(mask: np.ndarray, psf_shape: tuple[int, int]) -> np.ndarray:
-    """True where a masked pixel lies inside the PSF-sized box centred on at least one used pixel."""
+    """On the grown frame (`grown`): True where a masked pixel lies inside the PSF-sized box centred on at least
+    one used pixel."""
     ky, kx = psf_shape
-    used = ~mask
-    ny, nx = mask.shape
-    padded = np.zeros((ny + ky - 1, nx + kx - 1), dtype=bool)
-    hy, hx = ky // 2, kx // 2
+    frame = grown(mask, psf_shape)
+    used = ~frame
+    ny, nx = frame.shape
+    near = np.zeros((ny + ky - 1, nx + kx - 1), dtype=bool)
     for dy in range(ky):
         for dx in range(kx):
-            padded[dy : dy + ny, dx : dx + nx] |= used
-    near = padded[hy : hy + ny, hx : hx + nx]
-    return near & mask
+            near[dy : dy + ny, dx : dx + nx] |= used
+    return near[ky // 2 : ky // 2 + ny, kx // 2 : kx // 2 + nx] & frame
+
+
+def canvas_box(mask: np.ndarray, psf_shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The canvas, the smallest box of the grown frame holding the used and blurring pixels: its top-left
+    corner (y0, x0) on the grown frame and its shape (Cy, Cx)."""
+    box = ~grown(mask, psf_shape) | blurring_mask(mask, psf_shape)
+    rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
+    return (int(rows[0]), int(cols[0])), (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
 
 
 def native(slim: np.ndarray, mask: np.ndarray) -> np.ndarray:

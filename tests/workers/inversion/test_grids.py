@@ -45,8 +45,23 @@ def test_adaptive_sub_grid_means_each_pixel_over_its_own_sub_pixels():
 def test_blurring_pixels_are_masked_pixels_within_the_psf_box_of_a_used_pixel():
     mask = np.ones((7, 7), bool)
     mask[3, 3] = False
-    blur = blurring_mask(mask, (3, 3))
-    assert blur.sum() == 8 and blur[2:5, 2:5].sum() == 8 and not blur[3, 3]
+    blur = blurring_mask(mask, (3, 3))  # on the frame grown by one pixel each side: pixel (3, 3) is at (4, 4)
+    assert blur.shape == (9, 9) and blur.sum() == 8 and blur[3:6, 3:6].sum() == 8 and not blur[4, 4]
+
+
+def test_blurring_pixels_reach_past_the_image_edge():
+    # A used pixel in the corner of a 6x6 image: with a 5x3 PSF its blurring box reaches 2 rows and 1 column past
+    # the image; those pixels count (PyAutoArray's allow_padding), at centres continuing the image's grid.
+    mask = np.ones((6, 6), bool)
+    mask[0, 0] = False
+    blur = blurring_mask(mask, (5, 3))
+    assert blur.shape == (10, 8) and blur.sum() == 14 and blur[0:5, 0:3].sum() == 14
+    centres = pixel_centres(blur.shape, 0.5)
+    np.testing.assert_allclose(centres[2, 1], pixel_centres((6, 6), 0.5)[0, 0])
+    np.testing.assert_allclose(centres[blur].max(0), [2.25, -0.75])
+    imaging = prepare_imaging(np.ones((6, 6)), np.ones((6, 6)), np.ones((5, 3)), 0.5, mask=mask)
+    assert imaging.bucket.blurring == 14 and imaging.bucket.canvas == (5, 3)
+    np.testing.assert_allclose(np.asarray(imaging.blurring_points).max(0), [2.25, -0.75])
 
 
 def test_prepared_imaging_counts_match_the_mask_and_over_sampling():
