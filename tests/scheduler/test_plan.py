@@ -49,11 +49,11 @@ def test_order_is_by_shape_bucket_then_catalog_row_and_block_k_is_store_chunk_k(
     cat = catalog(tmp_path, [(f"r{i}", dataset(tmp_path / f"r{i}", s), {}) for i, s in enumerate(shapes)])
     plan = make_plan(cat, config, block_size=2)
 
-    # the 30×30 images are cut by the 1.6″ mask: a smaller canvas, so the first bucket
+    # the 30×30 images are cut by the 1.6″ mask: fewer blurring pixels (rounded up to 256), so the first bucket
     assert plan.ids == ["r1", "r3", "r0", "r2", "r4"]
     assert [cat.ids.index(i) for i in plan.ids] == [1, 3, 0, 2, 4]  # catalog rows, in store order
     assert [d.bucket for d in plan.datasets] == [0, 0, 1, 1, 1]
-    assert plan.buckets[0].bucket.canvas < plan.buckets[1].bucket.canvas
+    assert plan.buckets[0].bucket.blurring < plan.buckets[1].bucket.blurring
     assert [d.image_shape for d in plan.datasets] == [(30, 30), (30, 30), (40, 40), (40, 40), (44, 40)]
     assert plan.n_blocks == 3
     assert [plan.block(k) for k in range(3)] == [slice(0, 2), slice(2, 4), slice(4, 5)]
