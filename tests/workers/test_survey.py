@@ -133,3 +133,19 @@ def test_a_two_clump_survey_gives_every_lens_two_sources_and_keeps_every_other_d
         offset = np.hypot(*np.subtract(second["centre"], two.sources[0]["centre"]))
         assert 0.1 <= offset <= 0.4 and 0.1 <= second["intensity"] <= 0.3
     assert any(len(draw_lens(4, i).sources) == 1 for i in range(8))  # the option changed some lenses
+
+
+def test_light_just_outside_the_image_blurs_into_it():
+    # A compact light 0.2″ past the right edge of a 20×20 image (PSF σ 0.1″): its own profile is negligible inside
+    # the image, its blurred light is not, as in PyAutoLens's simulator (it pads the image by the PSF, then trims).
+    from workers.inversion.parameters import MassParameters
+    from workers.inversion.simulate import SersicProfile, simulate_imaging
+    import jax.numpy as jnp
+
+    mass = MassParameters("isothermal", {"centre": jnp.zeros(2), "ell_comps": jnp.zeros(2),
+                                         "einstein_radius": jnp.asarray(0.1)}, jnp.zeros(2))
+    outside = SersicProfile((0.0, 1.15), (0.0, 0.0), 50.0, 0.02, 0.5)
+    sim = simulate_imaging((20, 20), 0.1, mass, [], lens_light=outside, psf_size=11, exposure_time=1e6, seed=0)
+    edge = sim.image[8:12, -1] / sim.noise_map[8:12, -1]
+    assert (edge > 10).all(), edge
+    assert np.abs(sim.image[:, 0] / sim.noise_map[:, 0]).max() < 5

@@ -1,8 +1,9 @@
 """Simulated imaging of strong lenses, for tests, demos and benchmarks.
 
 Sersic sources lensed by an Isothermal (+ ExternalShear), optional Sersic lens light, evaluated on an s×s
-over-sampled grid of every pixel (plain sub-pixel mean), convolved with a normalised Gaussian PSF ("same",
-zero padding), then Poisson noise at exposure time t over a flat sky b:
+over-sampled grid of every pixel (plain sub-pixel mean) on the image grown by the PSF's half-width on every side,
+convolved with a normalised Gaussian PSF and cut back to the image, so light just outside the image blurs into it
+(PyAutoLens's simulator pads and trims the same way), then Poisson noise at exposure time t over a flat sky b:
     counts ~ Poisson((image + b)·t),  data = counts/t − b,  noise_map = √((image + b)·t)/t.
 """
 
@@ -76,15 +77,17 @@ def simulate_imaging(
     seed: int = 0,
 ) -> SimulatedImaging:
     """Simulate one lens; see the module docstring for the noise model."""
-    centres = pixel_centres(shape, pixel_scale).reshape(-1, 1, 2)
+    h = psf_size // 2
+    grown = (shape[0] + 2 * h, shape[1] + 2 * h)
+    centres = pixel_centres(grown, pixel_scale).reshape(-1, 1, 2)
     points = jnp.asarray((centres + sub_pixel_offsets(over_sample_size, pixel_scale)[None]).reshape(-1, 2))
     traced = ray_trace(points, mass)
     sub = sum(source.image(traced) for source in sources)
     if lens_light is not None:
         sub = sub + lens_light.image(points)
-    image = np.asarray(sub).reshape(shape[0] * shape[1], -1).mean(axis=1).reshape(shape)
+    image = np.asarray(sub).reshape(grown[0] * grown[1], -1).mean(axis=1).reshape(grown)
     psf = gaussian_psf(psf_size, psf_sigma, pixel_scale)
-    blurred = convolve_same(image, psf)
+    blurred = convolve_same(image, psf)[h : h + shape[0], h : h + shape[1]]
     rng = np.random.default_rng(seed)
     expected = np.clip((blurred + background_sky_level) * exposure_time, 0.0, None)
     data = rng.poisson(expected) / exposure_time - background_sky_level
