@@ -18,6 +18,7 @@ from workers.inversion.imaging import prepare_imaging
 from workers.model.description import vector_from_params
 
 RECORD = json.loads((Path(__file__).parents[2] / "data" / "edge_mask_C0.json").read_text())
+TERMS = ("figure_of_merit", "log_likelihood", "chi_squared", "noise_normalization")
 
 
 def test_a_mask_at_the_image_edge_blurs_in_light_from_outside_the_image_as_pyautolens_does():
@@ -37,4 +38,4 @@ def test_a_mask_at_the_image_edge_blurs_in_light_from_outside_the_image_as_pyaut
         "source": {"centre": source["centre"], "ell_comps": source["ell_comps"]},
     }
     result = fit(imaging, vector_from_params(model, params), model, with_arrays=True)
-    assert_equals_pyautolens(result, RECORD, ("figure_of_merit", "log_likelihood", "chi_squared", "noise_normalization"))
+    assert_equals_pyautolens(result, RECORD, TERMS)
