@@ -1,9 +1,12 @@
 """A reference dataset as PyAutoLens loads it for the reference scripts (pyautolens_two_set_mge.py,
 pyautolens_adapt_image.py): image, noise map and PSF from a folder with truth.json (pixel_scale, mask_radius),
-a circular mask of the dataset's radius about (0, 0), over-sampling as given. Runs under PyAutoLens's Python."""
+a circular mask of the dataset's radius about (0, 0), over-sampling as given; the MGE bases of reference2's models.
+Runs under PyAutoLens's Python."""
 
 import json
 import os
+
+REFERENCE2 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference2")
 
 
 def masked_dataset(folder: str, over_sample_size_lp: int, over_sample_size_pixelization: int):
@@ -21,3 +24,16 @@ def masked_dataset(folder: str, over_sample_size_lp: int, over_sample_size_pixel
         over_sample_size_lp=over_sample_size_lp, over_sample_size_pixelization=over_sample_size_pixelization,
     )
     return dataset, truth
+
+
+def mge_basis(centre, ell_comps_sets, gaussians: int, sigma_min: float, sigma_max: float):
+    """al.lp_basis.Basis of `gaussians` linear Gaussians about `centre` per ell_comps in `ell_comps_sets`, σ
+    log-spaced from sigma_min to sigma_max (reference2's MGE)."""
+    import autolens as al
+    import numpy as np
+
+    sigmas = 10 ** np.linspace(np.log10(sigma_min), np.log10(sigma_max), gaussians)
+    return al.lp_basis.Basis(profile_list=[
+        al.lp_linear.Gaussian(centre=tuple(centre), ell_comps=tuple(ell), sigma=float(s))
+        for ell in ell_comps_sets for s in sigmas
+    ])

@@ -18,15 +18,14 @@ import os
 import shutil
 import tempfile
 
-from pyautolens_datasets import masked_dataset
+from pyautolens_datasets import REFERENCE2, masked_dataset, mge_basis
 
 CROP = 18  # pixels cut from each side of C0's 100×100 frame
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference2", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                              "reference2"))
+    parser.add_argument("--reference2", default=REFERENCE2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -44,22 +43,19 @@ def main():
             shutil.copy(os.path.join(source_folder, name), folder)
         dataset, truth = masked_dataset(folder, meta["over_sample_size_lp"], meta["over_sample_size_pixelization"])
     gaussians, sigma_min = meta["mge"]["total_gaussians"], meta["mge"]["sigma_min"]
-    sigmas = 10 ** np.linspace(np.log10(sigma_min), np.log10(truth["mask_radius"]), gaussians)
 
-    def basis(centre, ell_comps):
-        return al.lp_basis.Basis(profile_list=[
-            al.lp_linear.Gaussian(centre=tuple(centre), ell_comps=tuple(ell_comps), sigma=float(s)) for s in sigmas
-        ])
+    def basis(centre, sets):
+        return mge_basis(centre, sets, gaussians, sigma_min, truth["mask_radius"])
 
     mass, shear, light = truth["mass"], truth["shear"], truth["lens_light"]
     source = truth["sources"][0]
     lens = al.Galaxy(
-        redshift=0.5, bulge=basis(light["centre"], light["ell_comps"]),
+        redshift=0.5, bulge=basis(light["centre"], [light["ell_comps"]]),
         mass=al.mp.Isothermal(centre=tuple(mass["centre"]), ell_comps=tuple(mass["ell_comps"]),
                               einstein_radius=mass["einstein_radius"]),
         shear=al.mp.ExternalShear(gamma_1=shear["gamma_1"], gamma_2=shear["gamma_2"]),
     )
-    galaxy = al.Galaxy(redshift=1.0, bulge=basis(source["centre"], source["ell_comps"]))
+    galaxy = al.Galaxy(redshift=1.0, bulge=basis(source["centre"], [source["ell_comps"]]))
     fit = al.FitImaging(dataset=dataset, tracer=al.Tracer(galaxies=[lens, galaxy]),
                         settings=al.Settings(use_positive_only_solver=True))
     terms = {name: float(getattr(fit, name)) for name in

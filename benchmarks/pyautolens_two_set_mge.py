@@ -15,15 +15,14 @@ import argparse
 import json
 import os
 
-from pyautolens_datasets import masked_dataset
+from pyautolens_datasets import REFERENCE2, masked_dataset, mge_basis
 
 SETS = [[0.03, 0.10], [-0.10, 0.12]]  # ell_comps of set 0 (near C0's Sersic lens light) and set 1
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference2", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                              "reference2"))
+    parser.add_argument("--reference2", default=REFERENCE2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -34,13 +33,9 @@ def main():
     folder = os.path.join(args.reference2, "datasets", "C0")
     dataset, truth = masked_dataset(folder, meta["over_sample_size_lp"], meta["over_sample_size_pixelization"])
     gaussians, sigma_min = meta["mge"]["total_gaussians"], meta["mge"]["sigma_min"]
-    sigmas = 10 ** np.linspace(np.log10(sigma_min), np.log10(truth["mask_radius"]), gaussians)
 
     def basis(centre, sets):
-        return al.lp_basis.Basis(profile_list=[
-            al.lp_linear.Gaussian(centre=tuple(centre), ell_comps=tuple(ell), sigma=float(s))
-            for ell in sets for s in sigmas
-        ])
+        return mge_basis(centre, sets, gaussians, sigma_min, truth["mask_radius"])
 
     mass, shear, light = truth["mass"], truth["shear"], truth["lens_light"]
     source = truth["sources"][0]
