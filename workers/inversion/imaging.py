@@ -137,8 +137,8 @@ def prepare_imaging(
     if mask_radius is None:
         mask_radius = float(np.sqrt((centres_native[used] ** 2).sum(-1)).max())
 
-    blur = blurring_mask(mask, psf.shape)
-    (y0, x0), canvas = canvas_box(mask, psf.shape)
+    used_on_frame, blur = ~grown(mask, psf.shape), blurring_mask(mask, psf.shape)
+    (y0, x0), canvas = canvas_box(used_on_frame, blur)
 
     def canvas_index(m: np.ndarray) -> np.ndarray:
         """Flat canvas index of the True pixels of `m`, a mask on the grown frame."""
@@ -163,7 +163,7 @@ def prepare_imaging(
         noise_map=noise,
         weight=1.0 / noise**2,
         valid=np.ones(bucket.pixels),
-        pixel_index=canvas_index(~grown(mask, psf.shape)),
+        pixel_index=canvas_index(used_on_frame),
         lp_points=lp.points,
         lp_pixel=lp.pixel.astype(np.int32),
         lp_weight=lp.weight,

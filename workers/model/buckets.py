@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from .grids import (
-    OverSampling, RadialOverSampling, blurring_mask, canvas_box, circular_mask, pixel_centres, radial_bin_sub_sizes,
+    OverSampling, RadialOverSampling, blurring_mask, canvas_box, circular_mask, grown, pixel_centres,
+    radial_bin_sub_sizes,
 )
 
 
@@ -106,12 +107,13 @@ def bucket_for_shapes(
     mask = circular_mask(image_shape, pixel_scale, mask_radius, mask_centre)
     if file_mask is not None:
         mask = mask | file_mask
+    blur = blurring_mask(mask, psf_shape)
     centres = pixel_centres(image_shape, pixel_scale)[~mask]
     return Bucket(
-        canvas=canvas_box(mask, psf_shape)[1],
+        canvas=canvas_box(~grown(mask, psf_shape), blur)[1],
         psf=(int(psf_shape[0]), int(psf_shape[1])),
         pixels=len(centres),
         lp_sub=_sub_pixel_count(over_sample_size_lp, centres),
         pix_sub=_sub_pixel_count(over_sample_size_pixelization, centres),
-        blurring=int(blurring_mask(mask, psf_shape).sum()),
+        blurring=int(blur.sum()),
     )

@@ -129,10 +129,10 @@ def blurring_mask(mask: np.ndarray, psf_shape: tuple[int, int]) -> np.ndarray:
     return near[ky // 2 : ky // 2 + ny, kx // 2 : kx // 2 + nx] & frame
 
 
-def canvas_box(mask: np.ndarray, psf_shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The canvas, the smallest box of the grown frame holding the used and blurring pixels: its top-left
-    corner (y0, x0) on the grown frame and its shape (Cy, Cx)."""
-    box = ~grown(mask, psf_shape) | blurring_mask(mask, psf_shape)
+def canvas_box(used: np.ndarray, blurring: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The canvas, the smallest box holding the `used` and `blurring` pixels (both on the grown frame): its top-left
+    corner (y0, x0) on that frame and its shape (Cy, Cx)."""
+    box = used | blurring
     rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
     return (int(rows[0]), int(cols[0])), (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
 
