@@ -106,7 +106,7 @@ def source_picture(fit: LensFit, model: Model, pixels: int = 200) -> SourcePictu
     sigmas = mge_sigmas(model.source.gaussians, model.source.sigma_min, fit.imaging.mask_radius)
     basis = mge_images(jnp.asarray(grid), params.source.centre, params.source.ell_comps, sigmas)
     amplitudes = np.asarray(r.reconstruction)[-model.source.components:]
-    image = (amplitudes @ np.asarray(basis)).reshape(pixels, pixels)
+    image = (np.asarray(basis) @ amplitudes).reshape(pixels, pixels)
     return SourcePicture(image, (x0, x1, y0, y1))
 
 

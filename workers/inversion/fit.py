@@ -109,10 +109,10 @@ def _mge_columns(
     """Blurred columns, as rows (N, P), of a linear Gaussian basis evaluated at (possibly traced) sub-pixels:
     the Gaussians of set 0, then set 1, ..."""
     sigmas = mge_sigmas(basis.gaussians, basis.sigma_min, imaging.mask_radius)
-    sub = mge_images(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight
-    columns = jax.ops.segment_sum(sub.T, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
+    sub = mge_images(points, params.centre, params.ell_comps, sigmas) * imaging.lp_weight[:, None]
+    columns = jax.ops.segment_sum(sub, imaging.lp_pixel, imaging.bucket.pixels, indices_are_sorted=True)
     blurring = mge_images(blurring_points, params.centre, params.ell_comps, sigmas)
-    return convolve_columns(imaging, columns.T, blurring, precision, route).astype(jnp.float64)
+    return convolve_columns(imaging, columns.T, blurring.T, precision, route).astype(jnp.float64)
 
 
 def lens_light_image(imaging: MaskedImaging, vector: jax.Array, model: Model, reconstruction: jax.Array) -> jax.Array:

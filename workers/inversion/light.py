@@ -24,18 +24,21 @@ def mge_sigmas(gaussians: int, sigma_min: float, mask_radius: jnp.ndarray) -> jn
 def gaussian_basis(
     points: jnp.ndarray, centre: jnp.ndarray, ell_comps: jnp.ndarray, sigmas: jnp.ndarray
 ) -> jnp.ndarray:
-    """Unit-intensity Gaussians at points (Q, 2), one row per σ (N,): shape (N, Q)."""
+    """Unit-intensity Gaussians at points (Q, 2), one column per σ (N,): shape (Q, N). Points-major on purpose:
+    XLA's CPU backend vectorises the exp only when it writes its output in order; an (N, Q) basis later summed
+    per pixel over the rows Q was computed transposed, one scalar exp at a time (measured 8.5× slower on the
+    SLACS lens light's 40 Gaussians, benchmarks/RESULTS.md)."""
     q, phi = axis_ratio_and_angle(ell_comps)
     y, x = to_profile_frame(points, centre, phi)
     r2 = q**2 * x**2 + y**2
-    return jnp.exp(-r2[None, :] / (2.0 * sigmas[:, None] ** 2))
+    return jnp.exp(-r2[:, None] / (2.0 * sigmas[None, :] ** 2))
 
 
 def mge_images(
     points: jnp.ndarray, centre: jnp.ndarray, ell_comps: jnp.ndarray, sigmas: jnp.ndarray
 ) -> jnp.ndarray:
-    """The unit Gaussians of an MGE of K sets, ell_comps (K, 2), at points (Q, 2): shape (K·N, Q), set 0 first."""
-    return jnp.concatenate([gaussian_basis(points, centre, ell, sigmas) for ell in ell_comps])
+    """The unit Gaussians of an MGE of K sets, ell_comps (K, 2), at points (Q, 2): shape (Q, K·N), set 0 first."""
+    return jnp.concatenate([gaussian_basis(points, centre, ell, sigmas) for ell in ell_comps], axis=1)
 
 
 def sersic_constant(n: jnp.ndarray) -> jnp.ndarray:
