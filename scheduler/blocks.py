@@ -37,8 +37,9 @@ class BlockBook:
         self.errors: dict[int, str] = {}
         self.queue = deque(blocks)
 
-    def has_pending(self) -> bool:
-        return bool(self.queue)
+    def pending(self) -> int:
+        """Blocks waiting for an actor."""
+        return len(self.queue)
 
     def start(self) -> tuple[int, int]:
         """Take the next PENDING block: (k, its attempt number, from 1)."""

@@ -213,8 +213,8 @@ class _Loop:
     # -- blocks --------------------------------------------------------------------------------------------------
 
     def _submit(self) -> None:
-        while self.book.has_pending() and self.halted is None:
-            slot = self.pool.pick()
+        while self.book.pending() and self.halted is None:
+            slot = self.pool.pick(self.book.pending())
             if slot is None:
                 break
             k, attempt = self.book.start()
@@ -338,7 +338,7 @@ class _Loop:
                 if not self.pool.live():
                     message = "stopped: no actor could start (see the errors above)"
                     break
-                if not self.in_flight and (deadline is not None or not self.book.has_pending()):
+                if not self.in_flight and (deadline is not None or not self.book.pending()):
                     if deadline is not None:
                         break
                     again = self.book.requeue(self.store.pending_blocks())  # reconcile: the store is the truth

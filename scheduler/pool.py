@@ -17,7 +17,8 @@ before that: hence the explicit request. After S seconds without the resources i
 Slots (`ActorPool`): slot i holds actor `lensfleet-fit-<i>` (replacements `lensfleet-fit-<i>-r<n>`). An actor is
 ready once its warm-up call returns; only ready actors get blocks, at most `in_flight_per_actor` each (one
 running, one queued so the actor never idles), the next block to the one with the fewest, so a replacement that
-cannot be placed holds no block hostage. An actor that dies takes its in-flight blocks with it (the driver
+cannot be placed holds no block hostage; a block queues behind another only while a pending block is left for
+every live actor (`pick`), so the last blocks of a run go to actors as they free up. An actor that dies takes its in-flight blocks with it (the driver
 re-queues them) and is replaced; a slot whose actors die before they are ready `max_failures` times in a row is
 retired. The pool starts and kills actors through the functions it is given (`fit_actor_starter`, `kill_actor`
 on Ray), so its book-keeping is plain Python.
@@ -168,10 +169,16 @@ class ActorPool:
         """Live slots whose actor is not ready yet, by the ref of its warm-up call."""
         return {s.ready_ref: s for s in self.live() if not s.ready}
 
-    def pick(self) -> Slot | None:
-        """The ready slot with the fewest blocks in flight, among those with room for one more; None if none."""
+    def pick(self, pending: int) -> Slot | None:
+        """The slot for the next of `pending` blocks: the ready slot with the fewest blocks in flight, among those
+        with room for one more; None if none. A block queues behind another (a slot already busy) only while at
+        least one pending block is left for every live slot: a run's last blocks, or a small catalog's, wait for
+        an actor that is free or still starting instead of queueing behind a long block while it idles."""
         room = [s for s in self.live() if s.ready and len(s.in_flight) < self.in_flight_per_actor]
-        return min(room, key=lambda s: len(s.in_flight)) if room else None
+        if not room:
+            return None
+        slot = min(room, key=lambda s: len(s.in_flight))
+        return slot if not slot.in_flight or pending >= len(self.live()) else None
 
     def ready(self, slot: Slot, report: dict) -> None:
         """The slot's actor finished warming up; `report` is its start-up report."""

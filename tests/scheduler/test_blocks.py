@@ -11,12 +11,12 @@ PENDING, RUNNING, DONE, FAILED = BlockState.PENDING, BlockState.RUNNING, BlockSt
 
 def test_blocks_start_in_queue_order_and_each_start_is_an_attempt():
     book = BlockBook([4, 1, 7], max_attempts=3)
-    assert book.state == {4: PENDING, 1: PENDING, 7: PENDING} and book.has_pending()
+    assert book.state == {4: PENDING, 1: PENDING, 7: PENDING} and book.pending() == 3
     assert [book.start(), book.start()] == [(4, 1), (1, 1)]
     assert book.state == {4: RUNNING, 1: RUNNING, 7: PENDING}
     book.done(1)
     assert book.start() == (7, 1)
-    assert not book.has_pending()
+    assert book.pending() == 0
     assert book.state == {4: RUNNING, 1: DONE, 7: RUNNING} and book.attempts == {4: 1, 1: 1, 7: 1}
 
 
@@ -28,7 +28,7 @@ def test_a_block_that_comes_back_uncommitted_goes_to_the_back_until_its_attempts
     assert book.start() == (1, 1) and book.start() == (0, 2)
     assert book.retry(0, "ValueError: injected fault") is False  # attempt 2 of 2: the caller commits it FAILED
     assert book.state[0] == FAILED and book.attempts[0] == 2 and book.errors[0] == "ValueError: injected fault"
-    assert not book.has_pending()
+    assert book.pending() == 0
     book.done(1)
     assert book.state == {0: FAILED, 1: DONE}
 

@@ -78,19 +78,36 @@ def test_only_ready_actors_get_blocks_the_least_busy_first_up_to_the_limit(capsy
     pool = ActorPool(3, actors.start, actors.kill, max_failures=3, in_flight_per_actor=2)
     assert actors.started == ["lensfleet-fit-0", "lensfleet-fit-1", "lensfleet-fit-2"]
     assert list(pool.starting()) == ["lensfleet-fit-0.ready", "lensfleet-fit-1.ready", "lensfleet-fit-2.ready"]
-    assert pool.pick() is None  # nobody warmed up yet: no block is held by an actor that may never start
+    assert pool.pick(10) is None  # nobody warmed up yet: no block is held by an actor that may never start
     zero, one, two = pool.slots
     pool.ready(one, REPORT)
     pool.ready(two, REPORT)
     assert "actor lensfleet-fit-1 ready on 10.0.0.1 (cpu, CPUs 2): 3 compiles in 1.5 s" in capsys.readouterr().out
     assert list(pool.starting()) == ["lensfleet-fit-0.ready"]
     picked = []
-    while (slot := pool.pick()) is not None:
+    while (slot := pool.pick(10 - len(picked))) is not None:
         slot.in_flight.add(f"block{len(picked)}")
         picked.append(slot.name)
     assert picked == ["lensfleet-fit-1", "lensfleet-fit-2", "lensfleet-fit-1", "lensfleet-fit-2"]
     pool.committed(two, "block1")
-    assert pool.pick() is two and pool.reports() == [REPORT, REPORT]
+    assert pool.pick(6) is two and pool.reports() == [REPORT, REPORT]
+
+
+def test_the_last_blocks_wait_for_a_free_or_starting_actor_rather_than_queue_behind_a_busy_one():
+    actors = Actors()
+    pool = ActorPool(2, actors.start, actors.kill, max_failures=3, in_flight_per_actor=2)
+    zero, one = pool.slots
+    pool.ready(one, REPORT)
+    assert pool.pick(2) is one
+    one.in_flight.add("block0")
+    assert pool.pick(1) is None  # the last block waits for lensfleet-fit-0, still starting, not behind block0
+    pool.ready(zero, REPORT)
+    assert pool.pick(1) is zero
+    zero.in_flight.add("block1")
+    assert pool.pick(1) is None  # both busy, one block left: it goes to whichever frees first
+    assert pool.pick(2) in (zero, one)  # enough left for both to queue one
+    pool.committed(one, "block0")
+    assert pool.pick(1) is one
 
 
 def test_a_dead_actor_is_replaced_and_a_slot_whose_actors_never_start_is_retired(capsys):
