@@ -22,8 +22,9 @@ Call path replicated (PyAutoLens / PyAutoFit 2026.10.26.1):
 - ``fitness.objective("scalar")`` == ``jax.jit(fitness.call)`` (one parameter vector) and
   ``fitness.objective("batched")`` == ``jax.jit(jax.vmap(fitness.call))`` (what Nautilus calls).
 
-Spec keys: dataset_dir, mask_radius, over_sample_size_lp, over_sample_size_pixelization, source ("mge" or
-"rect"), source_gaussians, sigma_min, lens_light_gaussians (0: none), mesh_shape, regularization, settings
+Spec keys: dataset_dir, mask_radius, over_sample_size_lp (a size, or {sub_sizes, radii}: radial bins about the
+centre), over_sample_size_pixelization, source ("mge" or "rect"), source_gaussians, sigma_min,
+lens_light_gaussians (per set; 0: none), lens_light_bases (sets), mesh_shape, regularization, settings
 (PyAutoLens Settings kwargs), mixed (bool), parameter_names (lensfleet's names), vectors (V lists; row 0 is
 the single-call vector), calls, vmap_calls, vmap_max_seconds.
 
@@ -50,13 +51,17 @@ def _emit(record):
     print("@@RESULT " + json.dumps(record), flush=True)
 
 
-def _our_name(path):
+def _our_name(path, per_basis):
     """lensfleet's parameter name of a PyAutoLens prior path, e.g. ('galaxies', 'lens', 'mass', 'centre',
-    'centre_0') -> 'lens.mass.centre.0'; an MGE basis's shared priors -> 'lens.light.…' / 'source.…'."""
+    'centre_0') -> 'lens.mass.centre.0'; an MGE basis's shared priors -> 'lens.light.…' / 'source.…', set k's
+    ell_comps (profiles k·per_basis … (k+1)·per_basis − 1) -> 'ell_comps.2k', 'ell_comps.2k+1'."""
     galaxy, leaf = path[1], path[-1]
     for vector in ("centre", "ell_comps"):
         if leaf.startswith(vector + "_"):
-            leaf = f"{vector}.{leaf[len(vector) + 1:]}"
+            index = int(leaf[len(vector) + 1:])
+            if vector == "ell_comps" and "profile_list" in path:
+                index += 2 * (int(path[path.index("profile_list") + 1]) // per_basis)
+            leaf = f"{vector}.{index}"
     if galaxy == "source":
         return f"source.{leaf}"
     component = "light" if "bulge" in path else path[2]
@@ -80,8 +85,14 @@ def _build(spec):
     )
     mask = al.Mask2D.circular(shape_native=dataset.shape_native, pixel_scales=pixel_scale,
                               radius=spec["mask_radius"], centre=(0.0, 0.0))
-    dataset = dataset.apply_mask(mask=mask).apply_over_sampling(
-        over_sample_size_lp=spec["over_sample_size_lp"],
+    dataset = dataset.apply_mask(mask=mask)
+    size_lp = spec["over_sample_size_lp"]
+    if isinstance(size_lp, dict):  # radial bins about (0, 0), as the workspace over-samples a lens light
+        size_lp = al.util.over_sample.over_sample_size_via_radial_bins_from(
+            grid=dataset.grid, sub_size_list=size_lp["sub_sizes"], radial_list=size_lp["radii"],
+            centre_list=[(0.0, 0.0)])
+    dataset = dataset.apply_over_sampling(
+        over_sample_size_lp=size_lp,
         over_sample_size_pixelization=spec["over_sample_size_pixelization"],
     )
     settings = al.Settings(use_mixed_precision=spec["mixed"], **spec["settings"])
@@ -89,7 +100,8 @@ def _build(spec):
     lens = af.Model(al.Galaxy, redshift=0.5, mass=af.Model(al.mp.Isothermal), shear=af.Model(al.mp.ExternalShear))
     if spec["lens_light_gaussians"]:
         lens.bulge = al.model_util.mge_model_from(
-            mask_radius=spec["mask_radius"], total_gaussians=spec["lens_light_gaussians"], sigma_min=spec["sigma_min"]
+            mask_radius=spec["mask_radius"], total_gaussians=spec["lens_light_gaussians"],
+            gaussian_per_basis=spec["lens_light_bases"], sigma_min=spec["sigma_min"]
         )
     if spec["source"] == "mge":
         bulge = al.model_util.mge_model_from(
@@ -108,7 +120,8 @@ def _build(spec):
     fitness = Fitness(model=model, analysis=analysis, fom_is_log_likelihood=True,
                       resample_figure_of_merit=af.Nautilus.invalid_value, batched=True, batch_size=len(vectors))
     # The spec's vectors are in lensfleet's order: put them in the model's prior order.
-    names = [_our_name(path) for path in model.unique_prior_paths]
+    names = [_our_name(path, spec["lens_light_gaussians"] if path[1] == "lens" else spec["source_gaussians"])
+             for path in model.unique_prior_paths]
     missing = sorted(set(names) - set(spec["parameter_names"]))
     if missing:
         raise RuntimeError(f"no value for PyAutoLens parameters {missing}")
