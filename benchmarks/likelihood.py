@@ -2,13 +2,13 @@
 
 Cases: reference A0 (2,828 pixels) and B0 (6,092) with an MGE source (20 Gaussians, σ from 0.01″) or a 20×20
 RectangularUniform source (Constant 1.0), over-sampling 2 (as in the reference cases); and the real HST lens
-SLACS J0029-0055 (3″ circular mask at 0.05″, 11,277 pixels) with the README's real-data model: an MGE lens light
-of 2 sets × 20 Gaussians (one centre, each set its own ell_comps) and a 20-Gaussian MGE source, the lens light
-over-sampled in radial bins (4×4 within 0.3″, 2×2 to 0.6″, 1 beyond); each with the Cholesky and the positive-only solve (edge cells zeroed, PyAutoLens's
-default), in fp64 and mixed precision. Every case times one call (1 vector) and a batch of V = 64 vectors of
-one lens (the truth plus jitter, row 0 the truth), the batch run the way sizing.plan_batch plans it on this
-device (its measured eval chunk), the two interleaved (rounds of single calls and one batch: medians), and
-reports the figure of merit at row 0.
+SLACS J0029-0055 (3″ circular mask at 0.05″, 11,277 pixels) with the README's real-data model: an MGE lens light of
+2 sets × 20 Gaussians (one centre, each set its own ell_comps) and a 20-Gaussian MGE source, the lens light
+over-sampled in radial bins (4×4 within 0.3″, 2×2 to 0.6″, 1 beyond); each with the Cholesky and the positive-only
+solve (edge cells zeroed, PyAutoLens's default), in fp64 and mixed precision. Every case times one call (1 vector)
+and a batch of V = 64 vectors of one lens (the truth plus jitter, row 0 the truth), the batch run the way
+sizing.plan_batch plans it on this device (its measured eval chunk), the two interleaved (rounds of single calls
+and one batch: medians), and reports the figure of merit at row 0.
 
 With --pyautolens PYTHON, each case is also timed in PyAutoLens 2026.10.26.1 (benchmarks/pyautolens_likelihood.py
 under that Python, on the same spec: dataset, mask, over-sampling, model, settings, vectors), the two

@@ -15,13 +15,13 @@ autoscaler also starts nodes for actors it cannot place, but only after they are
 before that: hence the explicit request. After S seconds without the resources it is a PoolError.
 
 Slots (`ActorPool`): slot i holds actor `lensfleet-fit-<i>` (replacements `lensfleet-fit-<i>-r<n>`). An actor is
-ready once its warm-up call returns; only ready actors get blocks, at most `in_flight_per_actor` each (one
-running, one queued so the actor never idles), the next block to the one with the fewest, so a replacement that
-cannot be placed holds no block hostage; a block queues behind another only while a pending block is left for
-every live actor (`pick`), so the last blocks of a run go to actors as they free up. An actor that dies takes its in-flight blocks with it (the driver
-re-queues them) and is replaced; a slot whose actors die before they are ready `max_failures` times in a row is
-retired. The pool starts and kills actors through the functions it is given (`fit_actor_starter`, `kill_actor`
-on Ray), so its book-keeping is plain Python.
+ready once its warm-up call returns; only ready actors get blocks, at most `in_flight_per_actor` each (one running,
+one queued so the actor never idles), the next block to the one with the fewest, so a replacement that cannot be
+placed holds no block hostage; a block queues behind another only while a pending block is left for every live
+actor (`pick`), so the last blocks of a run go to actors as they free up. An actor that dies takes its in-flight
+blocks with it (the driver re-queues them) and is replaced; a slot whose actors die before they are ready
+`max_failures` times in a row is retired. The pool starts and kills actors through the functions it is given
+(`fit_actor_starter`, `kill_actor` on Ray), so its book-keeping is plain Python.
 
 JAX-free: the driver imports it.
 """
