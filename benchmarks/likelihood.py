@@ -82,10 +82,11 @@ def _slacs_truth() -> dict:
 def spec_for(case: Case, batch: int = BATCH) -> dict:
     """Everything both sides need: data, mask, over-sampling, model, settings, parameter names and vectors."""
     if case.dataset == "slacs":
-        folder, truth, sub = SLACS, _slacs_truth(), {"sub_sizes": [4, 2, 1], "radii": [0.3, 0.6]}
+        # the real-data recipe's lens-light over-sampling; no pixelization, so its size is moot
+        folder, truth, sub, sub_pix = SLACS, _slacs_truth(), {"sub_sizes": [4, 2, 1], "radii": [0.3, 0.6]}, 1
     else:
         folder = REFERENCE / "datasets" / case.dataset
-        truth, sub = json.loads((folder / "truth.json").read_text()), 2
+        truth, sub, sub_pix = json.loads((folder / "truth.json").read_text()), 2, 2
     def pairs(prefix: str, profile: dict) -> dict:
         return {f"{prefix}.{key}.{i}": profile[key][i] for key in ("centre", "ell_comps") for i in (0, 1)}
 
@@ -106,7 +107,7 @@ def spec_for(case: Case, batch: int = BATCH) -> dict:
     rect = case.source == "rect"
     return {
         "case": case.name, "dataset": case.dataset, "dataset_dir": str(folder), "mask_radius": truth["mask_radius"],
-        "over_sample_size_lp": sub, "over_sample_size_pixelization": sub if lens_light == 0 else 1,
+        "over_sample_size_lp": sub, "over_sample_size_pixelization": sub_pix,
         "source": case.source, "source_gaussians": 20, "sigma_min": 0.01, "lens_light_gaussians": lens_light,
         "lens_light_bases": 2,
         "mesh_shape": [20, 20], "regularization": 1.0, "mixed": case.mixed,
@@ -137,9 +138,6 @@ def run_lensfleet(spec: dict) -> dict:
     from workers.inversion.batch import evaluate
     from workers.inversion.imaging import prepare_imaging
     from workers.model.grids import RadialOverSampling
-
-    def over_sampling(size):
-        return size if isinstance(size, int) else RadialOverSampling(tuple(size["sub_sizes"]), tuple(size["radii"]))
     from workers.model.description import MGEBasis, Model, RectangularSource, parameter_names
     from workers.model.settings import Settings
 
@@ -151,7 +149,8 @@ def run_lensfleet(spec: dict) -> dict:
     data = load_imaging(spec["dataset_dir"], spec["dataset"])
     imaging = jax.device_put(prepare_imaging(
         data.image, data.noise_map, data.psf, data.pixel_scale, mask_radius=spec["mask_radius"],
-        over_sample_size_lp=over_sampling(spec["over_sample_size_lp"]),
+        over_sample_size_lp=size_lp if isinstance(size_lp := spec["over_sample_size_lp"], int)
+        else RadialOverSampling(tuple(size_lp["sub_sizes"]), tuple(size_lp["radii"])),
         over_sample_size_pixelization=spec["over_sample_size_pixelization"],
     ))
     source = (MGEBasis(spec["source_gaussians"], spec["sigma_min"]) if spec["source"] == "mge"
